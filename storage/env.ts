@@ -1,0 +1,82 @@
+/**
+ * The storage layer's only door to the outside world: files, directories,
+ * locks and time. `env_deno.ts` implements it on the real filesystem; a
+ * simulated implementation can drop unsynced bytes or inject errors, which
+ * is what makes crash testing possible. Nothing in storage/ calls `Deno.*`
+ * for files, `Date.now` or `setTimeout` except through an Env.
+ */
+
+/** A file opened for appending. Writes land in the OS page cache. */
+export interface WritableFile {
+  /** Path the file was opened with. */
+  readonly path: string;
+  /**
+   * Appends every byte of `bytes` at the end of the file, synchronously.
+   * Throws on failure; some prefix of the bytes may then have been written.
+   */
+  append(bytes: Uint8Array): void;
+  /** Makes everything appended so far durable (fdatasync). */
+  syncData(): Promise<void>;
+  /** Closes the handle without syncing. */
+  close(): void;
+}
+
+/** A file opened for reading at explicit offsets. */
+export interface ReadableFile {
+  /** Path the file was opened with. */
+  readonly path: string;
+  /** Size of the file in bytes at open. */
+  readonly size: number;
+  /**
+   * Reads up to `buf.length` bytes at `offset` into `buf`; returns how many
+   * were read, fewer only at the end of the file.
+   * REQUIRES: no other read on this handle is in flight.
+   */
+  read(offset: number, buf: Uint8Array): Promise<number>;
+  /** Closes the handle. */
+  close(): void;
+}
+
+/** An exclusive lock on a data directory, held until released. */
+export interface FileLock {
+  release(): void;
+}
+
+/** A timer handle from {@linkcode Env.setTimer}. */
+export interface Timer {
+  cancel(): void;
+}
+
+/** Filesystem, lock and clock operations the storage layer uses. */
+export interface Env {
+  /** Creates `dir` and its parents if missing. */
+  mkdirAll(dir: string): Promise<void>;
+  /** Names of the entries in `dir`. */
+  list(dir: string): Promise<string[]>;
+  /** Opens `path` for appending, creating it empty if missing. */
+  openWritable(path: string): Promise<WritableFile>;
+  /** Opens an existing file for reading. */
+  openReadable(path: string): Promise<ReadableFile>;
+  /** Cuts `path` to `length` bytes and makes that durable. */
+  truncate(path: string, length: number): Promise<void>;
+  /** Atomically renames `from` to `to` (durable after syncDir). */
+  rename(from: string, to: string): Promise<void>;
+  /** Removes a file (durable after syncDir). */
+  remove(path: string): Promise<void>;
+  /** Makes creates, renames and removes in `dir` durable. */
+  syncDir(dir: string): Promise<void>;
+  /**
+   * Takes an exclusive lock on `path` (created if missing) without waiting.
+   * Returns undefined when another holder has it.
+   */
+  tryLock(path: string): Promise<FileLock | undefined>;
+  /** Milliseconds since the Unix epoch. */
+  now(): number;
+  /** Calls `fn` once after `ms` milliseconds. */
+  setTimer(ms: number, fn: () => void): Timer;
+}
+
+/** Joins a directory and a file name with "/". */
+export function joinPath(dir: string, name: string): string {
+  return dir.endsWith("/") ? dir + name : `${dir}/${name}`;
+}

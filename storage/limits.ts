@@ -1,0 +1,53 @@
+/**
+ * Every bound kv enforces, named once. The same limits hold embedded and over
+ * the network. Changing a limit that shapes files (record size) is safe only
+ * upwards: readers reject records larger than the limit as corrupt.
+ */
+
+/**
+ * Largest key, in bytes. Keys are held in memory per entry and repeated in
+ * indexes; 64 KiB keeps a worst-case key comparable to a data block.
+ */
+export const KEY_BYTES_MAX = 64 * 1024;
+
+/**
+ * Largest value, in bytes. A value is written in one WAL record and held
+ * whole in memory while read; 16 MiB bounds that copy.
+ */
+export const VALUE_BYTES_MAX = 16 * 1024 * 1024;
+
+/** Most operations in one atomic batch. Bounds the work of one commit. */
+export const BATCH_OPS_MAX = 100_000;
+
+/**
+ * Largest encoded batch, in bytes. One batch is one WAL record that recovery
+ * must read whole; 64 MiB bounds that allocation.
+ */
+export const BATCH_BYTES_MAX = 64 * 1024 * 1024;
+
+/**
+ * Largest WAL payload a reader accepts. A length field above this is
+ * corruption, so a reader never allocates from an unchecked length.
+ */
+export const WAL_RECORD_BYTES_MAX = BATCH_BYTES_MAX + 1024;
+
+/**
+ * Most bytes one group commit writes with one syscall before it starts
+ * another write in the same group (all still covered by one fsync).
+ */
+export const GROUP_COMMIT_BYTES_MAX = 4 * 1024 * 1024;
+
+/** Longest gap between fsyncs under `--sync interval`, in milliseconds. */
+export const SYNC_INTERVAL_MS = 100;
+
+/**
+ * Bytes buffered in memory under `--sync none` before they are handed to the
+ * OS even if the event loop has not yet turned.
+ */
+export const UNSYNCED_BUFFER_BYTES_MAX = 1024 * 1024;
+
+/** Size of the buffer recovery reads WAL segments with. */
+export const WAL_READ_CHUNK_BYTES = 1024 * 1024;
+
+/** Most entries a scan or keys listing returns when no limit is given. */
+export const SCAN_LIMIT_DEFAULT = Number.POSITIVE_INFINITY;

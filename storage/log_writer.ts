@@ -1,0 +1,259 @@
+/**
+ * Appends records to the active WAL segment and decides when they are
+ * acknowledged, by sync mode:
+ *
+ * - `always`: group commit. Records queued while a write+fsync is in flight
+ *   wait for it, then go out together in one write and one fsync. A commit
+ *   is acknowledged only after an fsync that started after its bytes were
+ *   written.
+ * - `interval`: acknowledged once written to the OS; an fsync runs at most
+ *   SYNC_INTERVAL_MS after the first write it covers.
+ * - `none`: acknowledged once queued in memory; queued bytes go to the OS
+ *   when the event loop turns (or the buffer fills), fsync only at close.
+ *
+ * Invariants:
+ * - Commits are acknowledged (onDurable) in the order they were appended.
+ * - After a failed write or fsync nothing more is acknowledged: every queued
+ *   commit fails and so does every later append (fail-stop).
+ */
+import { assert } from "../util/mod.ts";
+import type { Env, Timer, WritableFile } from "./env.ts";
+import { StoreFailedError } from "./errors.ts";
+import {
+  GROUP_COMMIT_BYTES_MAX,
+  SYNC_INTERVAL_MS,
+  UNSYNCED_BUFFER_BYTES_MAX,
+} from "./limits.ts";
+import { encodedRecordBytes, encodeRecord, type WalOp } from "./wal.ts";
+
+/** When a write counts as acknowledged; see the module comment. */
+export type SyncMode = "always" | "interval" | "none";
+
+/** The sync modes, for flag parsing. */
+export const SYNC_MODES: readonly SyncMode[] = ["always", "interval", "none"];
+
+/** A queued commit: told once whether it became durable or failed. */
+export interface Commit {
+  onDurable(): void;
+  onFailed(error: Error): void;
+}
+
+/** Counters a store reports in its stats. */
+export interface LogWriterStats {
+  records: number;
+  writes: number;
+  syncs: number;
+  /** Largest number of commits one fsync covered. */
+  groupMax: number;
+}
+
+const BUFFER_BYTES_INITIAL = 64 * 1024;
+
+/** Writer of the active WAL segment. */
+export class LogWriter {
+  #buf = new Uint8Array(BUFFER_BYTES_INITIAL);
+  #length = 0;
+  #queued: Commit[] = [];
+  /** True while a drain runs; cleared synchronously as it ends. */
+  #inflight = false;
+  #draining: Promise<void> = Promise.resolve();
+  #scheduled = false;
+  #timer: Timer | undefined;
+  #failure: StoreFailedError | undefined;
+  #unsynced = false;
+  #bytes: number;
+  readonly stats: LogWriterStats = {
+    records: 0,
+    writes: 0,
+    syncs: 0,
+    groupMax: 0,
+  };
+
+  constructor(
+    private readonly env: Env,
+    private readonly file: WritableFile,
+    readonly mode: SyncMode,
+    initialBytes: number,
+  ) {
+    this.#bytes = initialBytes;
+  }
+
+  /** Bytes in the segment, counting queued ones. */
+  get bytes(): number {
+    return this.#bytes + this.#length;
+  }
+
+  /** Why the log stopped accepting writes, if it did. */
+  get failure(): StoreFailedError | undefined {
+    return this.#failure;
+  }
+
+  /**
+   * Queues one record holding `ops` (sequence numbers from `seq`). `commit`
+   * hears onDurable, in append order, once the record is acknowledged under
+   * the sync mode, or onFailed.
+   */
+  append(seq: number, ops: readonly WalOp[], commit: Commit): void {
+    if (this.#failure) {
+      commit.onFailed(this.#failure);
+      return;
+    }
+    const need = encodedRecordBytes(ops);
+    this.#reserve(need);
+    const end = encodeRecord(this.#buf, this.#length, seq, this.env.now(), ops);
+    assert(end === this.#length + need, "encoded size must match its estimate");
+    this.#length = end;
+    this.stats.records++;
+    if (this.mode === "none") {
+      commit.onDurable();
+      if (this.#length >= UNSYNCED_BUFFER_BYTES_MAX) this.#writeQueued();
+      else if (!this.#scheduled) {
+        this.#scheduled = true;
+        this.#timer = this.env.setTimer(0, () => {
+          this.#scheduled = false;
+          this.#timer = undefined;
+          this.#writeQueued();
+        });
+      }
+      return;
+    }
+    this.#queued.push(commit);
+    if (!this.#scheduled && !this.#inflight) {
+      this.#scheduled = true;
+      queueMicrotask(() => {
+        this.#scheduled = false;
+        this.#startDrain();
+      });
+    }
+  }
+
+  #reserve(need: number): void {
+    if (this.#length + need <= this.#buf.length) return;
+    let size = this.#buf.length * 2;
+    while (size < this.#length + need) size *= 2;
+    const grown = new Uint8Array(size);
+    grown.set(this.#buf.subarray(0, this.#length));
+    this.#buf = grown;
+  }
+
+  /** Hands the queued bytes to the OS; false (and fail-stop) on error. */
+  #writeQueued(): boolean {
+    if (this.#length === 0 || this.#failure) return !this.#failure;
+    try {
+      this.file.append(this.#buf.subarray(0, this.#length));
+    } catch (error) {
+      this.#fail(error, "write");
+      return false;
+    }
+    this.#bytes += this.#length;
+    this.#length = 0;
+    this.#unsynced = true;
+    this.stats.writes++;
+    if (this.#buf.length > GROUP_COMMIT_BYTES_MAX) {
+      this.#buf = new Uint8Array(BUFFER_BYTES_INITIAL);
+    }
+    return true;
+  }
+
+  #startDrain(): void {
+    if (this.#inflight || this.#queued.length === 0) return;
+    this.#inflight = true;
+    this.#draining = this.mode === "always"
+      ? this.#drainAlways()
+      : this.#drainInterval();
+  }
+
+  async #drainAlways(): Promise<void> {
+    // #inflight is cleared in the same job as the last acknowledgement (no
+    // await in between), so a writer woken by it starts a new drain.
+    try {
+      while (this.#queued.length > 0 && !this.#failure) {
+        const group = this.#queued;
+        this.#queued = [];
+        if (!this.#writeQueued()) {
+          for (const c of group) c.onFailed(this.#failure!);
+          return;
+        }
+        try {
+          await this.file.syncData();
+        } catch (error) {
+          this.#fail(error, "sync");
+          for (const c of group) c.onFailed(this.#failure!);
+          return;
+        }
+        this.#unsynced = false;
+        this.stats.syncs++;
+        if (group.length > this.stats.groupMax) {
+          this.stats.groupMax = group.length;
+        }
+        for (const c of group) c.onDurable();
+      }
+    } finally {
+      this.#inflight = false;
+    }
+  }
+
+  // deno-lint-ignore require-await
+  async #drainInterval(): Promise<void> {
+    this.#inflight = false;
+    const group = this.#queued;
+    this.#queued = [];
+    if (!this.#writeQueued()) {
+      for (const c of group) c.onFailed(this.#failure!);
+      return;
+    }
+    for (const c of group) c.onDurable();
+    if (!this.#timer) {
+      this.#timer = this.env.setTimer(SYNC_INTERVAL_MS, () => {
+        this.#timer = undefined;
+        void this.sync().catch(() => {});
+      });
+    }
+  }
+
+  /**
+   * Writes everything queued and fsyncs it. Under `always` this waits for
+   * the group commits in flight. Throws the fail-stop error if any failed.
+   */
+  async sync(): Promise<void> {
+    while (this.#inflight || this.#queued.length > 0) {
+      this.#startDrain();
+      await this.#draining;
+    }
+    if (this.#failure) throw this.#failure;
+    if (!this.#writeQueued()) throw this.#failure!;
+    if (!this.#unsynced) return;
+    this.#unsynced = false;
+    try {
+      await this.file.syncData();
+    } catch (error) {
+      this.#fail(error, "sync");
+      throw this.#failure!;
+    }
+    this.stats.syncs++;
+  }
+
+  #fail(error: unknown, what: "write" | "sync"): void {
+    if (this.#failure) return;
+    const reason = error instanceof Error ? error.message : String(error);
+    this.#failure = new StoreFailedError(
+      `Cannot ${what} the write-ahead log "${this.file.path}": ${reason}; ` +
+        "the store accepts no more writes until it is reopened",
+    );
+    this.#length = 0;
+    const queued = this.#queued;
+    this.#queued = [];
+    for (const c of queued) c.onFailed(this.#failure);
+  }
+
+  /** Flushes and fsyncs everything (all modes), then closes the file. */
+  async close(): Promise<void> {
+    try {
+      await this.sync();
+    } finally {
+      this.#timer?.cancel();
+      this.#timer = undefined;
+      this.file.close();
+    }
+  }
+}

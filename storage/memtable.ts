@@ -1,0 +1,169 @@
+/**
+ * The in-memory table of recent writes, with versions: each key maps to a
+ * chain of versions, newest first, so that a reader pinned at sequence S
+ * sees the newest version with seq <= S while writers go on.
+ *
+ * Keys and values are binary strings (one char per byte): V8 allocates and
+ * compares them far faster than small Uint8Arrays. A hash index serves
+ * point lookups; a B+tree over the same slots serves ordered iteration.
+ *
+ * Invariants:
+ * - In a chain, sequence numbers strictly decrease from newest to oldest.
+ * - A version is dropped only when no registered reader can see it: the
+ *   chain keeps every version newer than the oldest reader's sequence, plus
+ *   the newest version at or below it.
+ * - `index` and `tree` hold the same slots; `liveKeys` counts slots whose
+ *   newest version is not a tombstone.
+ */
+import { assert } from "../util/mod.ts";
+import { type MapPosition, SortedMap } from "./sorted_map.ts";
+
+/** One version of a key; `value` undefined is a tombstone. */
+export interface Version {
+  seq: number;
+  value: string | undefined;
+  expiry: number;
+  older: Version | undefined;
+}
+
+interface Slot {
+  head: Version;
+}
+
+/** Rough bytes of bookkeeping per version, for memory accounting. */
+const VERSION_OVERHEAD_BYTES = 48;
+/** Rough bytes of bookkeeping per key (slot, index and tree entries). */
+const KEY_OVERHEAD_BYTES = 96;
+
+/** Bounds and direction of an iteration over binary-string keys. */
+export interface RangeOptions {
+  /** Inclusive lower bound. */
+  start?: string | undefined;
+  /** Exclusive upper bound. */
+  end?: string | undefined;
+  reverse?: boolean | undefined;
+}
+
+/** Versioned sorted table of recent writes. */
+export class Memtable {
+  #index = new Map<string, Slot>();
+  #tree = new SortedMap<Slot>();
+  #liveKeys = 0;
+  #bytes = 0;
+  /** Sequence numbers of registered readers, with multiplicity. */
+  #readers = new Map<number, number>();
+  #oldestReader = Number.POSITIVE_INFINITY;
+
+  /** Keys whose newest version is a value. */
+  get liveKeys(): number {
+    return this.#liveKeys;
+  }
+
+  /** Approximate memory held by keys, values and versions. */
+  get bytes(): number {
+    return this.#bytes;
+  }
+
+  /** Applies a write at sequence `seq`; a tombstone when value is undefined. */
+  apply(
+    seq: number,
+    key: string,
+    value: string | undefined,
+    expiry: number,
+  ): void {
+    const slot = this.#index.get(key);
+    this.#bytes += VERSION_OVERHEAD_BYTES + (value ? value.length : 0);
+    if (!slot) {
+      const fresh: Slot = {
+        head: { seq, value, expiry, older: undefined },
+      };
+      this.#index.set(key, fresh);
+      this.#tree.set(key, fresh);
+      this.#bytes += key.length + KEY_OVERHEAD_BYTES;
+      if (value !== undefined) this.#liveKeys++;
+      return;
+    }
+    const newest = slot.head;
+    assert(seq > newest.seq, "memtable sequence must increase");
+    slot.head = { seq, value, expiry, older: newest };
+    this.#prune(slot.head);
+    const wasLive = newest.value !== undefined;
+    const isLive = value !== undefined;
+    if (wasLive !== isLive) this.#liveKeys += isLive ? 1 : -1;
+  }
+
+  /** Drops versions below `head` that no registered reader can see. */
+  #prune(head: Version): void {
+    let v = head;
+    while (v.older && v.seq > this.#oldestReader) v = v.older;
+    let dropped = v.older;
+    v.older = undefined;
+    while (dropped) {
+      this.#bytes -= VERSION_OVERHEAD_BYTES +
+        (dropped.value ? dropped.value.length : 0);
+      dropped = dropped.older;
+    }
+  }
+
+  /** The version of `key` visible at `seq` (tombstones included). */
+  get(key: string, seq = Number.POSITIVE_INFINITY): Version | undefined {
+    let v = this.#index.get(key)?.head;
+    while (v && v.seq > seq) v = v.older;
+    return v;
+  }
+
+  /** Registers a reader at `seq`: versions it can see are kept. */
+  addReader(seq: number): void {
+    this.#readers.set(seq, (this.#readers.get(seq) ?? 0) + 1);
+    if (seq < this.#oldestReader) this.#oldestReader = seq;
+  }
+
+  /** Unregisters a reader added with {@linkcode addReader}. */
+  removeReader(seq: number): void {
+    const n = this.#readers.get(seq);
+    assert(n !== undefined, "removeReader of an unknown reader");
+    if (n > 1) {
+      this.#readers.set(seq, n - 1);
+      return;
+    }
+    this.#readers.delete(seq);
+    if (seq === this.#oldestReader) {
+      let oldest = Number.POSITIVE_INFINITY;
+      for (const s of this.#readers.keys()) if (s < oldest) oldest = s;
+      this.#oldestReader = oldest;
+    }
+  }
+
+  /**
+   * Yields [key, version] pairs in key order within the range, as visible at
+   * `seq`, skipping keys with no version at or below it. Tombstones are
+   * yielded; callers filter them. Safe to interleave with apply(): after an
+   * insert it seeks again past the last key it yielded.
+   */
+  *entries(
+    seq: number,
+    range: RangeOptions,
+  ): Generator<[string, Version]> {
+    const { start, end, reverse = false } = range;
+    const tree = this.#tree;
+    let pos: MapPosition<Slot> | undefined = reverse
+      ? tree.seekLT(end)
+      : tree.seekGE(start);
+    let mutations = tree.mutations;
+    while (pos) {
+      const key = tree.keyAt(pos);
+      if (!reverse && end !== undefined && key >= end) return;
+      if (reverse && start !== undefined && key < start) return;
+      let v: Version | undefined = tree.valueAt(pos).head;
+      while (v && v.seq > seq) v = v.older;
+      if (v) yield [key, v];
+      if (tree.mutations !== mutations) {
+        mutations = tree.mutations;
+        // key + "\0" is the smallest binary string greater than key.
+        pos = reverse ? tree.seekLT(key) : tree.seekGE(key + "\u0000");
+        continue;
+      }
+      if (!tree.step(pos, reverse)) return;
+    }
+  }
+}

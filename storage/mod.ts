@@ -1,0 +1,33 @@
+/**
+ * kv's single-node storage engine. Other layers import only this file.
+ *
+ * @module
+ */
+export {
+  type BatchOp,
+  type Bytes,
+  type Entry,
+  openStore,
+  type ScanOptions,
+  Store,
+  type StoreOptions,
+  type StoreStats,
+} from "./store.ts";
+export {
+  CorruptionError,
+  LockedError,
+  StoreClosedError,
+  StoreFailedError,
+} from "./errors.ts";
+export {
+  type Env,
+  type FileLock,
+  joinPath,
+  type ReadableFile,
+  type Timer,
+  type WritableFile,
+} from "./env.ts";
+export { denoEnv } from "./env_deno.ts";
+export { SYNC_MODES, type SyncMode } from "./log_writer.ts";
+export { type RecoveryCut, type RecoveryReport } from "./recovery.ts";
+export * as limits from "./limits.ts";

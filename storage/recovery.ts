@@ -1,0 +1,256 @@
+/**
+ * Recovery: replays the WAL segments of a data directory, in order, into a
+ * callback, and decides what to do with damage.
+ *
+ * - Damage after which no valid record follows (in that segment or a later
+ *   one) is a torn tail from a crash mid-append: it was never acknowledged,
+ *   so it is cut off and reported.
+ * - Damage with valid records after it, or a record whose checksum is good
+ *   but whose contents or sequence number are wrong, is corruption: open
+ *   fails with a CorruptionError naming the file and offset, unless `repair`
+ *   is set, in which case the longest valid prefix is kept, the dropped
+ *   bytes are copied to `lost/`, and the report says what went.
+ */
+import { type Env, joinPath } from "./env.ts";
+import { CorruptionError } from "./errors.ts";
+import { WAL_SEGMENT_SUFFIX } from "./format.ts";
+import { decodePayload, SegmentReader, type WalRecord } from "./wal.ts";
+
+/** One cut made by recovery. */
+export interface RecoveryCut {
+  file: string;
+  offset: number;
+  bytes: number;
+  reason: string;
+}
+
+/** What the last open found and did. */
+export interface RecoveryReport {
+  segments: number;
+  records: number;
+  ops: number;
+  lastSeq: number;
+  /** Torn tails cut off (never acknowledged). */
+  truncated: RecoveryCut[];
+  /** Corrupt data dropped by --repair; copies are in `lost/`. */
+  repaired: RecoveryCut[];
+  /** Later segments removed because of a cut before them. */
+  removedSegments: string[];
+  durationMs: number;
+}
+
+/** A WAL segment file of the data directory. */
+export interface Segment {
+  number: number;
+  name: string;
+  /** Size after recovery (valid bytes). */
+  size: number;
+}
+
+const SEGMENT_NAME = /^(\d{6,})\.log$/;
+
+/** WAL segment file name for a segment number. */
+export function segmentName(n: number): string {
+  return String(n).padStart(6, "0") + WAL_SEGMENT_SUFFIX;
+}
+
+/** The segments among `names`, ascending by number. */
+export function listSegments(names: string[]): Array<{
+  number: number;
+  name: string;
+}> {
+  const out: Array<{ number: number; name: string }> = [];
+  for (const name of names) {
+    const m = SEGMENT_NAME.exec(name);
+    if (m) out.push({ number: Number(m[1]), name });
+  }
+  return out.sort((a, b) => a.number - b.number);
+}
+
+interface Damage {
+  segment: number;
+  offset: number;
+  reason: string;
+  /** A valid record with bad contents: corruption whatever follows. */
+  certain: boolean;
+}
+
+/**
+ * Replays every segment into `apply`; returns the report and the surviving
+ * segments. Throws CorruptionError on corruption unless `repair` is set.
+ */
+export async function recoverWal(
+  env: Env,
+  dir: string,
+  names: string[],
+  repair: boolean,
+  apply: (record: WalRecord) => void,
+): Promise<{ report: RecoveryReport; segments: Segment[] }> {
+  const started = env.now();
+  const found = listSegments(names);
+  const report: RecoveryReport = {
+    segments: found.length,
+    records: 0,
+    ops: 0,
+    lastSeq: 0,
+    truncated: [],
+    repaired: [],
+    removedSegments: [],
+    durationMs: 0,
+  };
+  const segments: Segment[] = [];
+  let damage: Damage | undefined;
+  for (let i = 0; i < found.length && !damage; i++) {
+    const { number, name } = found[i]!;
+    const file = await env.openReadable(joinPath(dir, name));
+    try {
+      const reader = new SegmentReader(file);
+      let size = 0;
+      for (;;) {
+        const r = await reader.next();
+        if (r.kind === "end") break;
+        if (r.kind === "damaged") {
+          damage = {
+            segment: i,
+            offset: r.offset,
+            reason: r.reason,
+            certain: false,
+          };
+          break;
+        }
+        const record = decodePayload(r.type, r.payload);
+        let problem = typeof record === "string" ? record : undefined;
+        if (typeof record !== "string" && record.seq <= report.lastSeq) {
+          problem =
+            `sequence number ${record.seq} does not follow ${report.lastSeq}`;
+        }
+        if (problem !== undefined || typeof record === "string") {
+          damage = {
+            segment: i,
+            offset: r.offset,
+            reason: problem!,
+            certain: true,
+          };
+          break;
+        }
+        apply(record);
+        report.records++;
+        report.ops += record.ops.length;
+        report.lastSeq = record.seq + record.ops.length - 1;
+        size = r.end;
+      }
+      segments.push({ number, name, size: damage ? damage.offset : size });
+      if (damage && !damage.certain) {
+        const after = await reader.validRecordAfter(damage.offset + 1);
+        if (after !== undefined) damage.certain = true;
+      }
+    } finally {
+      file.close();
+    }
+  }
+  if (damage) {
+    if (!damage.certain) {
+      damage.certain = await anyValidRecord(
+        env,
+        dir,
+        found.slice(damage.segment + 1),
+      );
+    }
+    await cut(env, dir, found, damage, repair, report);
+  }
+  report.durationMs = env.now() - started;
+  return { report, segments };
+}
+
+async function anyValidRecord(
+  env: Env,
+  dir: string,
+  later: Array<{ name: string }>,
+): Promise<boolean> {
+  for (const { name } of later) {
+    const file = await env.openReadable(joinPath(dir, name));
+    try {
+      if ((await new SegmentReader(file).validRecordAfter(0)) !== undefined) {
+        return true;
+      }
+    } finally {
+      file.close();
+    }
+  }
+  return false;
+}
+
+/** Cuts the log at the damage: a torn tail, or corruption under repair. */
+async function cut(
+  env: Env,
+  dir: string,
+  found: Array<{ name: string }>,
+  damage: Damage,
+  repair: boolean,
+  report: RecoveryReport,
+): Promise<void> {
+  const name = found[damage.segment]!.name;
+  const path = joinPath(dir, name);
+  if (damage.certain && !repair) {
+    throw new CorruptionError(
+      `Cannot open the write-ahead log "${path}": ${damage.reason} at offset ${damage.offset}, ` +
+        "and valid records follow, so this is not a torn write. " +
+        "Run with --repair to keep the records before it (the rest is copied to lost/)",
+      path,
+      damage.offset,
+    );
+  }
+  const file = await env.openReadable(path);
+  const bytes = file.size - damage.offset;
+  let dropped: Uint8Array | undefined;
+  if (damage.certain && bytes > 0) {
+    dropped = new Uint8Array(bytes);
+    await file.read(damage.offset, dropped);
+  }
+  file.close();
+  const later = found.slice(damage.segment + 1).map((s) => s.name);
+  if (damage.certain) {
+    await env.mkdirAll(joinPath(dir, "lost"));
+    if (dropped) {
+      await writeLost(env, dir, `${name}.${damage.offset}`, dropped);
+    }
+    for (const l of later) {
+      await env.rename(joinPath(dir, l), joinPath(joinPath(dir, "lost"), l));
+    }
+    await env.syncDir(joinPath(dir, "lost"));
+    report.repaired.push({
+      file: name,
+      offset: damage.offset,
+      bytes,
+      reason: damage.reason,
+    });
+  } else {
+    for (const l of later) await env.remove(joinPath(dir, l));
+    if (bytes > 0) {
+      report.truncated.push({
+        file: name,
+        offset: damage.offset,
+        bytes,
+        reason: damage.reason,
+      });
+    }
+  }
+  report.removedSegments.push(...later);
+  if (bytes > 0) await env.truncate(path, damage.offset);
+  if (later.length > 0) await env.syncDir(dir);
+}
+
+async function writeLost(
+  env: Env,
+  dir: string,
+  name: string,
+  bytes: Uint8Array,
+): Promise<void> {
+  const file = await env.openWritable(joinPath(joinPath(dir, "lost"), name));
+  try {
+    file.append(bytes);
+    await file.syncData();
+  } finally {
+    file.close();
+  }
+}

@@ -1,0 +1,352 @@
+/**
+ * Write-ahead log records: encoding, decoding and reading a segment back.
+ * The format is specified in docs/format/wal.md; constants in format.ts.
+ *
+ * Invariants:
+ * - A record is returned by the reader only after its checksum verified.
+ * - A length field is checked against WAL_RECORD_BYTES_MAX and the bytes
+ *   left in the file before anything is allocated from it.
+ */
+import {
+  assert,
+  crc32c,
+  getFixed32,
+  getFixed64,
+  getVarint32,
+  maskCrc,
+  putBinary,
+  putFixed32,
+  putFixed64,
+  putVarint32,
+  unmaskCrc,
+  varint32Length,
+  type VarintResult,
+} from "../util/mod.ts";
+import {
+  BatchOpKind,
+  WAL_HEADER_BYTES,
+  WAL_PAYLOAD_PREFIX_BYTES,
+  WalRecordType,
+} from "./format.ts";
+import { WAL_READ_CHUNK_BYTES, WAL_RECORD_BYTES_MAX } from "./limits.ts";
+import type { ReadableFile } from "./env.ts";
+import { bytesToBinary } from "../util/bytes.ts";
+
+/** One write: a put (value set) or a delete (value undefined). */
+export interface WalOp {
+  kind: typeof BatchOpKind.PUT | typeof BatchOpKind.DELETE;
+  /** The key as a binary string (one char per byte). */
+  key: string;
+  /** The value as a binary string; undefined for a delete. */
+  value: string | undefined;
+  /** Expiry in ms since the epoch; 0 means none. Puts only. */
+  expiry: number;
+}
+
+/** A decoded record: ops take sequence numbers seq, seq + 1, ... */
+export interface WalRecord {
+  seq: number;
+  timestamp: number;
+  ops: WalOp[];
+}
+
+/** Encoded size of one op's body (after the kind byte, if any). */
+function opBodyBytes(op: WalOp): number {
+  const keyBytes = varint32Length(op.key.length) + op.key.length;
+  if (op.kind === BatchOpKind.DELETE) return keyBytes;
+  const v = op.value!;
+  return 8 + keyBytes + varint32Length(v.length) + v.length;
+}
+
+/** Bytes the framed record for `ops` will occupy in the log. */
+export function encodedRecordBytes(ops: readonly WalOp[]): number {
+  let n = WAL_HEADER_BYTES + WAL_PAYLOAD_PREFIX_BYTES;
+  if (ops.length === 1) return n + opBodyBytes(ops[0]!);
+  n += varint32Length(ops.length);
+  for (const op of ops) n += 1 + opBodyBytes(op);
+  return n;
+}
+
+function putOpBody(buf: Uint8Array, at: number, op: WalOp): number {
+  if (op.kind === BatchOpKind.PUT) {
+    putFixed64(buf, at, op.expiry);
+    at += 8;
+  }
+  at = putVarint32(buf, at, op.key.length);
+  at = putBinary(buf, at, op.key);
+  if (op.kind === BatchOpKind.PUT) {
+    const v = op.value!;
+    at = putVarint32(buf, at, v.length);
+    at = putBinary(buf, at, v);
+  }
+  return at;
+}
+
+/**
+ * Encodes one framed record holding `ops` at `buf[at]`; returns the end.
+ * One op is written as a PUT or DELETE record, several as one BATCH record.
+ * REQUIRES: room for encodedRecordBytes(ops) bytes; ops.length >= 1.
+ */
+export function encodeRecord(
+  buf: Uint8Array,
+  at: number,
+  seq: number,
+  timestamp: number,
+  ops: readonly WalOp[],
+): number {
+  assert(ops.length >= 1, "encodeRecord needs at least one op");
+  const start = at;
+  let p = at + WAL_HEADER_BYTES;
+  putFixed64(buf, p, seq);
+  putFixed64(buf, p + 8, timestamp);
+  p += WAL_PAYLOAD_PREFIX_BYTES;
+  let type: number;
+  if (ops.length === 1) {
+    const op = ops[0]!;
+    type = op.kind === BatchOpKind.PUT
+      ? WalRecordType.PUT
+      : WalRecordType.DELETE;
+    p = putOpBody(buf, p, op);
+  } else {
+    type = WalRecordType.BATCH;
+    p = putVarint32(buf, p, ops.length);
+    for (const op of ops) {
+      buf[p++] = op.kind;
+      p = putOpBody(buf, p, op);
+    }
+  }
+  const payloadBytes = p - start - WAL_HEADER_BYTES;
+  putFixed32(buf, start + 4, payloadBytes);
+  buf[start + 8] = type;
+  putFixed32(buf, start, maskCrc(crc32c(buf, start + 4, p)));
+  return p;
+}
+
+const scratch: VarintResult = { value: 0, offset: 0 };
+
+/**
+ * Decodes one op body at `at` (PUT or DELETE layout); returns the op and
+ * leaves the end offset in `scratch.offset`, or returns a reason string.
+ */
+function decodeOpBody(
+  kind: number,
+  buf: Uint8Array,
+  at: number,
+  end: number,
+): WalOp | string {
+  let expiry = 0;
+  if (kind === BatchOpKind.PUT) {
+    if (end - at < 8) return "truncated expiry";
+    expiry = getFixed64(buf, at);
+    if (expiry < 0) return "expiry out of range";
+    at += 8;
+  }
+  if (!getVarint32(buf, at, end, scratch)) return "bad key length";
+  const keyLength = scratch.value;
+  at = scratch.offset;
+  if (keyLength > end - at) return "key runs past the record";
+  const key = bytesToBinary(buf, at, at + keyLength);
+  at += keyLength;
+  if (kind === BatchOpKind.DELETE) {
+    scratch.offset = at;
+    return { kind: BatchOpKind.DELETE, key, value: undefined, expiry: 0 };
+  }
+  if (!getVarint32(buf, at, end, scratch)) return "bad value length";
+  const valueLength = scratch.value;
+  at = scratch.offset;
+  if (valueLength > end - at) return "value runs past the record";
+  const value = bytesToBinary(buf, at, at + valueLength);
+  scratch.offset = at + valueLength;
+  return { kind: BatchOpKind.PUT, key, value, expiry };
+}
+
+/**
+ * Decodes a verified payload of the given record type. Returns the record,
+ * or a reason string when the payload does not follow the format (which,
+ * behind a good checksum, means a bug or a deliberate edit).
+ */
+export function decodePayload(
+  type: number,
+  payload: Uint8Array,
+): WalRecord | string {
+  const end = payload.length;
+  if (end < WAL_PAYLOAD_PREFIX_BYTES) return "payload shorter than its prefix";
+  const seq = getFixed64(payload, 0);
+  const timestamp = getFixed64(payload, 8);
+  if (seq < 1) return "sequence number out of range";
+  if (timestamp < 0) return "timestamp out of range";
+  let at = WAL_PAYLOAD_PREFIX_BYTES;
+  const ops: WalOp[] = [];
+  if (type === WalRecordType.PUT || type === WalRecordType.DELETE) {
+    const kind = type === WalRecordType.PUT
+      ? BatchOpKind.PUT
+      : BatchOpKind.DELETE;
+    const op = decodeOpBody(kind, payload, at, end);
+    if (typeof op === "string") return op;
+    ops.push(op);
+    at = scratch.offset;
+  } else if (type === WalRecordType.BATCH) {
+    if (!getVarint32(payload, at, end, scratch)) return "bad batch count";
+    const count = scratch.value;
+    at = scratch.offset;
+    // Each op takes at least 2 bytes, so a count above that is damage.
+    if (count < 2 || count > (end - at) / 2) return "batch count out of range";
+    for (let i = 0; i < count; i++) {
+      const kind = payload[at++]!;
+      if (kind !== BatchOpKind.PUT && kind !== BatchOpKind.DELETE) {
+        return `unknown batch op kind ${kind}`;
+      }
+      const op = decodeOpBody(kind, payload, at, end);
+      if (typeof op === "string") return op;
+      ops.push(op);
+      at = scratch.offset;
+    }
+  } else {
+    return `unknown record type ${type}`;
+  }
+  if (at !== end) return "trailing bytes after the last op";
+  if (seq + ops.length - 1 > Number.MAX_SAFE_INTEGER) {
+    return "sequence number out of range";
+  }
+  return { seq, timestamp, ops };
+}
+
+/** What {@linkcode SegmentReader.next} found. */
+export type ReadResult =
+  | {
+    kind: "record";
+    /** Offset of the record's header in the segment. */
+    offset: number;
+    /** Offset just past the record. */
+    end: number;
+    type: number;
+    /** Verified payload; valid until the next call to next(). */
+    payload: Uint8Array;
+  }
+  | { kind: "end"; offset: number }
+  | {
+    kind: "damaged";
+    /** Offset of the first byte that is not part of a valid record. */
+    offset: number;
+    reason: string;
+  };
+
+/** Checks a header at `at`: a plausible record type and length. */
+function plausibleHeader(
+  buf: Uint8Array,
+  at: number,
+  bytesLeft: number,
+): number {
+  const length = getFixed32(buf, at + 4);
+  const type = buf[at + 8]!;
+  if (type < WalRecordType.PUT || type > WalRecordType.BATCH) return -1;
+  if (length < WAL_PAYLOAD_PREFIX_BYTES || length > WAL_RECORD_BYTES_MAX) {
+    return -1;
+  }
+  if (length > bytesLeft - WAL_HEADER_BYTES) return -1;
+  return length;
+}
+
+/**
+ * Reads the records of one WAL segment in order, through a bounded buffer.
+ * Stops at the first byte that does not begin a valid record.
+ */
+export class SegmentReader {
+  #buf = new Uint8Array(WAL_READ_CHUNK_BYTES);
+  /** File offset of #buf[0]. */
+  #bufStart = 0;
+  #bufLength = 0;
+  #offset = 0;
+
+  constructor(readonly file: ReadableFile) {}
+
+  /** Makes file bytes [at, at + n) available in #buf; false past EOF. */
+  async #ensure(at: number, n: number): Promise<boolean> {
+    if (at + n > this.file.size) return false;
+    if (at >= this.#bufStart && at + n <= this.#bufStart + this.#bufLength) {
+      return true;
+    }
+    if (n > this.#buf.length) {
+      let size = this.#buf.length;
+      while (size < n) size *= 2;
+      this.#buf = new Uint8Array(size);
+    }
+    const want = Math.min(this.#buf.length, this.file.size - at);
+    const got = await this.file.read(at, this.#buf.subarray(0, want));
+    this.#bufStart = at;
+    this.#bufLength = got;
+    return got >= n;
+  }
+
+  /** Reads the record at the current offset and moves past it. */
+  async next(): Promise<ReadResult> {
+    const at = this.#offset;
+    const left = this.file.size - at;
+    if (left === 0) return { kind: "end", offset: at };
+    if (!(await this.#ensure(at, Math.min(left, WAL_HEADER_BYTES)))) {
+      return { kind: "damaged", offset: at, reason: "short read" };
+    }
+    if (left < WAL_HEADER_BYTES) {
+      return { kind: "damaged", offset: at, reason: "partial record header" };
+    }
+    const h = at - this.#bufStart;
+    const buf = this.#buf;
+    const type = buf[h + 8]!;
+    const rawLength = getFixed32(buf, h + 4);
+    if (
+      type === WalRecordType.ZERO && rawLength === 0 && getFixed32(buf, h) === 0
+    ) {
+      return { kind: "damaged", offset: at, reason: "zero-filled space" };
+    }
+    const length = plausibleHeader(buf, h, left);
+    if (length < 0) {
+      const reason = rawLength > left - WAL_HEADER_BYTES
+        ? "record runs past the end of the file"
+        : "bad record header";
+      return { kind: "damaged", offset: at, reason };
+    }
+    if (!(await this.#ensure(at, WAL_HEADER_BYTES + length))) {
+      return { kind: "damaged", offset: at, reason: "short read" };
+    }
+    const s = at - this.#bufStart;
+    const end = s + WAL_HEADER_BYTES + length;
+    const expected = unmaskCrc(getFixed32(this.#buf, s));
+    if (crc32c(this.#buf, s + 4, end) !== expected) {
+      return { kind: "damaged", offset: at, reason: "checksum mismatch" };
+    }
+    this.#offset = at + WAL_HEADER_BYTES + length;
+    return {
+      kind: "record",
+      offset: at,
+      end: this.#offset,
+      type,
+      payload: this.#buf.subarray(s + WAL_HEADER_BYTES, end),
+    };
+  }
+
+  /**
+   * Whether any valid record starts at or after `from`. Used after damage:
+   * a valid record past it means the damage is not a torn tail.
+   */
+  async validRecordAfter(from: number): Promise<number | undefined> {
+    const size = this.file.size;
+    for (let at = from; at + WAL_HEADER_BYTES <= size;) {
+      const window = Math.min(WAL_READ_CHUNK_BYTES, size - at);
+      if (!(await this.#ensure(at, window))) return undefined;
+      const last = Math.min(window, size - at - WAL_HEADER_BYTES + 1);
+      for (let i = 0; i < last; i++) {
+        if (!(await this.#ensure(at + i, WAL_HEADER_BYTES))) return undefined;
+        const h = at + i - this.#bufStart;
+        const length = plausibleHeader(this.#buf, h, size - (at + i));
+        if (length < 0) continue;
+        if (!(await this.#ensure(at + i, WAL_HEADER_BYTES + length))) continue;
+        const s = at + i - this.#bufStart;
+        const expected = unmaskCrc(getFixed32(this.#buf, s));
+        const end = s + WAL_HEADER_BYTES + length;
+        if (crc32c(this.#buf, s + 4, end) === expected) return at + i;
+      }
+      at += last;
+    }
+    return undefined;
+  }
+}

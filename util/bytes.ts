@@ -1,0 +1,127 @@
+/**
+ * Byte helpers. kv keys are bytes; in memory they are held as "binary"
+ * strings (one char per byte, code units 0-255), which V8 compares faster
+ * than `Uint8Array`s and which sort in bytewise order.
+ */
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder("utf-8", { fatal: false });
+
+/** UTF-8 encodes a string. */
+export function utf8(text: string): Uint8Array {
+  return encoder.encode(text);
+}
+
+/** Decodes UTF-8, replacing invalid sequences with U+FFFD. */
+export function fromUtf8(bytes: Uint8Array): string {
+  return decoder.decode(bytes);
+}
+
+/** Bytewise comparison: negative, zero or positive, like memcmp. */
+export function compareBytes(a: Uint8Array, b: Uint8Array): number {
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    const d = a[i]! - b[i]!;
+    if (d !== 0) return d;
+  }
+  return a.length - b.length;
+}
+
+/** True when both arrays hold the same bytes. */
+export function equalBytes(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+const CHUNK = 0x2000;
+
+/** The binary string of `bytes[start, end)`: one char per byte. */
+export function bytesToBinary(
+  bytes: Uint8Array,
+  start = 0,
+  end: number = bytes.length,
+): string {
+  const n = end - start;
+  if (n <= 16) {
+    let s = "";
+    for (let i = start; i < end; i++) s += String.fromCharCode(bytes[i]!);
+    return s;
+  }
+  if (n <= CHUNK) {
+    return String.fromCharCode.apply(
+      null,
+      bytes.subarray(start, end) as unknown as number[],
+    );
+  }
+  const parts: string[] = [];
+  for (let i = start; i < end; i += CHUNK) {
+    const sub = bytes.subarray(i, Math.min(end, i + CHUNK));
+    parts.push(String.fromCharCode.apply(null, sub as unknown as number[]));
+  }
+  return parts.join("");
+}
+
+/** Largest result {@linkcode binaryToBytes} carves from its shared pool. */
+const POOL_COPY_BYTES_MAX = 4096;
+const POOL_BYTES = 64 * 1024;
+let pool = new Uint8Array(POOL_BYTES);
+let poolOffset = 0;
+
+/**
+ * Fresh bytes of a binary string. REQUIRES: every code unit is below 256.
+ *
+ * Results up to 4 KiB are views into a shared 64 KiB pool (as Node's Buffer
+ * pool does): allocating a small ArrayBuffer costs V8 about 1 µs, a view
+ * about 0.1 µs. Each result owns its bytes; only `.buffer` is shared.
+ */
+export function binaryToBytes(binary: string): Uint8Array {
+  const n = binary.length;
+  let out: Uint8Array;
+  if (n <= POOL_COPY_BYTES_MAX) {
+    if (poolOffset + n > POOL_BYTES) {
+      pool = new Uint8Array(POOL_BYTES);
+      poolOffset = 0;
+    }
+    out = pool.subarray(poolOffset, poolOffset + n);
+    // Keep results 8-byte aligned so DataViews over them stay cheap.
+    poolOffset = (poolOffset + n + 7) & ~7;
+  } else {
+    out = new Uint8Array(n);
+  }
+  for (let i = 0; i < n; i++) out[i] = binary.charCodeAt(i);
+  return out;
+}
+
+/**
+ * The binary string of a text's UTF-8 encoding. ASCII text is its own binary
+ * string, so the common case allocates nothing new.
+ */
+export function textToBinary(text: string): string {
+  for (let i = 0; i < text.length; i++) {
+    if (text.charCodeAt(i) >= 0x80) return bytesToBinary(encoder.encode(text));
+  }
+  return text;
+}
+
+/** Writes a binary string's bytes into `buf` at `offset`; returns the end. */
+export function putBinary(
+  buf: Uint8Array,
+  offset: number,
+  binary: string,
+): number {
+  for (let i = 0; i < binary.length; i++) buf[offset++] = binary.charCodeAt(i);
+  return offset;
+}
+
+/**
+ * The smallest binary string greater than every string starting with
+ * `prefix`, or undefined when no such bound exists (prefix all 0xff).
+ */
+export function prefixSuccessor(prefix: string): string | undefined {
+  let end = prefix.length;
+  while (end > 0 && prefix.charCodeAt(end - 1) === 0xff) end--;
+  if (end === 0) return undefined;
+  return prefix.slice(0, end - 1) +
+    String.fromCharCode(prefix.charCodeAt(end - 1) + 1);
+}
