@@ -91,10 +91,12 @@ export class LogWriter {
   /**
    * Queues one record holding `ops` (sequence numbers from `seq`). `commit`
    * hears onDurable, in append order, once the record is acknowledged under
-   * the sync mode, or onFailed.
+   * the sync mode, or onFailed. Under `none` there is no commit: the record
+   * counts as acknowledged on return, and append throws if the log failed.
    */
-  append(seq: number, ops: readonly WalOp[], commit: Commit): void {
+  append(seq: number, ops: readonly WalOp[], commit: Commit | undefined): void {
     if (this.#failure) {
+      if (!commit) throw this.#failure;
       commit.onFailed(this.#failure);
       return;
     }
@@ -105,7 +107,6 @@ export class LogWriter {
     this.#length = end;
     this.stats.records++;
     if (this.mode === "none") {
-      commit.onDurable();
       if (this.#length >= UNSYNCED_BUFFER_BYTES_MAX) this.#writeQueued();
       else if (!this.#scheduled) {
         this.#scheduled = true;
@@ -117,6 +118,7 @@ export class LogWriter {
       }
       return;
     }
+    assert(commit !== undefined, "a commit is needed unless the mode is none");
     this.#queued.push(commit);
     if (!this.#scheduled && !this.#inflight) {
       this.#scheduled = true;

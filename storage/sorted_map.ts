@@ -61,6 +61,8 @@ export interface MapPosition<V> {
 export class SortedMap<V> {
   #root: Node<V> = new Leaf<V>();
   #size = 0;
+  #path: Array<Inner<V>> = [];
+  #slots: number[] = [];
   /** Count of inserted keys; see the module invariants. */
   mutations = 0;
 
@@ -86,13 +88,15 @@ export class SortedMap<V> {
 
   /** Sets `key` to `value`; returns the value it replaced, if any. */
   set(key: string, value: V): V | undefined {
-    const path: Array<Inner<V>> = [];
-    const slots: number[] = [];
+    // The descent path is kept in reused arrays: set() is on the put path.
+    const path = this.#path;
+    const slots = this.#slots;
+    let depth = 0;
     let node = this.#root;
     while (node instanceof Inner) {
       const slot = upperBound(node.keys, key);
-      path.push(node);
-      slots.push(slot);
+      path[depth] = node;
+      slots[depth++] = slot;
       node = node.children[slot]!;
     }
     const leaf = node;
@@ -106,11 +110,13 @@ export class SortedMap<V> {
     leaf.values.splice(i, 0, value);
     this.#size++;
     this.mutations++;
-    if (leaf.keys.length > NODE_KEYS_MAX) this.#split(leaf, path, slots);
+    if (leaf.keys.length > NODE_KEYS_MAX) this.#split(leaf, depth);
     return undefined;
   }
 
-  #split(leaf: Leaf<V>, path: Array<Inner<V>>, slots: number[]): void {
+  #split(leaf: Leaf<V>, depth: number): void {
+    const path = this.#path;
+    const slots = this.#slots;
     const half = leaf.keys.length >>> 1;
     const right = new Leaf<V>();
     right.keys = leaf.keys.splice(half);
@@ -121,7 +127,7 @@ export class SortedMap<V> {
     leaf.next = right;
     let separator = right.keys[0]!;
     let newChild: Node<V> = right;
-    for (let level = path.length - 1; level >= 0; level--) {
+    for (let level = depth - 1; level >= 0; level--) {
       const parent = path[level]!;
       const slot = slots[level]!;
       parent.keys.splice(slot, 0, separator);

@@ -36,6 +36,8 @@ import { Memtable } from "./memtable.ts";
 import { recoverWal, type RecoveryReport, segmentName } from "./recovery.ts";
 import { encodedRecordBytes, type WalOp } from "./wal.ts";
 
+const RESOLVED = Promise.resolve();
+
 /** Keys and values are bytes; strings are UTF-8 encoded. */
 export type Bytes = string | Uint8Array;
 
@@ -312,15 +314,17 @@ export class Store {
   #write(ops: WalOp[]): Promise<void> {
     const seq = this.#nextSeq;
     this.#nextSeq += ops.length;
-    const { promise, resolve, reject } = Promise.withResolvers<void>();
-    const track = this.log.mode !== "none";
-    if (track) {
-      for (const op of ops) this.#pendingByKey.set(op.key, promise);
-      this.#pendingWrites++;
-      this.#lastWrite = promise;
+    if (this.log.mode === "none") {
+      // Acknowledged once queued: apply now, no promise bookkeeping.
+      this.log.append(seq, ops, undefined);
+      this.#applyOps(seq, ops);
+      return RESOLVED;
     }
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    for (const op of ops) this.#pendingByKey.set(op.key, promise);
+    this.#pendingWrites++;
+    this.#lastWrite = promise;
     const settle = () => {
-      if (!track) return;
       this.#pendingWrites--;
       for (const op of ops) {
         if (this.#pendingByKey.get(op.key) === promise) {
@@ -344,6 +348,13 @@ export class Store {
       },
     });
     return promise;
+  }
+
+  #applyOps(seq: number, ops: WalOp[]): void {
+    for (const op of ops) {
+      this.memtable.apply(seq++, op.key, op.value, op.expiry);
+    }
+    this.#lastApplied = seq - 1;
   }
 
   /** The value of `key`, or undefined when absent. */
@@ -387,29 +398,45 @@ export class Store {
 
   /**
    * Entries in bytewise key order (descending with `reverse`), from `start`
-   * (inclusive) to `end` (exclusive), within `prefix`, at most `limit`. The
-   * scan sees one point-in-time view: writes made while it runs are not in
-   * it. Finish or break out of the loop to release the view.
+   * (inclusive) to `end` (exclusive), within `prefix`, at most `limit`.
+   *
+   * The scan sees one point-in-time view, taken when scan() is called: it
+   * includes every write issued before the call and none issued after. Read
+   * it to the end or break out of the loop to release the view.
    */
-  async *scan(options: ScanOptions = {}): AsyncGenerator<Entry> {
+  scan(options: ScanOptions = {}): AsyncGenerator<Entry> {
     if (this.#closed) throw new StoreClosedError();
     const limit = options.limit ?? Number.POSITIVE_INFINITY;
-    if (!(limit >= 0) || (Number.isFinite(limit) && !Number.isInteger(limit))) {
+    if (
+      typeof limit !== "number" || !(limit >= 0) ||
+      (Number.isFinite(limit) && !Number.isInteger(limit))
+    ) {
       throw new RangeError(
         `Scan limit must be a non-negative integer, got ${limit}`,
       );
     }
     const range = this.#range(options);
-    if (limit === 0) return;
-    if (this.#pendingWrites > 0) await this.#lastWrite.catch(() => {});
-    const seq = this.#lastApplied;
+    const seq = this.#nextSeq - 1;
+    const settled = this.#pendingWrites > 0 ? this.#lastWrite : undefined;
     this.memtable.addReader(seq);
+    return this.#iterate(seq, range, options.reverse === true, limit, settled);
+  }
+
+  async *#iterate(
+    seq: number,
+    range: { start?: string; end?: string },
+    reverse: boolean,
+    limit: number,
+    settled: Promise<void> | undefined,
+  ): AsyncGenerator<Entry> {
     try {
+      if (settled) await settled.catch(() => {});
       let n = 0;
+      if (n >= limit) return;
       for (
         const [key, version] of this.memtable.entries(seq, {
           ...range,
-          reverse: options.reverse === true,
+          reverse,
         })
       ) {
         if (version.value === undefined) continue;

@@ -1,0 +1,77 @@
+/**
+ * One-shot commands: `kv get KEY`, `kv put KEY VALUE`, `kv delete KEY`,
+ * `kv scan [PREFIX]`, `kv stats`. Each returns an exit code and writes its
+ * output through the given functions.
+ */
+import type { Store } from "../storage/mod.ts";
+import { renderBytes, renderStats, renderValue } from "./render.ts";
+
+/** Output channels of a one-shot command. */
+export interface Output {
+  out(line: string): void;
+  err(line: string): void;
+}
+
+const encoder = new TextEncoder();
+
+/** Arity of each one-shot command: [min, max] positional arguments. */
+export const ONESHOT_ARITY: Readonly<Record<string, [number, number]>> = {
+  get: [1, 1],
+  put: [2, 2],
+  delete: [1, 1],
+  scan: [0, 1],
+  stats: [0, 0],
+};
+
+/** Usage line of each one-shot command. */
+export const ONESHOT_USAGE: Readonly<Record<string, string>> = {
+  get: "kv get KEY            print the value of KEY (exit 1 if missing)",
+  put: "kv put KEY VALUE      set KEY to VALUE",
+  delete: "kv delete KEY         remove KEY",
+  scan:
+    "kv scan [PREFIX]      list keys and values (tab-separated), in key order",
+  stats: "kv stats              print statistics",
+};
+
+/** Runs one command; returns the process exit code. */
+export async function runOneShot(
+  store: Store,
+  name: string,
+  args: string[],
+  io: Output,
+  limit?: number,
+): Promise<number> {
+  switch (name) {
+    case "get": {
+      const value = await store.get(args[0]!);
+      if (value === undefined) {
+        io.err("Error: key not found");
+        return 1;
+      }
+      io.out(renderValue(value));
+      return 0;
+    }
+    case "put":
+      await store.put(args[0]!, encoder.encode(args[1]!));
+      io.out("OK");
+      return 0;
+    case "delete":
+      await store.delete(args[0]!);
+      io.out("OK");
+      return 0;
+    case "scan": {
+      const options: { prefix?: string; limit?: number } = {};
+      if (args[0] !== undefined) options.prefix = args[0];
+      if (limit !== undefined) options.limit = limit;
+      for await (const { key, value } of store.scan(options)) {
+        io.out(`${renderBytes(key)}\t${renderBytes(value)}`);
+      }
+      return 0;
+    }
+    case "stats":
+      for (const line of renderStats(store.stats())) io.out(line);
+      return 0;
+  }
+  io.err(`Error: unknown command "${name}"`);
+  return 2;
+}

@@ -1,0 +1,114 @@
+/**
+ * Rendering of values, keys and statistics for the REPL and one-shot
+ * commands. Pure functions.
+ */
+import type { StoreStats } from "../storage/mod.ts";
+import { USAGE } from "./command.ts";
+
+const strict = new TextDecoder("utf-8", { fatal: true });
+
+/**
+ * Bytes as text: UTF-8 as is when it is valid and has no control
+ * characters, otherwise a double-quoted string with escapes that the REPL
+ * parser reads back (\xHH for other bytes).
+ */
+export function renderBytes(bytes: Uint8Array): string {
+  let text: string | undefined;
+  try {
+    text = strict.decode(bytes);
+  } catch {
+    text = undefined;
+  }
+  // deno-lint-ignore no-control-regex
+  if (
+    text !== undefined && !/[\u0000-\u001f\u007f"\\]/.test(text) &&
+    text.length > 0 && !/^\s|\s$/.test(text)
+  ) {
+    return text;
+  }
+  let out = '"';
+  for (const b of bytes) {
+    if (b === 0x22) out += '\\"';
+    else if (b === 0x5c) out += "\\\\";
+    else if (b === 0x0a) out += "\\n";
+    else if (b === 0x0d) out += "\\r";
+    else if (b === 0x09) out += "\\t";
+    else if (b >= 0x20 && b < 0x7f) out += String.fromCharCode(b);
+    else out += "\\x" + b.toString(16).padStart(2, "0");
+  }
+  return out + '"';
+}
+
+/**
+ * A value as the REPL prints it after GET: exactly as stored when it is
+ * valid UTF-8 with no newline, otherwise quoted with escapes.
+ */
+export function renderValue(bytes: Uint8Array): string {
+  let text: string | undefined;
+  try {
+    text = strict.decode(bytes);
+  } catch {
+    text = undefined;
+  }
+  if (text !== undefined && !/[\n\r]/.test(text) && !text.startsWith('"')) {
+    return text;
+  }
+  return renderBytes(bytes);
+}
+
+/** The STATS response: "Statistics:" then indented "name: value" lines. */
+export function renderStats(stats: StoreStats): string[] {
+  const r = stats.recovery;
+  const truncatedBytes = r.truncated.reduce((n, c) => n + c.bytes, 0);
+  const repairedBytes = r.repaired.reduce((n, c) => n + c.bytes, 0);
+  const lines: Array<[string, string | number]> = [
+    ["num_keys", stats.numKeys],
+    ["last_sequence", stats.lastSequence],
+    ["memtable_bytes", stats.memtableBytes],
+    ["wal_segments", stats.walSegments],
+    ["wal_bytes", stats.walBytes],
+    ["sync_mode", stats.syncMode],
+    ["wal_records_written", stats.wal.records],
+    ["wal_writes", stats.wal.writes],
+    ["wal_syncs", stats.wal.syncs],
+    ["group_commit_max", stats.wal.groupMax],
+    ["state", stats.failure ? `read-only: ${stats.failure}` : "ok"],
+    ["recovery_records", r.records],
+    ["recovery_truncated_bytes", truncatedBytes],
+    ["recovery_repaired_bytes", repairedBytes],
+    ["recovery_ms", r.durationMs],
+    ["recovery", describeRecovery(stats)],
+  ];
+  return ["Statistics:", ...lines.map(([k, v]) => `  ${k}: ${v}`)];
+}
+
+/** One sentence on what the last open's recovery did. */
+export function describeRecovery(stats: StoreStats): string {
+  const r = stats.recovery;
+  const parts = [
+    `replayed ${r.records} records (${r.ops} ops) from ${r.segments} WAL segment(s)`,
+  ];
+  for (const c of r.truncated) {
+    parts.push(
+      `cut a torn tail of ${c.bytes} bytes at offset ${c.offset} of ${c.file} (${c.reason})`,
+    );
+  }
+  for (const c of r.repaired) {
+    parts.push(
+      `repair dropped ${c.bytes} bytes at offset ${c.offset} of ${c.file} (${c.reason}); copy in lost/`,
+    );
+  }
+  if (r.removedSegments.length > 0) {
+    parts.push(`set aside later segments ${r.removedSegments.join(", ")}`);
+  }
+  return parts.join("; ");
+}
+
+/** The HELP response. */
+export function renderHelp(): string[] {
+  return [
+    "Commands (case-insensitive):",
+    ...Object.values(USAGE).map((u) => `  ${u}`),
+    'Keys with spaces or bytes: "a key", "\\x00\\xff"; the PUT value is the rest of the line.',
+  ];
+}

@@ -1,0 +1,210 @@
+/**
+ * Runs REPL commands against a store and produces their responses, in
+ * order, while letting writes overlap: each command is issued as soon as it
+ * is read (so a piped script of PUTs shares fsyncs through group commit),
+ * and responses are printed strictly in command order. The store keeps
+ * issue order, so a GET after a PUT of the same key sees it. "OK" for a
+ * write is produced only once the store acknowledged it.
+ */
+import type { Store } from "../storage/mod.ts";
+import { type Command, parseCommand } from "./command.ts";
+import { LINE_BYTES_MAX, LINE_TOO_LONG } from "./lines.ts";
+import { renderBytes, renderHelp, renderStats, renderValue } from "./render.ts";
+
+/** Most commands issued but not yet answered; reading pauses beyond it. */
+export const PIPELINE_DEPTH_MAX = 4096;
+
+/** A response: its lines, produced once the command completed. */
+export type Response = AsyncIterable<string> | Promise<string[]>;
+
+/** What a line asked for besides its response. */
+export interface Issued {
+  response: Response;
+  quit: boolean;
+}
+
+function errorLine(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  return `Error: ${message}`;
+}
+
+async function* scanLines(
+  entries: AsyncIterable<{ key: Uint8Array; value: Uint8Array }>,
+): AsyncIterable<string> {
+  let n = 0;
+  try {
+    for await (const { key, value } of entries) {
+      n++;
+      yield `${renderBytes(key)}\t${renderBytes(value)}`;
+    }
+  } catch (error) {
+    yield errorLine(error);
+    return;
+  }
+  yield `(${n} ${n === 1 ? "key" : "keys"})`;
+}
+
+async function lines(work: Promise<string | string[]>): Promise<string[]> {
+  try {
+    const out = await work;
+    return typeof out === "string" ? [out] : out;
+  } catch (error) {
+    return [errorLine(error)];
+  }
+}
+
+/** Issues one parsed command; the response settles when it completes. */
+export function issue(store: Store, command: Command): Issued {
+  const quit = command.name === "QUIT";
+  const done = (out: string[]): Issued => ({
+    response: Promise.resolve(out),
+    quit,
+  });
+  try {
+    switch (command.name) {
+      case "EMPTY":
+        return done([]);
+      case "QUIT":
+        return done(["Shutting down..."]);
+      case "HELP":
+        return done(renderHelp());
+      case "STATS":
+        return {
+          response: lines(store.count().then(() => renderStats(store.stats()))),
+          quit,
+        };
+      case "PUT":
+        return {
+          response: lines(
+            store.put(command.key, command.value).then(() => "OK"),
+          ),
+          quit,
+        };
+      case "DELETE":
+        return {
+          response: lines(store.delete(command.key).then(() => "OK")),
+          quit,
+        };
+      case "GET":
+        return {
+          response: lines(
+            store.get(command.key).then((v) =>
+              v === undefined ? "Error: key not found" : renderValue(v)
+            ),
+          ),
+          quit,
+        };
+      case "EXISTS":
+        return {
+          response: lines(store.has(command.key).then((b) => b ? "1" : "0")),
+          quit,
+        };
+      case "COUNT": {
+        const options = command.prefix ? { prefix: command.prefix } : {};
+        return { response: lines(store.count(options).then(String)), quit };
+      }
+      case "SCAN": {
+        const options: { prefix?: Uint8Array; limit?: number } = {};
+        if (command.prefix) options.prefix = command.prefix;
+        if (command.limit !== undefined) options.limit = command.limit;
+        return { response: scanLines(store.scan(options)), quit };
+      }
+      case "RANGE": {
+        const options: { start: Uint8Array; end: Uint8Array; limit?: number } =
+          {
+            start: command.start,
+            end: command.end,
+          };
+        if (command.limit !== undefined) options.limit = command.limit;
+        return { response: scanLines(store.scan(options)), quit };
+      }
+    }
+  } catch (error) {
+    return done([errorLine(error)]);
+  }
+}
+
+/** Parses and issues one input line. */
+export function issueLine(store: Store, line: string): Issued {
+  if (line === LINE_TOO_LONG) {
+    return {
+      response: Promise.resolve([
+        `Error: line longer than ${LINE_BYTES_MAX} bytes (LINE_BYTES_MAX); skipped`,
+      ]),
+      quit: false,
+    };
+  }
+  const command = parseCommand(line);
+  if (command.name === "ERROR") {
+    return {
+      response: Promise.resolve([`Error: ${command.message}`]),
+      quit: false,
+    };
+  }
+  return issue(store, command);
+}
+
+/** Calls `emit` with each line of a response, in order. */
+export async function drain(
+  response: Response,
+  emit: (line: string) => void,
+): Promise<void> {
+  if (response instanceof Promise) {
+    for (const line of await response) emit(line);
+    return;
+  }
+  for await (const line of response) emit(line);
+}
+
+/**
+ * Runs every line from `input` against the store, pipelined: commands are
+ * issued as they are read, at most PIPELINE_DEPTH_MAX in flight, and each
+ * response is emitted, in order, as soon as it and those before it are
+ * complete. Stops after QUIT/EXIT or at the end of the input.
+ */
+export async function runPipelined(
+  store: Store,
+  input: AsyncIterable<string>,
+  emit: (line: string) => void,
+): Promise<void> {
+  const queue: Array<Response | undefined> = [];
+  let head = 0;
+  let ended = false;
+  let wakePrinter: (() => void) | undefined;
+  let wakeReader: (() => void) | undefined;
+  const printer = (async () => {
+    for (;;) {
+      if (head < queue.length) {
+        const response = queue[head]!;
+        queue[head++] = undefined;
+        await drain(response, emit);
+        wakeReader?.();
+        wakeReader = undefined;
+      } else if (ended) {
+        return;
+      } else {
+        await new Promise<void>((resolve) => wakePrinter = resolve);
+      }
+    }
+  })();
+  try {
+    for await (const line of input) {
+      const issued = issueLine(store, line);
+      if (head > 1024 && head * 2 > queue.length) {
+        queue.splice(0, head);
+        head = 0;
+      }
+      queue.push(issued.response);
+      wakePrinter?.();
+      wakePrinter = undefined;
+      if (issued.quit) break;
+      while (queue.length - head >= PIPELINE_DEPTH_MAX) {
+        await new Promise<void>((resolve) => wakeReader = resolve);
+      }
+    }
+  } finally {
+    ended = true;
+    wakePrinter?.();
+    await printer;
+  }
+}
