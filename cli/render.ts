@@ -7,6 +7,15 @@ import { USAGE } from "./command.ts";
 
 const strict = new TextDecoder("utf-8", { fatal: true });
 
+/** True when text has a space, control character, quote or backslash. */
+function needsQuotes(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c <= 0x20 || c === 0x7f || c === 0x22 || c === 0x5c) return true;
+  }
+  return false;
+}
+
 /**
  * Bytes as text: UTF-8 as is when it is valid and has no control
  * characters, otherwise a double-quoted string with escapes that the REPL
@@ -19,13 +28,7 @@ export function renderBytes(bytes: Uint8Array): string {
   } catch {
     text = undefined;
   }
-  // deno-lint-ignore no-control-regex
-  if (
-    text !== undefined && !/[\u0000-\u001f\u007f"\\]/.test(text) &&
-    text.length > 0 && !/^\s|\s$/.test(text)
-  ) {
-    return text;
-  }
+  if (text !== undefined && text.length > 0 && !needsQuotes(text)) return text;
   let out = '"';
   for (const b of bytes) {
     if (b === 0x22) out += '\\"';
