@@ -1,0 +1,40 @@
+/**
+ * Shared test helpers: temporary directories, seeds, small assertions.
+ */
+import { randomSeed } from "../util/mod.ts";
+
+/** A fresh temporary directory, removed by the returned disposer. */
+export async function tempDir(): Promise<{ path: string } & AsyncDisposable> {
+  const path = await Deno.makeTempDir({ prefix: "kv_test_" });
+  return {
+    path,
+    async [Symbol.asyncDispose]() {
+      await Deno.remove(path, { recursive: true }).catch(() => {});
+    },
+  };
+}
+
+/**
+ * The seed for a random test: KV_SEED from the environment if set, else a
+ * fresh one. Printed so that a failing run can be replayed.
+ */
+export function testSeed(name: string): number {
+  const fixed = Deno.env.get("KV_SEED");
+  const seed = fixed !== undefined ? Number(fixed) >>> 0 : randomSeed();
+  console.log(`${name}: seed ${seed} (replay with KV_SEED=${seed})`);
+  return seed;
+}
+
+const decoder = new TextDecoder();
+
+/** UTF-8 decoding of an optional value. */
+export function text(bytes: Uint8Array | undefined): string | undefined {
+  return bytes === undefined ? undefined : decoder.decode(bytes);
+}
+
+/** Lists a directory's entry names, sorted. */
+export async function names(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of Deno.readDir(dir)) out.push(e.name);
+  return out.sort();
+}

@@ -1,0 +1,115 @@
+/**
+ * WAL codec: round trips at every field boundary, and decode failures for
+ * payloads that do not follow the format.
+ */
+import assert from "node:assert/strict";
+import {
+  decodePayload,
+  encodedRecordBytes,
+  encodeRecord,
+  type WalOp,
+} from "../../storage/wal.ts";
+import { BatchOpKind, WAL_HEADER_BYTES } from "../../storage/format.ts";
+import { KEY_BYTES_MAX, VALUE_BYTES_MAX } from "../../storage/limits.ts";
+import { crc32c, getFixed32, Prng, unmaskCrc } from "../../util/mod.ts";
+
+function put(key: string, value: string, expiry = 0): WalOp {
+  return { kind: BatchOpKind.PUT, key, value, expiry };
+}
+function del(key: string): WalOp {
+  return { kind: BatchOpKind.DELETE, key, value: undefined, expiry: 0 };
+}
+
+function roundTrip(seq: number, timestamp: number, ops: WalOp[]): void {
+  const n = encodedRecordBytes(ops);
+  const buf = new Uint8Array(n + 3);
+  const end = encodeRecord(buf, 3, seq, timestamp, ops);
+  assert.equal(end, n + 3, "encoded length matches the estimate");
+  const length = getFixed32(buf, 3 + 4);
+  assert.equal(length, n - WAL_HEADER_BYTES);
+  assert.equal(
+    unmaskCrc(getFixed32(buf, 3)),
+    crc32c(buf, 3 + 4, end),
+    "checksum covers length, type, payload",
+  );
+  const decoded = decodePayload(
+    buf[3 + 8]!,
+    buf.subarray(3 + WAL_HEADER_BYTES, end),
+  );
+  assert.notEqual(typeof decoded, "string", String(decoded));
+  assert.deepEqual(decoded, { seq, timestamp, ops });
+}
+
+Deno.test("single puts and deletes round trip, including empty values", () => {
+  roundTrip(1, 0, [put("k", "")]);
+  roundTrip(2, 1_700_000_000_000, [put("key", "value", 123)]);
+  roundTrip(3, 5, [del("k")]);
+  roundTrip(Number.MAX_SAFE_INTEGER, Number.MAX_SAFE_INTEGER, [
+    put("\x00\xff", "\xff\x00", Number.MAX_SAFE_INTEGER),
+  ]);
+});
+
+Deno.test("keys and values round trip at varint length boundaries", () => {
+  for (const n of [127, 128, 16383, 16384]) {
+    roundTrip(1, 1, [put("k".repeat(n), "v".repeat(n))]);
+  }
+  roundTrip(1, 1, [put("k".repeat(KEY_BYTES_MAX), "v".repeat(2097152))]);
+});
+
+Deno.test("a maximal key and value round trip", () => {
+  roundTrip(9, 9, [
+    put("\xab".repeat(KEY_BYTES_MAX), "\xcd".repeat(VALUE_BYTES_MAX)),
+  ]);
+});
+
+Deno.test("batches round trip with mixed operations", () => {
+  const rng = new Prng(3);
+  const ops: WalOp[] = [];
+  for (let i = 0; i < 200; i++) {
+    const key = String.fromCharCode(...rng.bytes(1 + rng.int(20)));
+    ops.push(
+      rng.chance(0.3) ? del(key) : put(
+        key,
+        String.fromCharCode(...rng.bytes(rng.int(300))),
+        rng.int(1000),
+      ),
+    );
+  }
+  roundTrip(100, 7, ops);
+  roundTrip(100, 7, [del("a"), del("b")]);
+});
+
+Deno.test("payloads that break the format decode to a reason, never a record", () => {
+  const ops = [put("key", "value")];
+  const buf = new Uint8Array(encodedRecordBytes(ops));
+  encodeRecord(buf, 0, 5, 6, ops);
+  const payload = buf.subarray(WAL_HEADER_BYTES);
+  assert.equal(
+    typeof decodePayload(1, payload.subarray(0, 10)),
+    "string",
+    "short prefix",
+  );
+  assert.equal(
+    typeof decodePayload(1, payload.subarray(0, payload.length - 1)),
+    "string",
+    "value cut",
+  );
+  assert.equal(typeof decodePayload(7, payload), "string", "unknown type");
+  assert.equal(
+    typeof decodePayload(2, payload),
+    "string",
+    "put body read as delete leaves bytes",
+  );
+  const zeroSeq = payload.slice();
+  zeroSeq.fill(0, 0, 8);
+  assert.equal(typeof decodePayload(1, zeroSeq), "string", "sequence 0");
+  const batch = [put("a", "1"), del("b")];
+  const bb = new Uint8Array(encodedRecordBytes(batch));
+  encodeRecord(bb, 0, 1, 1, batch);
+  const bp = bb.slice(WAL_HEADER_BYTES);
+  bp[16] = 200; // count larger than the payload could hold
+  assert.match(String(decodePayload(3, bp)), /count/);
+  bp[16] = 2;
+  bp[17] = 9; // unknown op kind
+  assert.match(String(decodePayload(3, bp)), /kind/);
+});

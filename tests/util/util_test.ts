@@ -1,0 +1,131 @@
+import assert from "node:assert/strict";
+import {
+  binaryToBytes,
+  bytesToBinary,
+  crc32c,
+  getFixed32,
+  getFixed64,
+  getVarint32,
+  maskCrc,
+  prefixSuccessor,
+  Prng,
+  putFixed32,
+  putFixed64,
+  putVarint32,
+  textToBinary,
+  unmaskCrc,
+  varint32Length,
+} from "../../util/mod.ts";
+
+Deno.test("crc32c matches the standard check values", () => {
+  // RFC 3720 / iSCSI test vectors.
+  assert.equal(crc32c(new TextEncoder().encode("123456789")), 0xe3069283);
+  assert.equal(crc32c(new Uint8Array(32)), 0x8a9136aa);
+  assert.equal(crc32c(new Uint8Array(32).fill(0xff)), 0x62a8ab43);
+  const ascending = Uint8Array.from({ length: 32 }, (_, i) => i);
+  assert.equal(crc32c(ascending), 0x46dd794e);
+});
+
+Deno.test("crc32c over a range equals crc32c of the slice", () => {
+  const rng = new Prng(7);
+  const data = rng.bytes(1000);
+  for (const [s, e] of [[0, 0], [3, 17], [1, 999], [500, 1000]] as const) {
+    assert.equal(crc32c(data, s, e), crc32c(data.slice(s, e)));
+  }
+});
+
+Deno.test("masked crcs round trip and differ from the raw crc", () => {
+  for (const c of [0, 1, 0xffffffff, 0xe3069283, 0x12345678]) {
+    assert.equal(unmaskCrc(maskCrc(c)), c);
+    assert.notEqual(maskCrc(c), c);
+  }
+});
+
+Deno.test("varint32 round trips at every length boundary", () => {
+  const buf = new Uint8Array(8);
+  const out = { value: 0, offset: 0 };
+  const cases = [
+    0,
+    1,
+    127,
+    128,
+    16383,
+    16384,
+    2097151,
+    2097152,
+    268435455,
+    268435456,
+    0xffffffff,
+  ];
+  for (const v of cases) {
+    const end = putVarint32(buf, 0, v);
+    assert.equal(end, varint32Length(v), `length of ${v}`);
+    assert.ok(getVarint32(buf, 0, end, out));
+    assert.equal(out.value, v);
+    assert.equal(out.offset, end);
+    assert.equal(getVarint32(buf, 0, end - 1, out), false, `truncated ${v}`);
+  }
+  // Six continuation bytes or a fifth byte over 4 bits is not a varint32.
+  assert.equal(
+    getVarint32(Uint8Array.of(0x80, 0x80, 0x80, 0x80, 0x80, 0x01), 0, 6, out),
+    false,
+  );
+  assert.equal(
+    getVarint32(Uint8Array.of(0xff, 0xff, 0xff, 0xff, 0x1f), 0, 5, out),
+    false,
+  );
+});
+
+Deno.test("fixed32 and fixed64 round trip, and fixed64 rejects unsafe values", () => {
+  const buf = new Uint8Array(8);
+  for (const v of [0, 1, 0xffffffff]) {
+    putFixed32(buf, 0, v);
+    assert.equal(getFixed32(buf, 0), v);
+  }
+  for (const v of [0, 1, 2 ** 32, 2 ** 32 + 5, Number.MAX_SAFE_INTEGER]) {
+    putFixed64(buf, 0, v);
+    assert.equal(getFixed64(buf, 0), v);
+  }
+  buf.fill(0xff);
+  assert.equal(getFixed64(buf, 0), -1);
+});
+
+Deno.test("binary strings keep bytes and bytewise order", () => {
+  const rng = new Prng(11);
+  const keys: Uint8Array[] = [];
+  for (let i = 0; i < 300; i++) keys.push(rng.bytes(rng.int(6)));
+  keys.push(rng.bytes(5000));
+  for (const k of keys) assert.deepEqual(binaryToBytes(bytesToBinary(k)), k);
+  const cmp = (a: Uint8Array, b: Uint8Array) => {
+    for (let i = 0; i < Math.min(a.length, b.length); i++) {
+      if (a[i] !== b[i]) return a[i]! - b[i]!;
+    }
+    return a.length - b.length;
+  };
+  const byBytes = [...keys].sort(cmp).map((k) => bytesToBinary(k));
+  const byString = keys.map((k) => bytesToBinary(k)).sort();
+  assert.deepEqual(byString, byBytes);
+  assert.equal(textToBinary("abc"), "abc");
+  assert.deepEqual(
+    binaryToBytes(textToBinary("é€")),
+    new TextEncoder().encode("é€"),
+  );
+});
+
+Deno.test("prefixSuccessor bounds every string with the prefix", () => {
+  assert.equal(prefixSuccessor("ab"), "ac");
+  assert.equal(prefixSuccessor("a\xff"), "b");
+  assert.equal(prefixSuccessor("\xff\xff"), undefined);
+  assert.equal(prefixSuccessor(""), undefined);
+});
+
+Deno.test("the PRNG replays from its seed", () => {
+  const a = new Prng(42);
+  const b = new Prng(42);
+  const xs = Array.from({ length: 5 }, () => a.nextU32());
+  assert.deepEqual(xs, Array.from({ length: 5 }, () => b.nextU32()));
+  assert.notDeepEqual(
+    xs,
+    Array.from({ length: 5 }, () => new Prng(43).nextU32()),
+  );
+});
