@@ -32,7 +32,7 @@ import {
   SYNC_MODES,
   type SyncMode,
 } from "./log_writer.ts";
-import { Memtable } from "./memtable.ts";
+import { Memtable, type Version } from "./memtable.ts";
 import { recoverWal, type RecoveryReport, segmentName } from "./recovery.ts";
 import { encodedRecordBytes, type WalOp } from "./wal.ts";
 
@@ -361,12 +361,24 @@ export class Store {
   async get(key: Bytes): Promise<Uint8Array | undefined> {
     if (this.#closed) throw new StoreClosedError();
     const k = keyToBinary(key);
-    if (this.#pendingWrites > 0) {
-      const pending = this.#pendingByKey.get(k);
-      if (pending) await pending.catch(() => {});
+    const pending = this.#pendingWrites > 0
+      ? this.#pendingByKey.get(k)
+      : undefined;
+    if (!pending) return this.#copyOut(this.memtable.get(k));
+    // Read as of this call: wait for the write issued before it, then read
+    // at the sequence number current at the call, keeping that version.
+    const seq = this.#nextSeq - 1;
+    this.memtable.addReader(seq);
+    try {
+      await pending.catch(() => {});
+      return this.#copyOut(this.memtable.get(k, seq));
+    } finally {
+      this.memtable.removeReader(seq);
     }
-    const v = this.memtable.get(k);
-    const value = v?.value;
+  }
+
+  #copyOut(version: Version | undefined): Uint8Array | undefined {
+    const value = version?.value;
     return value === undefined ? undefined : binaryToBytes(value);
   }
 
@@ -453,13 +465,11 @@ export class Store {
     options: Omit<ScanOptions, "limit" | "reverse"> = {},
   ): Promise<number> {
     if (this.#closed) throw new StoreClosedError();
-    if (
-      options.start === undefined && options.end === undefined &&
-      options.prefix === undefined
-    ) {
-      if (this.#pendingWrites > 0) await this.#lastWrite.catch(() => {});
-      return this.memtable.liveKeys;
-    }
+    const whole = options.start === undefined && options.end === undefined &&
+      options.prefix === undefined;
+    // Without writes in flight the live-key counter is exact; otherwise
+    // count a view as of this call.
+    if (whole && this.#pendingWrites === 0) return this.memtable.liveKeys;
     let n = 0;
     for await (const _ of this.scan(options)) n++;
     return n;

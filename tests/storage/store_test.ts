@@ -1,0 +1,397 @@
+/**
+ * The store API: operations, batches, ordering under concurrency, scans
+ * with point-in-time views, limits, the directory lock, and fail-stop after
+ * an I/O error. A seeded model test checks random operation sequences with
+ * reopens against an in-memory sorted model.
+ */
+import assert from "node:assert/strict";
+import {
+  type Env,
+  limits,
+  LockedError,
+  openStore,
+  StoreClosedError,
+  StoreFailedError,
+  type SyncMode,
+  type WritableFile,
+} from "../../storage/mod.ts";
+import { denoEnv } from "../../storage/env_deno.ts";
+import { Prng } from "../../util/mod.ts";
+import { tempDir, testSeed, text } from "../helpers.ts";
+
+const enc = new TextEncoder();
+
+async function collect(
+  it: AsyncIterable<{ key: Uint8Array; value: Uint8Array }>,
+): Promise<string[]> {
+  const out: string[] = [];
+  for await (const e of it) out.push(`${text(e.key)}=${text(e.value)}`);
+  return out;
+}
+
+for (const sync of ["always", "interval", "none"] as SyncMode[]) {
+  Deno.test(`put, get, delete and reopen keep their meaning under sync ${sync}`, async () => {
+    await using tmp = await tempDir();
+    let store = await openStore(tmp.path, { sync });
+    await store.put("a", "1");
+    await store.put(enc.encode("b"), enc.encode("2"));
+    await store.put("a", "3");
+    await store.delete("b");
+    await store.delete("never-there");
+    assert.equal(text(await store.get("a")), "3");
+    assert.equal(await store.get("b"), undefined);
+    assert.equal(await store.has("a"), true);
+    assert.equal(await store.count(), 1);
+    await store.close();
+    store = await openStore(tmp.path, { sync });
+    assert.equal(text(await store.get("a")), "3");
+    assert.equal(await store.get("b"), undefined);
+    assert.equal(store.stats().numKeys, 1);
+    assert.equal(store.stats().lastSequence, 5);
+    await store.close();
+  });
+}
+
+Deno.test("values are copies: mutating an input or a result changes nothing stored", async () => {
+  await using tmp = await tempDir();
+  const store = await openStore(tmp.path);
+  const v = enc.encode("abc");
+  await store.put("k", v);
+  v[0] = 0x7a;
+  const got = (await store.get("k"))!;
+  assert.equal(text(got), "abc");
+  got[0] = 0x7a;
+  assert.equal(text(await store.get("k")), "abc");
+  await store.close();
+});
+
+Deno.test("binary keys and values, empty values and maximal keys round trip", async () => {
+  await using tmp = await tempDir();
+  let store = await openStore(tmp.path);
+  const key = Uint8Array.of(0, 255, 128, 0);
+  const value = Uint8Array.from({ length: 300 }, (_, i) => i & 0xff);
+  await store.put(key, value);
+  await store.put("empty", "");
+  const big = new Uint8Array(limits.KEY_BYTES_MAX).fill(0x80);
+  await store.put(big, "big");
+  await store.close();
+  store = await openStore(tmp.path);
+  assert.deepEqual(await store.get(key), value);
+  assert.deepEqual(await store.get("empty"), new Uint8Array(0));
+  assert.equal(text(await store.get(big)), "big");
+  await store.close();
+});
+
+Deno.test("limits reject bad input with clear errors and store nothing", async () => {
+  await using tmp = await tempDir();
+  const store = await openStore(tmp.path);
+  await assert.rejects(store.put("", "v"), /Key must not be empty/);
+  await assert.rejects(
+    store.put(new Uint8Array(limits.KEY_BYTES_MAX + 1), "v"),
+    /limit is 65536 \(KEY_BYTES_MAX\)/,
+  );
+  await assert.rejects(
+    store.put("k", new Uint8Array(limits.VALUE_BYTES_MAX + 1)),
+    /VALUE_BYTES_MAX/,
+  );
+  await assert.rejects(store.put(42 as unknown as string, "v"), TypeError);
+  await assert.rejects(
+    store.batch([{ type: "nope" } as never]),
+    /type "put" or "delete"/,
+  );
+  await assert.rejects(
+    store.batch(
+      Array.from(
+        { length: limits.BATCH_OPS_MAX + 1 },
+        () => ({ type: "delete" as const, key: "k" }),
+      ),
+    ),
+    /BATCH_OPS_MAX/,
+  );
+  assert.throws(() => store.scan({ limit: -1 }), /non-negative integer/);
+  assert.equal(store.stats().lastSequence, 0);
+  assert.equal(await store.count(), 0);
+  await store.close();
+  await assert.rejects(store.put("k", "v"), StoreClosedError);
+});
+
+Deno.test("a batch is atomic: one record, all of it replays or none", async () => {
+  await using tmp = await tempDir();
+  let store = await openStore(tmp.path);
+  await store.put("x", "old");
+  await store.batch([
+    { type: "put", key: "a", value: "1" },
+    { type: "delete", key: "x" },
+    { type: "put", key: "a", value: "2" },
+  ]);
+  assert.equal(store.stats().wal.records, 2);
+  assert.equal(text(await store.get("a")), "2");
+  await store.close();
+  const path = `${tmp.path}/000001.log`;
+  const full = await Deno.readFile(path);
+  // Cut anywhere inside the batch record: none of the batch survives.
+  await Deno.writeFile(path, full.subarray(0, full.length - 1));
+  store = await openStore(tmp.path);
+  assert.equal(await store.get("a"), undefined);
+  assert.equal(text(await store.get("x")), "old");
+  await store.close();
+});
+
+Deno.test("concurrent operations behave as if applied one at a time in issue order", async () => {
+  await using tmp = await tempDir();
+  const store = await openStore(tmp.path);
+  const results: Array<Promise<unknown>> = [];
+  for (let i = 0; i < 200; i++) {
+    results.push(store.put("k", String(i)));
+    results.push(store.get("k").then(text));
+    if (i % 50 === 0) results.push(store.delete("k"), store.get("k"));
+    if (i % 40 === 0) results.push(store.count());
+  }
+  const settled = await Promise.all(results);
+  let expected: string | undefined;
+  let r = 0;
+  for (let i = 0; i < 200; i++) {
+    r++; // put
+    expected = String(i);
+    assert.equal(settled[r++], expected, `get after put ${i}`);
+    if (i % 50 === 0) {
+      r++;
+      assert.equal(settled[r++], undefined, `get after delete ${i}`);
+    }
+    if (i % 40 === 0) {
+      assert.equal(settled[r++], i % 50 === 0 ? 0 : 1, `count ${i}`);
+    }
+  }
+  assert.ok(store.stats().wal.groupMax > 1, "writes shared fsyncs");
+  await store.close();
+});
+
+Deno.test("64 concurrent writers are all durable and share fsyncs", async () => {
+  await using tmp = await tempDir();
+  let store = await openStore(tmp.path);
+  await Promise.all(Array.from({ length: 64 }, async (_, w) => {
+    for (let i = 0; i < 20; i++) await store.put(`w${w}-${i}`, `${w}:${i}`);
+  }));
+  const syncs = store.stats().wal.syncs;
+  assert.ok(syncs < 64 * 20 / 4, `${syncs} fsyncs for 1280 writes`);
+  await store.close();
+  store = await openStore(tmp.path);
+  assert.equal(await store.count(), 1280);
+  assert.equal(text(await store.get("w63-19")), "63:19");
+  await store.close();
+});
+
+Deno.test("scans honour start, end, prefix, limit and reverse", async () => {
+  await using tmp = await tempDir();
+  const store = await openStore(tmp.path);
+  for (const k of ["a", "ab", "abc", "b", "ba", "c"]) {
+    await store.put(k, k.toUpperCase());
+  }
+  assert.deepEqual(await collect(store.scan()), [
+    "a=A",
+    "ab=AB",
+    "abc=ABC",
+    "b=B",
+    "ba=BA",
+    "c=C",
+  ]);
+  assert.deepEqual(await collect(store.scan({ prefix: "a" })), [
+    "a=A",
+    "ab=AB",
+    "abc=ABC",
+  ]);
+  assert.deepEqual(await collect(store.scan({ start: "ab", end: "ba" })), [
+    "ab=AB",
+    "abc=ABC",
+    "b=B",
+  ]);
+  assert.deepEqual(
+    await collect(store.scan({ start: "ab", end: "ba", reverse: true })),
+    ["b=B", "abc=ABC", "ab=AB"],
+  );
+  assert.deepEqual(await collect(store.scan({ reverse: true, limit: 2 })), [
+    "c=C",
+    "ba=BA",
+  ]);
+  assert.deepEqual(
+    await collect(store.scan({ prefix: "b", start: "a", end: "bz" })),
+    ["b=B", "ba=BA"],
+  );
+  assert.deepEqual(await collect(store.scan({ limit: 0 })), []);
+  assert.equal(await store.count({ prefix: "a" }), 3);
+  await store.close();
+});
+
+Deno.test("a scan sees one point-in-time view while writes go on", async () => {
+  await using tmp = await tempDir();
+  const store = await openStore(tmp.path, { sync: "none" });
+  for (let i = 0; i < 500; i++) {
+    await store.put(`k${String(i).padStart(4, "0")}`, "before");
+  }
+  const seen: string[] = [];
+  let i = 0;
+  for await (const e of store.scan()) {
+    seen.push(text(e.value)!);
+    // Overwrite, delete and insert around the cursor while it runs.
+    await store.put(`k${String(i).padStart(4, "0")}`, "after");
+    if (i < 250) await store.delete(`k${String(499 - i).padStart(4, "0")}`);
+    await store.put(`k${String(i).padStart(4, "0")}x`, "new");
+    i++;
+  }
+  assert.equal(seen.length, 500);
+  assert.ok(seen.every((v) => v === "before"));
+  assert.equal(text(await store.get("k0100")), "after");
+  assert.equal(await store.get("k0400"), undefined);
+  assert.equal(text(await store.get("k0123x")), "new");
+  await store.close();
+});
+
+Deno.test("a second open of a locked directory fails and touches nothing", async () => {
+  await using tmp = await tempDir();
+  const store = await openStore(tmp.path);
+  await store.put("k", "v");
+  await assert.rejects(openStore(tmp.path), (error: unknown) => {
+    assert.ok(error instanceof LockedError);
+    assert.equal(
+      error.message,
+      `data directory "${tmp.path}" is in use by another process`,
+    );
+    return true;
+  });
+  await store.close();
+  const again = await openStore(tmp.path);
+  assert.equal(text(await again.get("k")), "v");
+  await again.close();
+});
+
+/** An Env whose log file fails its n-th syncData or append. */
+function failingEnv(fail: "sync" | "append", n: number): Env {
+  let count = 0;
+  return {
+    ...denoEnv,
+    async openWritable(path: string): Promise<WritableFile> {
+      const file = await denoEnv.openWritable(path);
+      return {
+        path,
+        append(bytes) {
+          if (fail === "append" && ++count === n) {
+            throw new Error("EIO: injected write error");
+          }
+          file.append(bytes);
+        },
+        syncData() {
+          if (fail === "sync" && ++count === n) {
+            return Promise.reject(new Error("EIO: injected fsync error"));
+          }
+          return file.syncData();
+        },
+        close: () => file.close(),
+      };
+    },
+  };
+}
+
+for (const fail of ["sync", "append"] as const) {
+  Deno.test(`after a failed ${fail} nothing is acknowledged and the store turns read-only`, async () => {
+    await using tmp = await tempDir();
+    const store = await openStore(tmp.path, { env: failingEnv(fail, 3) });
+    await store.put("a", "1");
+    await store.put("b", "2");
+    const results = await Promise.allSettled([
+      store.put("c", "3"),
+      store.put("d", "4"),
+    ]);
+    assert.ok(
+      results.every((r) => r.status === "rejected"),
+      "the failed group is not acked",
+    );
+    await assert.rejects(store.put("e", "5"), (error: unknown) => {
+      assert.ok(error instanceof StoreFailedError);
+      assert.match(
+        error.message,
+        /injected .* accepts no more writes until it is reopened/,
+      );
+      return true;
+    });
+    assert.equal(text(await store.get("a")), "1", "reads still work");
+    assert.equal(
+      await store.get("c"),
+      undefined,
+      "an unacked write is not visible",
+    );
+    assert.match(store.stats().failure!, /injected/);
+    await store.close().catch(() => {});
+    const reopened = await openStore(tmp.path);
+    assert.equal(text(await reopened.get("a")), "1");
+    assert.equal(text(await reopened.get("b")), "2");
+    assert.equal(await reopened.get("e"), undefined);
+    await reopened.close();
+  });
+}
+
+Deno.test("random operations with reopens match a sorted model", async () => {
+  const seed = testSeed("store model");
+  const rng = new Prng(seed);
+  await using tmp = await tempDir();
+  const modes: SyncMode[] = ["always", "interval", "none"];
+  let store = await openStore(tmp.path, { sync: modes[rng.int(3)]! });
+  const model = new Map<string, string>();
+  const key = () => `k${rng.int(60)}`;
+  for (let step = 0; step < 1500; step++) {
+    const r = rng.next();
+    if (r < 0.4) {
+      const k = key();
+      const v = `v${step}`;
+      await store.put(k, v);
+      model.set(k, v);
+    } else if (r < 0.55) {
+      const k = key();
+      await store.delete(k);
+      model.delete(k);
+    } else if (r < 0.65) {
+      const ops = Array.from(
+        { length: 1 + rng.int(5) },
+        () =>
+          rng.chance(0.7)
+            ? { type: "put" as const, key: key(), value: `b${step}` }
+            : { type: "delete" as const, key: key() },
+      );
+      await store.batch(ops);
+      for (const op of ops) {
+        op.type === "put" ? model.set(op.key, op.value) : model.delete(op.key);
+      }
+    } else if (r < 0.85) {
+      const k = key();
+      assert.equal(
+        text(await store.get(k)),
+        model.get(k),
+        `seed ${seed} step ${step} get ${k}`,
+      );
+    } else if (r < 0.97) {
+      const start = key();
+      const reverse = rng.chance(0.5);
+      const limit = rng.int(10);
+      let expected = [...model.entries()].filter(([k]) => k >= start).sort((
+        [a],
+        [b],
+      ) => a < b ? -1 : 1);
+      if (reverse) expected = expected.reverse();
+      expected = expected.slice(0, limit);
+      const got = await collect(store.scan({ start, reverse, limit }));
+      assert.deepEqual(
+        got,
+        expected.map(([k, v]) => `${k}=${v}`),
+        `seed ${seed} step ${step} scan`,
+      );
+    } else {
+      await store.close();
+      store = await openStore(tmp.path, { sync: modes[rng.int(3)]! });
+      assert.equal(
+        store.stats().numKeys,
+        model.size,
+        `seed ${seed} step ${step} reopen`,
+      );
+    }
+  }
+  await store.close();
+});
