@@ -1,0 +1,216 @@
+/**
+ * The kv executable end to end: a piped REPL session, one-shot commands,
+ * exit codes, help and the directory lock across processes.
+ */
+import assert from "node:assert/strict";
+import { openStore } from "../../storage/mod.ts";
+import { runKv } from "../kv_process.ts";
+import { names, tempDir, text } from "../helpers.ts";
+
+Deno.test("a piped session prints exactly one response per command, in order", async () => {
+  await using tmp = await tempDir();
+  const script = [
+    "PUT name kv store",
+    "get name",
+    "PUT  spaced   two  words ",
+    "GET spaced",
+    "EXISTS name",
+    "EXISTS nope",
+    "GET nope",
+    "BOGUS",
+    "GET",
+    "",
+    "PUT user:1 ada",
+    "PUT user:2 grace",
+    "SCAN user: LIMIT 5",
+    "RANGE name user:2",
+    "COUNT",
+    "COUNT user:",
+    "DELETE name",
+    "GET name",
+    "STATS",
+  ].join("\n") + "\n";
+  const r = await runKv(["--data", tmp.path], script);
+  assert.equal(r.stderr, "");
+  assert.equal(r.code, 0);
+  const lines = r.stdout.split("\n");
+  const statsAt = lines.indexOf("Statistics:");
+  assert.deepEqual(lines.slice(0, statsAt), [
+    "OK",
+    "kv store",
+    "OK",
+    "  two  words ",
+    "1",
+    "0",
+    "Error: key not found",
+    'Error: unknown command "BOGUS"; type HELP for the list',
+    "Error: wrong number of arguments for GET; usage: GET key",
+    "OK",
+    "OK",
+    "user:1\tada",
+    "user:2\tgrace",
+    "(2 keys)",
+    'name\t"kv store"',
+    'spaced\t"  two  words "',
+    "user:1\tada",
+    "(3 keys)",
+    "4",
+    "2",
+    "OK",
+    "Error: key not found",
+  ]);
+  assert.equal(lines[statsAt + 1], "  num_keys: 3");
+  assert.equal(lines[statsAt - 2], "OK", "DELETE name");
+  assert.ok(
+    lines.slice(statsAt + 1).every((l) => l === "" || /^  [a-z_]+: /.test(l)),
+  );
+  assert.equal(r.stdout.endsWith("\n"), true);
+});
+
+Deno.test("QUIT and EXIT shut down with exit 0 and ignore the rest of the input", async () => {
+  await using tmp = await tempDir();
+  const r = await runKv(["--data", tmp.path], "PUT a 1\nEXIT\nPUT b 2\n");
+  assert.equal(r.code, 0);
+  assert.equal(r.stdout, "OK\nShutting down...\n");
+  const store = await openStore(tmp.path);
+  assert.equal(text(await store.get("a")), "1");
+  assert.equal(await store.get("b"), undefined);
+  await store.close();
+});
+
+Deno.test("thousands of piped writes are all acknowledged and durable", async () => {
+  await using tmp = await tempDir();
+  const n = 3000;
+  let script = "";
+  for (let i = 0; i < n; i++) script += `PUT key${i} value ${i}\n`;
+  for (let i = 0; i < n; i += 100) script += `GET key${i}\n`;
+  script += "STATS\n";
+  const r = await runKv(["--data", tmp.path], script);
+  assert.equal(r.code, 0, r.stderr);
+  // Pipelined writes share fsyncs (group commit).
+  const syncs = Number(/wal_syncs: (\d+)/.exec(r.stdout)?.[1]);
+  assert.ok(syncs > 0 && syncs < n / 4, `${syncs} fsyncs for ${n} writes`);
+  const lines = r.stdout.slice(0, r.stdout.indexOf("Statistics:")).trimEnd().split("\n");
+  assert.equal(lines.length, n + n / 100);
+  assert.ok(lines.slice(0, n).every((l) => l === "OK"));
+  assert.deepEqual(
+    lines.slice(n),
+    Array.from({ length: n / 100 }, (_, j) => `value ${j * 100}`),
+  );
+  const stats = await runKv(["--data", tmp.path, "stats"]);
+  assert.match(stats.stdout, /num_keys: 3000\n/);
+  assert.match(stats.stdout, /recovery_records: 3000\n/);
+});
+
+Deno.test("one-shot commands print results and use exit codes", async () => {
+  await using tmp = await tempDir();
+  const d = ["--data", tmp.path];
+  assert.deepEqual(await runKv([...d, "put", "k", "v v"]), {
+    code: 0,
+    stdout: "OK\n",
+    stderr: "",
+  });
+  assert.deepEqual(await runKv([...d, "get", "k"]), {
+    code: 0,
+    stdout: "v v\n",
+    stderr: "",
+  });
+  assert.deepEqual(await runKv([...d, "get", "missing"]), {
+    code: 1,
+    stdout: "",
+    stderr: "Error: key not found\n",
+  });
+  await runKv([...d, "put", "k2", "x"]);
+  assert.deepEqual(await runKv([...d, "scan"]), {
+    code: 0,
+    stdout: 'k\t"v v"\nk2\tx\n',
+    stderr: "",
+  });
+  assert.deepEqual(await runKv([...d, "scan", "k2"]), {
+    code: 0,
+    stdout: "k2\tx\n",
+    stderr: "",
+  });
+  assert.deepEqual(await runKv([...d, "scan", "--limit", "1"]), {
+    code: 0,
+    stdout: 'k\t"v v"\n',
+    stderr: "",
+  });
+  assert.deepEqual(await runKv([...d, "delete", "k"]), {
+    code: 0,
+    stdout: "OK\n",
+    stderr: "",
+  });
+  const stats = await runKv([...d, "stats"]);
+  assert.equal(stats.code, 0);
+  assert.match(stats.stdout, /^Statistics:\n  num_keys: 1\n/);
+  const bad = await runKv([...d, "get"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /wrong number of arguments for get/);
+  const unknown = await runKv([...d, "frob"]);
+  assert.equal(unknown.code, 2);
+  assert.match(unknown.stderr, /unknown command "frob"/);
+  const flag = await runKv([...d, "--bogus"]);
+  assert.equal(flag.code, 2);
+  assert.match(flag.stderr, /Unknown option '--bogus'/);
+  const sync = await runKv([...d, "--sync", "sometimes", "stats"]);
+  assert.equal(sync.code, 2);
+  assert.match(
+    sync.stderr,
+    /unknown sync mode "sometimes"; use always, interval, none/,
+  );
+});
+
+Deno.test("--help and --version work on every command", async () => {
+  const top = await runKv(["--help"]);
+  assert.equal(top.code, 0);
+  assert.match(top.stdout, /Usage:\n  kv \[options\]/);
+  assert.match(top.stdout, /--sync MODE/);
+  for (const cmd of ["get", "put", "delete", "scan", "stats"]) {
+    const r = await runKv([cmd, "--help"]);
+    assert.equal(r.code, 0);
+    assert.match(r.stdout, new RegExp(`^Usage: kv ${cmd}`));
+  }
+  const v = await runKv(["--version"]);
+  assert.match(v.stdout, /^kv \d+\.\d+\.\d+\n$/);
+});
+
+Deno.test("a second process on a locked data directory exits non-zero and touches nothing", async () => {
+  await using tmp = await tempDir();
+  const store = await openStore(tmp.path);
+  await store.put("k", "v");
+  const before = await names(tmp.path);
+  const logBefore = await Deno.readFile(`${tmp.path}/000001.log`);
+  const r = await runKv(["--data", tmp.path], "PUT x y\n");
+  assert.equal(r.code, 1);
+  assert.equal(r.stdout, "");
+  assert.equal(
+    r.stderr,
+    `Error: data directory "${tmp.path}" is in use by another process\n`,
+  );
+  const r2 = await runKv(["--data", tmp.path, "get", "k"]);
+  assert.equal(r2.code, 1);
+  assert.deepEqual(await names(tmp.path), before);
+  assert.deepEqual(await Deno.readFile(`${tmp.path}/000001.log`), logBefore);
+  await store.close();
+});
+
+Deno.test("a corrupt log fails to open with the file and offset, and --repair opens it", async () => {
+  await using tmp = await tempDir();
+  const d = ["--data", tmp.path];
+  await runKv(d, "PUT a 1\nPUT b 2\nPUT c 3\n");
+  const path = `${tmp.path}/000001.log`;
+  const bytes = await Deno.readFile(path);
+  bytes[12]! ^= 1;
+  await Deno.writeFile(path, bytes);
+  const r = await runKv([...d, "get", "c"]);
+  assert.equal(r.code, 1);
+  assert.match(
+    r.stderr,
+    /^Error: Cannot open the write-ahead log ".*000001\.log": checksum mismatch at offset 0/,
+  );
+  const repaired = await runKv([...d, "--repair", "stats"]);
+  assert.equal(repaired.code, 0, repaired.stderr);
+  assert.match(repaired.stdout, /num_keys: 0\n/);
+  assert.match(repaired.stdout, /recovery_repaired_bytes: \d+/);
+});

@@ -1,0 +1,138 @@
+/** The REPL parser: commands, arity, quoting, LIMIT. */
+import assert from "node:assert/strict";
+import { parseCommand } from "../../cli/command.ts";
+import { renderBytes, renderValue } from "../../cli/render.ts";
+import { complete } from "../../cli/repl.ts";
+
+const enc = (s: string) => new TextEncoder().encode(s);
+
+Deno.test("PUT takes the rest of the line as the value, spaces kept", () => {
+  assert.deepEqual(parseCommand("PUT k hello world"), {
+    name: "PUT",
+    key: enc("k"),
+    value: enc("hello world"),
+  });
+  assert.deepEqual(parseCommand("put k   x  "), {
+    name: "PUT",
+    key: enc("k"),
+    value: enc("  x  "),
+  });
+  assert.deepEqual(parseCommand("PUT k "), {
+    name: "PUT",
+    key: enc("k"),
+    value: enc(""),
+  });
+  assert.deepEqual(parseCommand('PUT "a key" v'), {
+    name: "PUT",
+    key: enc("a key"),
+    value: enc("v"),
+  });
+  assert.equal(parseCommand("PUT k").name, "ERROR");
+  assert.equal(parseCommand("PUT").name, "ERROR");
+});
+
+Deno.test("commands are case-insensitive and check their arity", () => {
+  assert.deepEqual(parseCommand("get k"), { name: "GET", key: enc("k") });
+  assert.deepEqual(parseCommand("  Delete   k  "), {
+    name: "DELETE",
+    key: enc("k"),
+  });
+  assert.deepEqual(parseCommand("exists k"), { name: "EXISTS", key: enc("k") });
+  assert.deepEqual(parseCommand("exit"), { name: "QUIT" });
+  assert.deepEqual(parseCommand("QUIT"), { name: "QUIT" });
+  assert.deepEqual(parseCommand(""), { name: "EMPTY" });
+  const e = parseCommand("GET a b");
+  assert.equal(e.name, "ERROR");
+  assert.match(
+    (e as { message: string }).message,
+    /wrong number of arguments for GET; usage: GET key/,
+  );
+  assert.match(
+    (parseCommand("FROB x") as { message: string }).message,
+    /unknown command "FROB"/,
+  );
+  assert.equal(parseCommand("STATS now").name, "ERROR");
+});
+
+Deno.test("SCAN, RANGE and COUNT take optional prefixes and LIMIT", () => {
+  assert.deepEqual(parseCommand("SCAN"), {
+    name: "SCAN",
+    prefix: undefined,
+    limit: undefined,
+  });
+  assert.deepEqual(parseCommand("scan user: limit 5"), {
+    name: "SCAN",
+    prefix: enc("user:"),
+    limit: 5,
+  });
+  assert.deepEqual(parseCommand("SCAN LIMIT 2"), {
+    name: "SCAN",
+    prefix: undefined,
+    limit: 2,
+  });
+  assert.deepEqual(parseCommand("RANGE a c"), {
+    name: "RANGE",
+    start: enc("a"),
+    end: enc("c"),
+    limit: undefined,
+  });
+  assert.deepEqual(parseCommand("RANGE a c LIMIT 0"), {
+    name: "RANGE",
+    start: enc("a"),
+    end: enc("c"),
+    limit: 0,
+  });
+  assert.deepEqual(parseCommand("COUNT p"), {
+    name: "COUNT",
+    prefix: enc("p"),
+  });
+  assert.match(
+    (parseCommand("SCAN LIMIT x") as { message: string }).message,
+    /LIMIT needs a non-negative integer/,
+  );
+  assert.equal(parseCommand("RANGE a").name, "ERROR");
+});
+
+Deno.test("quoted keys hold spaces and escaped bytes", () => {
+  assert.deepEqual(parseCommand('GET "\\x00\\xff\\n\\"\\\\"'), {
+    name: "GET",
+    key: Uint8Array.of(0, 255, 10, 34, 92),
+  });
+  assert.deepEqual(parseCommand('GET "é"'), { name: "GET", key: enc("é") });
+  assert.match(
+    (parseCommand('GET "abc') as { message: string }).message,
+    /unterminated quote/,
+  );
+  assert.match(
+    (parseCommand('GET "\\q"') as { message: string }).message,
+    /bad escape/,
+  );
+  assert.match(
+    (parseCommand('GET "a"b') as { message: string }).message,
+    /closing quote/,
+  );
+});
+
+Deno.test("rendered keys parse back to the same bytes", () => {
+  const samples = [
+    Uint8Array.of(0, 1, 2),
+    enc("plain"),
+    enc("with space"),
+    enc('q"uote'),
+    enc("é"),
+    Uint8Array.of(0xff),
+    new Uint8Array(0),
+  ];
+  for (const key of samples) {
+    const parsed = parseCommand(`GET ${renderBytes(key)}`);
+    assert.deepEqual(parsed, { name: "GET", key }, renderBytes(key));
+  }
+  assert.equal(renderValue(enc("hello world")), "hello world");
+  assert.equal(renderValue(enc("two\nlines")), '"two\\nlines"');
+});
+
+Deno.test("tab completion offers matching command names", () => {
+  assert.deepEqual(complete("st"), [["stats "], "st"]);
+  assert.deepEqual(complete("E"), [["EXISTS ", "EXIT "], "E"]);
+  assert.deepEqual(complete("GET k"), [[], "GET k"]);
+});

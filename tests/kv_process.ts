@@ -1,0 +1,47 @@
+/**
+ * Runs the `kv` executable (main.ts under this Deno) as a subprocess, for
+ * end-to-end and crash tests.
+ */
+
+const MAIN = new URL("../main.ts", import.meta.url).pathname;
+
+/** Deno arguments that run main.ts with the permissions kv needs. */
+export function kvArgs(args: string[]): string[] {
+  return [
+    "run",
+    "--quiet",
+    "--allow-read",
+    "--allow-write",
+    "--allow-env",
+    MAIN,
+    ...args,
+  ];
+}
+
+/** Result of a finished kv process. */
+export interface KvResult {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs kv with `args`, feeding `input` on stdin; waits for it to exit. */
+export async function runKv(args: string[], input = ""): Promise<KvResult> {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: kvArgs(args),
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: { KV_HISTORY: "/dev/null", NO_COLOR: "1" },
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(input));
+  await writer.close();
+  const out = await child.output();
+  const dec = new TextDecoder();
+  return {
+    code: out.code,
+    stdout: dec.decode(out.stdout),
+    stderr: dec.decode(out.stderr),
+  };
+}
