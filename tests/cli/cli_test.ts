@@ -90,7 +90,8 @@ Deno.test("thousands of piped writes are all acknowledged and durable", async ()
   // Pipelined writes share fsyncs (group commit).
   const syncs = Number(/wal_syncs: (\d+)/.exec(r.stdout)?.[1]);
   assert.ok(syncs > 0 && syncs < n / 4, `${syncs} fsyncs for ${n} writes`);
-  const lines = r.stdout.slice(0, r.stdout.indexOf("Statistics:")).trimEnd().split("\n");
+  const lines = r.stdout.slice(0, r.stdout.indexOf("Statistics:")).trimEnd()
+    .split("\n");
   assert.equal(lines.length, n + n / 100);
   assert.ok(lines.slice(0, n).every((l) => l === "OK"));
   assert.deepEqual(
