@@ -85,17 +85,17 @@ export async function runRepl(store: Store): Promise<void> {
     writeOut(`Recovery: ${describeRecovery(store.stats())}\n`);
   }
   const path = historyPath();
+  let history = loadHistory(path);
   const rl = readline.createInterface({
     input: process.stdin,
     output: process.stdout,
     terminal: true,
     prompt: "> ",
-    history: loadHistory(path),
+    history: [...history],
     historySize: HISTORY_LINES_MAX,
     removeHistoryDuplicates: true,
     completer: complete,
   });
-  let history: string[] = [];
   rl.on("history", (h: string[]) => history = h);
   const closed = new Promise<void>((resolve) => rl.once("close", resolve));
   rl.on("SIGINT", () => rl.close());
