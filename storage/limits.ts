@@ -32,10 +32,18 @@ export const BATCH_BYTES_MAX = 64 * 1024 * 1024;
 export const WAL_RECORD_BYTES_MAX = BATCH_BYTES_MAX + 1024;
 
 /**
- * Most bytes one group commit writes with one syscall before it starts
- * another write in the same group (all still covered by one fsync).
+ * Largest log buffer kept for reuse between group commits. A bigger one
+ * (grown by a large batch) is dropped after its write so it does not stay
+ * resident.
  */
-export const GROUP_COMMIT_BYTES_MAX = 4 * 1024 * 1024;
+export const LOG_BUFFER_BYTES_RETAINED_MAX = 4 * 1024 * 1024;
+
+/**
+ * Most encoded bytes queued for the log while an fsync is in flight. Writes
+ * beyond it are rejected with a RangeError (nothing is stored) rather than
+ * letting a caller that never awaits grow memory without bound.
+ */
+export const LOG_QUEUED_BYTES_MAX = 256 * 1024 * 1024;
 
 /** Longest gap between fsyncs under `--sync interval`, in milliseconds. */
 export const SYNC_INTERVAL_MS = 100;
@@ -48,6 +56,3 @@ export const UNSYNCED_BUFFER_BYTES_MAX = 1024 * 1024;
 
 /** Size of the buffer recovery reads WAL segments with. */
 export const WAL_READ_CHUNK_BYTES = 1024 * 1024;
-
-/** Most entries a scan or keys listing returns when no limit is given. */
-export const SCAN_LIMIT_DEFAULT = Number.POSITIVE_INFINITY;

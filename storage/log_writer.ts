@@ -20,7 +20,8 @@ import { assert } from "../util/mod.ts";
 import type { Env, Timer, WritableFile } from "./env.ts";
 import { StoreFailedError } from "./errors.ts";
 import {
-  GROUP_COMMIT_BYTES_MAX,
+  LOG_BUFFER_BYTES_RETAINED_MAX,
+  LOG_QUEUED_BYTES_MAX,
   SYNC_INTERVAL_MS,
   UNSYNCED_BUFFER_BYTES_MAX,
 } from "./limits.ts";
@@ -101,6 +102,15 @@ export class LogWriter {
       return;
     }
     const need = encodedRecordBytes(ops);
+    if (this.#length + need > LOG_QUEUED_BYTES_MAX) {
+      const error = new RangeError(
+        `More than ${LOG_QUEUED_BYTES_MAX} bytes of writes are waiting for ` +
+          "the log (LOG_QUEUED_BYTES_MAX); await earlier writes before issuing more",
+      );
+      if (!commit) throw error;
+      commit.onFailed(error);
+      return;
+    }
     this.#reserve(need);
     const end = encodeRecord(this.#buf, this.#length, seq, this.env.now(), ops);
     assert(end === this.#length + need, "encoded size must match its estimate");
@@ -151,7 +161,7 @@ export class LogWriter {
     this.#length = 0;
     this.#unsynced = true;
     this.stats.writes++;
-    if (this.#buf.length > GROUP_COMMIT_BYTES_MAX) {
+    if (this.#buf.length > LOG_BUFFER_BYTES_RETAINED_MAX) {
       this.#buf = new Uint8Array(BUFFER_BYTES_INITIAL);
     }
     return true;

@@ -71,8 +71,10 @@ interface Damage {
   segment: number;
   offset: number;
   reason: string;
-  /** A valid record with bad contents: corruption whatever follows. */
+  /** Known to be corruption, not a torn tail. */
   certain: boolean;
+  /** Why it is corruption: a valid record follows, or the record's contents. */
+  evidence: "follows" | "contents";
 }
 
 /**
@@ -115,6 +117,7 @@ export async function recoverWal(
             offset: r.offset,
             reason: r.reason,
             certain: false,
+            evidence: "follows",
           };
           break;
         }
@@ -130,6 +133,7 @@ export async function recoverWal(
             offset: r.offset,
             reason: problem!,
             certain: true,
+            evidence: "contents",
           };
           break;
         }
@@ -193,8 +197,10 @@ async function cut(
   const path = joinPath(dir, name);
   if (damage.certain && !repair) {
     throw new CorruptionError(
-      `Cannot open the write-ahead log "${path}": ${damage.reason} at offset ${damage.offset}, ` +
-        "and valid records follow, so this is not a torn write. " +
+      `Cannot open the write-ahead log "${path}": ${damage.reason} at offset ${damage.offset}` +
+        (damage.evidence === "follows"
+          ? ", and valid records follow, so this is not a torn write. "
+          : " in a record whose checksum is valid. ") +
         "Run with --repair to keep the records before it (the rest is copied to lost/)",
       path,
       damage.offset,
@@ -212,12 +218,21 @@ async function cut(
   if (damage.certain) {
     await env.mkdirAll(joinPath(dir, "lost"));
     if (dropped) {
-      await writeLost(env, dir, `${name}.${damage.offset}`, dropped);
+      await writeLost(
+        env,
+        dir,
+        `${name}.${damage.offset}.${env.now()}`,
+        dropped,
+      );
     }
     for (const l of later) {
-      await env.rename(joinPath(dir, l), joinPath(joinPath(dir, "lost"), l));
+      await env.rename(
+        joinPath(dir, l),
+        joinPath(joinPath(dir, "lost"), `${l}.${env.now()}`),
+      );
     }
     await env.syncDir(joinPath(dir, "lost"));
+    await env.syncDir(dir);
     report.repaired.push({
       file: name,
       offset: damage.offset,

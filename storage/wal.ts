@@ -9,6 +9,7 @@
  */
 import {
   assert,
+  bytesToBinary,
   crc32c,
   getFixed32,
   getFixed64,
@@ -30,7 +31,6 @@ import {
 } from "./format.ts";
 import { WAL_READ_CHUNK_BYTES, WAL_RECORD_BYTES_MAX } from "./limits.ts";
 import type { ReadableFile } from "./env.ts";
-import { bytesToBinary } from "../util/bytes.ts";
 
 /** One write: a put (value set) or a delete (value undefined). */
 export interface WalOp {
