@@ -62,7 +62,7 @@ Deno.test("a piped session prints exactly one response per command, in order", a
   assert.equal(lines[statsAt + 1], "  num_keys: 3");
   assert.equal(lines[statsAt - 2], "OK", "DELETE name");
   assert.ok(
-    lines.slice(statsAt + 1).every((l) => l === "" || /^  [a-z_]+: /.test(l)),
+    lines.slice(statsAt + 1).every((l) => l === "" || /^ {2}[a-z_]+: /.test(l)),
   );
   assert.equal(r.stdout.endsWith("\n"), true);
 });
@@ -144,7 +144,7 @@ Deno.test("one-shot commands print results and use exit codes", async () => {
   });
   const stats = await runKv([...d, "stats"]);
   assert.equal(stats.code, 0);
-  assert.match(stats.stdout, /^Statistics:\n  num_keys: 1\n/);
+  assert.match(stats.stdout, /^Statistics:\n {2}num_keys: 1\n/);
   const bad = await runKv([...d, "get"]);
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /wrong number of arguments for get/);
@@ -165,7 +165,7 @@ Deno.test("one-shot commands print results and use exit codes", async () => {
 Deno.test("--help and --version work on every command", async () => {
   const top = await runKv(["--help"]);
   assert.equal(top.code, 0);
-  assert.match(top.stdout, /Usage:\n  kv \[options\]/);
+  assert.match(top.stdout, /Usage:\n {2}kv \[options\]/);
   assert.match(top.stdout, /--sync MODE/);
   for (const cmd of ["get", "put", "delete", "scan", "stats"]) {
     const r = await runKv([cmd, "--help"]);
