@@ -1,0 +1,613 @@
+/**
+ * Standalone throughput run: ops/s of kv, Deno KV and raw baselines on the
+ * same workloads, measured with plain loops for a fixed time, printed as a
+ * markdown table with ratios to baselines measured in the same run.
+ *
+ *   deno run -A --unstable-kv bench/run.ts [--quick] [--rounds N] [--seconds S]
+ *
+ * Rounds interleave every workload (a baseline next to what it is compared
+ * with). The table reports each workload's median ops/s over the rounds with
+ * the min-max range, and each ratio as the median of the per-round ratios,
+ * to damp the noise of a shared machine. Progress goes to stderr, the
+ * markdown report to stdout. Targets are explained in docs/benchmarks.md.
+ */
+import { parseArgs } from "node:util";
+import { openStore, type Store } from "../storage/mod.ts";
+import {
+  DURABLE_VALUE_BYTES,
+  KEY_SPACE,
+  makeBenchDir,
+  makeKeys,
+  makeValue,
+  MEMORY_VALUE_BYTES,
+  openAppend,
+  openAppendSync,
+  RAW_RECORD_BYTES,
+  shuffledKeys,
+  writeAll,
+  writeAllSync,
+  WRITERS,
+} from "./workload.ts";
+
+/** Fast loops read the clock once per this many ops. */
+const CLOCK_EVERY_OPS = 1024;
+/** Ops per batch when preloading the read workload. */
+const PRELOAD_BATCH_OPS = 500;
+
+interface Measurement {
+  ops: number;
+  ms: number;
+  /** Per-op latencies in ms, for the workloads that record them. */
+  latenciesMs?: number[];
+  /** WAL records per fsync, for the kv durable workloads. */
+  recordsPerSync?: number;
+}
+
+interface Workload {
+  id: string;
+  label: string;
+  run(ms: number): Promise<Measurement>;
+}
+
+const { values: flags } = parseArgs({
+  options: {
+    quick: { type: "boolean", default: false },
+    rounds: { type: "string" },
+    seconds: { type: "string" },
+  },
+});
+const ROUNDS = Number(flags.rounds ?? (flags.quick ? 1 : 3));
+const MEASURE_MS = 1000 * Number(flags.seconds ?? (flags.quick ? 1 : 2.5));
+const WARMUP_MS = Math.min(500, MEASURE_MS / 5);
+if (!(ROUNDS >= 1) || !(MEASURE_MS > 0)) {
+  throw new RangeError("--rounds must be >= 1 and --seconds > 0");
+}
+
+const root = await makeBenchDir();
+const keys = makeKeys();
+const readOrder = shuffledKeys(keys);
+const durableValue = makeValue(DURABLE_VALUE_BYTES);
+const memoryValue = makeValue(MEMORY_VALUE_BYTES);
+const rawRecord = makeValue(RAW_RECORD_BYTES);
+let dirCounter = 0;
+
+function freshPath(name: string): string {
+  return `${root}/${name}-${++dirCounter}`;
+}
+
+/** Runs `body` with a fresh kv store, then closes and deletes it. */
+async function withStore<T>(
+  sync: "always" | "none",
+  body: (store: Store) => Promise<T>,
+): Promise<T> {
+  const dir = freshPath(`kv-${sync}`);
+  const store = await openStore(dir, { sync });
+  try {
+    return await body(store);
+  } finally {
+    await store.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Runs `body` with a fresh Deno KV database, then closes and deletes it. */
+async function withDenoKv<T>(body: (kv: Deno.Kv) => Promise<T>): Promise<T> {
+  const dir = freshPath("denokv");
+  await Deno.mkdir(dir);
+  const kv = await Deno.openKv(`${dir}/db.sqlite`);
+  try {
+    return await body(kv);
+  } finally {
+    kv.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+}
+
+/** Calls `op` (awaited) in a loop for `ms`; optionally records latencies. */
+async function timedLoop(
+  ms: number,
+  op: (i: number) => Promise<unknown>,
+  latenciesMs?: number[],
+): Promise<Measurement> {
+  const start = performance.now();
+  const deadline = start + ms;
+  let ops = 0;
+  let now = start;
+  while (now < deadline) {
+    await op(ops++);
+    const after = performance.now();
+    latenciesMs?.push(after - now);
+    now = after;
+  }
+  return { ops, ms: now - start };
+}
+
+/** Like timedLoop for sub-microsecond ops: reads the clock less often. */
+async function fastLoop(
+  ms: number,
+  op: (i: number) => Promise<unknown> | unknown,
+): Promise<Measurement> {
+  const start = performance.now();
+  const deadline = start + ms;
+  let ops = 0;
+  let now = start;
+  while (now < deadline) {
+    for (let j = 0; j < CLOCK_EVERY_OPS; j++) await op(ops++);
+    now = performance.now();
+  }
+  return { ops, ms: now - start };
+}
+
+/** `WRITERS` closed-loop writers, each awaiting its own op, for `ms`. */
+async function concurrentLoops(
+  ms: number,
+  op: (i: number) => Promise<unknown>,
+): Promise<Measurement> {
+  const start = performance.now();
+  const deadline = start + ms;
+  let ops = 0;
+  const writer = async (w: number) => {
+    for (let i = w; performance.now() < deadline; i += WRITERS) {
+      await op(i);
+      ops++;
+    }
+  };
+  await Promise.all(Array.from({ length: WRITERS }, (_, w) => writer(w)));
+  return { ops, ms: performance.now() - start };
+}
+
+function keyOf(i: number): string {
+  return keys[i % KEY_SPACE]!;
+}
+
+async function rawAsync(ms: number): Promise<Measurement> {
+  const path = freshPath("raw-async");
+  const file = await openAppend(path);
+  try {
+    const op = async () => {
+      await writeAll(file, rawRecord);
+      await file.syncData();
+    };
+    await timedLoop(WARMUP_MS, op);
+    const latenciesMs: number[] = [];
+    return { ...(await timedLoop(ms, op, latenciesMs)), latenciesMs };
+  } finally {
+    file.close();
+    await Deno.remove(path);
+  }
+}
+
+/**
+ * One append of WRITERS records and one syncData, counted as WRITERS ops:
+ * the disk's ceiling for a group commit of that size.
+ */
+async function rawGroup(ms: number): Promise<Measurement> {
+  const path = freshPath("raw-group");
+  const file = await openAppend(path);
+  const group = new Uint8Array(WRITERS * RAW_RECORD_BYTES);
+  for (let w = 0; w < WRITERS; w++) group.set(rawRecord, w * RAW_RECORD_BYTES);
+  try {
+    const op = async () => {
+      await writeAll(file, group);
+      await file.syncData();
+    };
+    await timedLoop(WARMUP_MS, op);
+    const m = await timedLoop(ms, op);
+    return { ops: m.ops * WRITERS, ms: m.ms };
+  } finally {
+    file.close();
+    await Deno.remove(path);
+  }
+}
+
+async function rawSync(ms: number): Promise<Measurement> {
+  const path = freshPath("raw-sync");
+  const file = openAppendSync(path);
+  try {
+    // deno-lint-ignore require-await
+    const op = async () => {
+      writeAllSync(file, rawRecord);
+      file.syncDataSync();
+    };
+    await timedLoop(WARMUP_MS, op);
+    return await timedLoop(ms, op);
+  } finally {
+    file.close();
+    await Deno.remove(path);
+  }
+}
+
+function kvDurableOne(ms: number): Promise<Measurement> {
+  return withStore("always", async (store) => {
+    const op = (i: number) => store.put(keyOf(i), durableValue);
+    await timedLoop(WARMUP_MS, op);
+    const before = store.stats().wal;
+    const latenciesMs: number[] = [];
+    const m = await timedLoop(ms, op, latenciesMs);
+    const after = store.stats().wal;
+    const recordsPerSync = (after.records - before.records) /
+      (after.syncs - before.syncs);
+    return { ...m, latenciesMs, recordsPerSync };
+  });
+}
+
+function kvDurableMany(ms: number): Promise<Measurement> {
+  return withStore("always", async (store) => {
+    const op = (i: number) => store.put(keyOf(i), durableValue);
+    await concurrentLoops(WARMUP_MS, op);
+    const before = store.stats().wal;
+    const m = await concurrentLoops(ms, op);
+    const after = store.stats().wal;
+    const recordsPerSync = (after.records - before.records) /
+      (after.syncs - before.syncs);
+    return { ...m, recordsPerSync };
+  });
+}
+
+function kvNone(ms: number): Promise<Measurement> {
+  return withStore("none", async (store) => {
+    const op = (i: number) => store.put(keyOf(i), memoryValue);
+    await fastLoop(WARMUP_MS, op);
+    return await fastLoop(ms, op);
+  });
+}
+
+function denoKvSetOne(ms: number): Promise<Measurement> {
+  return withDenoKv(async (kv) => {
+    const op = (i: number) => kv.set(["k", keyOf(i)], durableValue);
+    await timedLoop(WARMUP_MS, op);
+    return await timedLoop(ms, op);
+  });
+}
+
+function denoKvSetMany(ms: number): Promise<Measurement> {
+  return withDenoKv(async (kv) => {
+    const op = (i: number) => kv.set(["k", keyOf(i)], durableValue);
+    await concurrentLoops(WARMUP_MS, op);
+    return await concurrentLoops(ms, op);
+  });
+}
+
+function mapSet(ms: number): Promise<Measurement> {
+  const map = new Map<string, Uint8Array>();
+  const op = (i: number) => map.set(keyOf(i), memoryValue);
+  return fastLoop(WARMUP_MS, op).then(() => fastLoop(ms, op));
+}
+
+// The read workloads share one preloaded store, Deno KV and Map.
+const readStoreDir = freshPath("kv-read");
+const readStore = await openStore(readStoreDir, { sync: "none" });
+const readDenoKvDir = freshPath("denokv-read");
+await Deno.mkdir(readDenoKvDir);
+const readDenoKv = await Deno.openKv(`${readDenoKvDir}/db.sqlite`);
+const readMap = new Map<string, Uint8Array>();
+
+async function preload(): Promise<number> {
+  const start = performance.now();
+  for (let i = 0; i < KEY_SPACE; i += PRELOAD_BATCH_OPS) {
+    const chunk = keys.slice(i, i + PRELOAD_BATCH_OPS);
+    await readStore.batch(
+      chunk.map((key) => ({ type: "put", key, value: memoryValue })),
+    );
+    const atomic = readDenoKv.atomic();
+    for (const key of chunk) {
+      atomic.set(["k", key], memoryValue);
+      readMap.set(key, memoryValue);
+    }
+    if (!(await atomic.commit()).ok) throw new Error("Cannot preload Deno KV");
+  }
+  await readStore.sync();
+  if ((await readStore.count()) !== KEY_SPACE) {
+    throw new Error("The kv preload is missing keys");
+  }
+  return performance.now() - start;
+}
+
+function readKey(i: number): string {
+  return readOrder[i % KEY_SPACE]!;
+}
+
+async function kvGet(ms: number): Promise<Measurement> {
+  let misses = 0;
+  const op = async (i: number) => {
+    if ((await readStore.get(readKey(i))) === undefined) misses++;
+  };
+  await fastLoop(WARMUP_MS, op);
+  const m = await fastLoop(ms, op);
+  if (misses > 0) throw new Error(`kv get missed ${misses} preloaded keys`);
+  return m;
+}
+
+/** kv get in ascending key order: what random order costs, by contrast. */
+async function kvGetAscending(ms: number): Promise<Measurement> {
+  let misses = 0;
+  const op = async (i: number) => {
+    if ((await readStore.get(keyOf(i))) === undefined) misses++;
+  };
+  await fastLoop(WARMUP_MS, op);
+  const m = await fastLoop(ms, op);
+  if (misses > 0) throw new Error(`kv get missed ${misses} preloaded keys`);
+  return m;
+}
+
+async function denoKvGet(ms: number): Promise<Measurement> {
+  let misses = 0;
+  const op = async (i: number) => {
+    if ((await readDenoKv.get(["k", readKey(i)])).value === null) misses++;
+  };
+  await timedLoop(WARMUP_MS, op);
+  const m = await timedLoop(ms, op);
+  if (misses > 0) throw new Error(`Deno KV get missed ${misses} keys`);
+  return m;
+}
+
+async function mapGet(ms: number): Promise<Measurement> {
+  let misses = 0;
+  const op = (i: number) => {
+    if (readMap.get(readKey(i)) === undefined) misses++;
+  };
+  await fastLoop(WARMUP_MS, op);
+  const m = await fastLoop(ms, op);
+  if (misses > 0) throw new Error(`Map get missed ${misses} keys`);
+  return m;
+}
+
+const workloads: Workload[] = [
+  {
+    id: "rawAsync",
+    label: "raw write+syncData, async API, append 120 B",
+    run: rawAsync,
+  },
+  {
+    id: "rawSync",
+    label: "raw writeSync+syncDataSync, append 120 B",
+    run: rawSync,
+  },
+  {
+    id: "kvOne",
+    label: "kv put, sync always, 1 writer",
+    run: kvDurableOne,
+  },
+  {
+    id: "kvMany",
+    label: `kv put, sync always, ${WRITERS} writers`,
+    run: kvDurableMany,
+  },
+  {
+    id: "rawGroup",
+    label: `raw: ${WRITERS} records per write+syncData, records/s (diagnostic)`,
+    run: rawGroup,
+  },
+  { id: "dkvOne", label: "Deno KV set, 1 writer", run: denoKvSetOne },
+  {
+    id: "dkvMany",
+    label: `Deno KV set, ${WRITERS} writers`,
+    run: denoKvSetMany,
+  },
+  {
+    id: "mapSet",
+    label: "JS Map.set, awaited (in-memory ceiling)",
+    run: mapSet,
+  },
+  {
+    id: "kvNone",
+    label: "kv put, sync none, 1 writer awaiting each put",
+    run: kvNone,
+  },
+  {
+    id: "mapGet",
+    label: "JS Map.get, awaited, random order (in-memory ceiling)",
+    run: mapGet,
+  },
+  { id: "kvGet", label: "kv get, 100k keys, random order", run: kvGet },
+  { id: "dkvGet", label: "Deno KV get, same keys", run: denoKvGet },
+  {
+    id: "kvGetAsc",
+    label: "kv get, same keys, ascending order (diagnostic)",
+    run: kvGetAscending,
+  },
+];
+
+interface Row {
+  id: string;
+  /** Baseline workload id, or undefined for a baseline. */
+  vs?: string;
+  /** Target as a ratio to `vs`, or as absolute ops/s. */
+  target?: { ratio: number } | { opsPerSec: number };
+}
+
+const rows: Row[] = [
+  { id: "rawAsync" },
+  { id: "rawSync", vs: "rawAsync" },
+  { id: "kvOne", vs: "rawAsync", target: { ratio: 0.8 } },
+  { id: "kvMany", vs: "rawAsync", target: { ratio: 25 } },
+  { id: "rawGroup", vs: "rawAsync" },
+  { id: "dkvOne", vs: "rawAsync" },
+  { id: "dkvMany", vs: "rawAsync" },
+  { id: "mapSet" },
+  { id: "kvNone", vs: "mapSet", target: { opsPerSec: 300_000 } },
+  { id: "mapGet" },
+  { id: "kvGet", vs: "mapGet", target: { opsPerSec: 1_000_000 } },
+  { id: "dkvGet", vs: "mapGet" },
+  { id: "kvGetAsc", vs: "mapGet" },
+];
+
+/** Short names of the baselines, for the ratio column. */
+const BASELINE_NAMES: Record<string, string> = {
+  rawAsync: "raw async",
+  mapSet: "Map.set",
+  mapGet: "Map.get",
+};
+
+function median(xs: readonly number[]): number {
+  const s = xs.slice().sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+function percentile(sorted: readonly number[], p: number): number {
+  const rank = Math.ceil((p / 100) * sorted.length);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, rank - 1))]!;
+}
+
+function fmtOps(x: number): string {
+  return Math.round(x).toLocaleString("en-US");
+}
+
+function fmtRatio(x: number): string {
+  if (x >= 10) return `${x.toFixed(1)}x`;
+  return x >= 0.1 ? `${x.toFixed(2)}x` : `${x.toPrecision(2)}x`;
+}
+
+function fmtMs(x: number): string {
+  return x >= 10 ? `${x.toFixed(1)} ms` : `${x.toFixed(3)} ms`;
+}
+
+function cpuModel(): string {
+  try {
+    const info = Deno.readTextFileSync("/proc/cpuinfo");
+    return /model name\s*:\s*(.*)/.exec(info)?.[1]?.trim() ?? "unknown";
+  } catch {
+    return "unknown";
+  }
+}
+
+// --- Run -------------------------------------------------------------------
+
+const startedAt = new Date();
+const loadBefore = Deno.loadavg();
+const preloadMs = await preload();
+const opsPerSec = new Map<string, number[]>();
+const latencies = new Map<string, number[]>();
+const groupSizes: number[] = [];
+const singleGroupSizes: number[] = [];
+try {
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const w of workloads) {
+      const m = await w.run(MEASURE_MS);
+      const rate = (m.ops * 1000) / m.ms;
+      const list = opsPerSec.get(w.id) ?? [];
+      list.push(rate);
+      opsPerSec.set(w.id, list);
+      if (m.latenciesMs) {
+        const all = latencies.get(w.id) ?? [];
+        for (const l of m.latenciesMs) all.push(l);
+        latencies.set(w.id, all);
+      }
+      if (m.recordsPerSync !== undefined) {
+        (w.id === "kvMany" ? groupSizes : singleGroupSizes).push(
+          m.recordsPerSync,
+        );
+      }
+      console.error(
+        `round ${round}/${ROUNDS}  ${w.label.padEnd(60)} ${
+          fmtOps(rate).padStart(11)
+        } ops/s`,
+      );
+    }
+  }
+} finally {
+  await readStore.close();
+  readDenoKv.close();
+  await Deno.remove(root, { recursive: true });
+}
+const loadAfter = Deno.loadavg();
+
+const med = new Map<string, number>();
+for (const [id, list] of opsPerSec) med.set(id, median(list));
+
+/**
+ * Ratios of `a` to `b` round by round. Each round measures the two close in
+ * time, so their ratio cancels much of the machine's drift between rounds.
+ */
+function roundRatios(a: string, b: string): number[] {
+  const xs = opsPerSec.get(a)!;
+  const ys = opsPerSec.get(b)!;
+  return xs.map((x, i) => x / ys[i]!);
+}
+const labelOf = new Map(workloads.map((w) => [w.id, w.label]));
+
+const out: string[] = [];
+out.push(
+  `kv benchmark run, ${startedAt.toISOString()}` +
+    (flags.quick ? " (--quick)" : ""),
+  "",
+  `- Deno ${Deno.version.deno}, V8 ${Deno.version.v8}, ${Deno.build.target}`,
+  `- CPU: ${cpuModel()}, ${navigator.hardwareConcurrency} cores; ` +
+    `Linux ${Deno.osRelease()}`,
+  `- Files under ${root.replace(/\/[^/]+$/, "")} ` +
+    "(set KV_BENCH_DIR to measure another filesystem)",
+  `- ${ROUNDS} round(s) x ${MEASURE_MS / 1000} s per workload ` +
+    `(after ${WARMUP_MS} ms warm-up); medians shown; a ratio is the median of per-round ratios`,
+  `- Load average before/after: ${loadBefore.map((x) => x.toFixed(2))} / ` +
+    `${loadAfter.map((x) => x.toFixed(2))}`,
+  `- Preload of ${fmtOps(KEY_SPACE)} keys into kv, Deno KV and a Map: ` +
+    `${preloadMs.toFixed(0)} ms`,
+  "",
+  "| workload | ops/s (median) | range over rounds | ratio (median of rounds, range) | target | met |",
+  "| --- | ---: | ---: | --- | --- | --- |",
+);
+for (const row of rows) {
+  const list = opsPerSec.get(row.id)!;
+  const value = med.get(row.id)!;
+  const range = list.length > 1
+    ? `${fmtOps(Math.min(...list))}–${fmtOps(Math.max(...list))}`
+    : "—";
+  let ratio = "baseline";
+  let target = "—";
+  let met = "—";
+  if (row.vs !== undefined) {
+    const ratios = roundRatios(row.id, row.vs);
+    const r = median(ratios);
+    ratio = `${fmtRatio(r)} ${BASELINE_NAMES[row.vs]}`;
+    if (ratios.length > 1) {
+      ratio += ` (${fmtRatio(Math.min(...ratios))}–${
+        fmtRatio(Math.max(...ratios))
+      })`;
+    }
+    if (row.target && "ratio" in row.target) {
+      target = `≥ ${row.target.ratio}x raw async`;
+      met = r >= row.target.ratio ? "yes" : "**no**";
+    }
+  }
+  if (row.target && "opsPerSec" in row.target) {
+    target = `≥ ${fmtOps(row.target.opsPerSec)} ops/s`;
+    met = value >= row.target.opsPerSec ? "yes" : "**no**";
+  }
+  out.push(
+    `| ${labelOf.get(row.id)} | ${
+      fmtOps(value)
+    } | ${range} | ${ratio} | ${target} | ${met} |`,
+  );
+}
+
+out.push("", "Durable single-writer latency, all rounds:", "");
+out.push("| workload | p50 | p99 | p99.9 | max | samples |");
+out.push("| --- | ---: | ---: | ---: | ---: | ---: |");
+for (const id of ["rawAsync", "kvOne"]) {
+  const sorted = (latencies.get(id) ?? []).slice().sort((a, b) => a - b);
+  if (sorted.length === 0) continue;
+  out.push(
+    `| ${labelOf.get(id)} | ${fmtMs(percentile(sorted, 50))} | ${
+      fmtMs(percentile(sorted, 99))
+    } | ${fmtMs(percentile(sorted, 99.9))} | ${
+      fmtMs(sorted[sorted.length - 1]!)
+    } | ${fmtOps(sorted.length)} |`,
+  );
+}
+
+const ratioOf = (a: string, b: string) => fmtRatio(median(roundRatios(a, b)));
+out.push(
+  "",
+  `Against the raw sync-API rate instead: kv 1 writer ` +
+    `${ratioOf("kvOne", "rawSync")}, ${WRITERS} writers ` +
+    `${ratioOf("kvMany", "rawSync")}.`,
+  `kv ÷ Deno KV: 1 durable writer ${ratioOf("kvOne", "dkvOne")}, ` +
+    `${WRITERS} durable writers ${ratioOf("kvMany", "dkvMany")}, ` +
+    `get ${ratioOf("kvGet", "dkvGet")}.`,
+  `kv ${WRITERS} writers: ${
+    median(groupSizes).toFixed(1)
+  } WAL records per fsync (median round); ` +
+    `1 writer: ${median(singleGroupSizes).toFixed(2)}.`,
+);
+console.log(out.join("\n"));
