@@ -4,15 +4,17 @@
  * sees the newest version with seq <= S while writers go on.
  *
  * Keys and values are binary strings (one char per byte): V8 allocates and
- * compares them far faster than small Uint8Arrays. A hash index serves
- * point lookups; a B+tree over the same slots serves ordered iteration.
+ * compares them far faster than small Uint8Arrays. A hash index from key to
+ * newest version serves point lookups (one hop less than a slot object
+ * would cost: random gets are bound by cache misses); a B+tree of the same
+ * keys serves ordered iteration, looking each key up in the index.
  *
  * Invariants:
  * - In a chain, sequence numbers strictly decrease from newest to oldest.
  * - A version is dropped only when no registered reader can see it: the
  *   chain keeps every version newer than the oldest reader's sequence, plus
  *   the newest version at or below it.
- * - `index` and `tree` hold the same slots; `liveKeys` counts slots whose
+ * - `index` and `tree` hold the same keys; `liveKeys` counts keys whose
  *   newest version is not a tombstone.
  */
 import { assert } from "../util/mod.ts";
@@ -26,13 +28,9 @@ export interface Version {
   older: Version | undefined;
 }
 
-interface Slot {
-  head: Version;
-}
-
 /** Rough bytes of bookkeeping per version, for memory accounting. */
 const VERSION_OVERHEAD_BYTES = 48;
-/** Rough bytes of bookkeeping per key (slot, index and tree entries). */
+/** Rough bytes of bookkeeping per key (index and tree entries). */
 const KEY_OVERHEAD_BYTES = 96;
 
 /** Bounds and direction of an iteration over binary-string keys. */
@@ -46,8 +44,8 @@ export interface RangeOptions {
 
 /** Versioned sorted table of recent writes. */
 export class Memtable {
-  #index = new Map<string, Slot>();
-  #tree = new SortedMap<Slot>();
+  #index = new Map<string, Version>();
+  #tree = new SortedMap<true>();
   #liveKeys = 0;
   #bytes = 0;
   /** Sequence numbers of registered readers, with multiplicity. */
@@ -71,22 +69,19 @@ export class Memtable {
     value: string | undefined,
     expiry: number,
   ): void {
-    const slot = this.#index.get(key);
+    const newest = this.#index.get(key);
     this.#bytes += VERSION_OVERHEAD_BYTES + (value ? value.length : 0);
-    if (!slot) {
-      const fresh: Slot = {
-        head: { seq, value, expiry, older: undefined },
-      };
-      this.#index.set(key, fresh);
-      this.#tree.set(key, fresh);
+    if (!newest) {
+      this.#index.set(key, { seq, value, expiry, older: undefined });
+      this.#tree.set(key, true);
       this.#bytes += key.length + KEY_OVERHEAD_BYTES;
       if (value !== undefined) this.#liveKeys++;
       return;
     }
-    const newest = slot.head;
     assert(seq > newest.seq, "memtable sequence must increase");
-    slot.head = { seq, value, expiry, older: newest };
-    this.#prune(slot.head);
+    const head: Version = { seq, value, expiry, older: newest };
+    this.#index.set(key, head);
+    this.#prune(head);
     const wasLive = newest.value !== undefined;
     const isLive = value !== undefined;
     if (wasLive !== isLive) this.#liveKeys += isLive ? 1 : -1;
@@ -107,7 +102,7 @@ export class Memtable {
 
   /** The version of `key` visible at `seq` (tombstones included). */
   get(key: string, seq = Number.POSITIVE_INFINITY): Version | undefined {
-    let v = this.#index.get(key)?.head;
+    let v = this.#index.get(key);
     while (v && v.seq > seq) v = v.older;
     return v;
   }
@@ -146,7 +141,8 @@ export class Memtable {
   ): Generator<[string, Version]> {
     const { start, end, reverse = false } = range;
     const tree = this.#tree;
-    let pos: MapPosition<Slot> | undefined = reverse
+    const index = this.#index;
+    let pos: MapPosition<true> | undefined = reverse
       ? tree.seekLT(end)
       : tree.seekGE(start);
     let mutations = tree.mutations;
@@ -154,7 +150,7 @@ export class Memtable {
       const key = tree.keyAt(pos);
       if (!reverse && end !== undefined && key >= end) return;
       if (reverse && start !== undefined && key < start) return;
-      let v: Version | undefined = tree.valueAt(pos).head;
+      let v: Version | undefined = index.get(key);
       while (v && v.seq > seq) v = v.older;
       if (v) yield [key, v];
       if (tree.mutations !== mutations) {

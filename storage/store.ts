@@ -358,15 +358,31 @@ export class Store {
   }
 
   /** The value of `key`, or undefined when absent. */
-  async get(key: Bytes): Promise<Uint8Array | undefined> {
-    if (this.#closed) throw new StoreClosedError();
-    const k = keyToBinary(key);
+  get(key: Bytes): Promise<Uint8Array | undefined> {
+    // Not an async function: the common case (no write of this key in
+    // flight) resolves at once, without async-function machinery.
+    let k: string;
+    try {
+      if (this.#closed) throw new StoreClosedError();
+      k = keyToBinary(key);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     const pending = this.#pendingWrites > 0
       ? this.#pendingByKey.get(k)
       : undefined;
-    if (!pending) return this.#copyOut(this.memtable.get(k));
-    // Read as of this call: wait for the write issued before it, then read
-    // at the sequence number current at the call, keeping that version.
+    if (!pending) return Promise.resolve(this.#copyOut(this.memtable.get(k)));
+    return this.#getAfter(k, pending);
+  }
+
+  /**
+   * Reads `k` as of the current call: waits for the write issued before it,
+   * then reads at the sequence number current now, keeping that version.
+   */
+  async #getAfter(
+    k: string,
+    pending: Promise<void>,
+  ): Promise<Uint8Array | undefined> {
     const seq = this.#nextSeq - 1;
     this.memtable.addReader(seq);
     try {
