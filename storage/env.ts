@@ -33,6 +33,12 @@ export interface ReadableFile {
    * REQUIRES: no other read on this handle is in flight.
    */
   read(offset: number, buf: Uint8Array): Promise<number>;
+  /**
+   * Like read(), synchronously: for table blocks, which are small and
+   * usually in the OS page cache, where an async round trip costs more
+   * than the read.
+   */
+  readSync(offset: number, buf: Uint8Array): number;
   /** Closes the handle. */
   close(): void;
 }

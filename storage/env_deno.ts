@@ -51,6 +51,17 @@ class DenoReadableFile implements ReadableFile {
     return done;
   }
 
+  readSync(offset: number, buf: Uint8Array): number {
+    this.file.seekSync(offset, Deno.SeekMode.Start);
+    let done = 0;
+    while (done < buf.length) {
+      const n = this.file.readSync(buf.subarray(done));
+      if (n === null) break;
+      done += n;
+    }
+    return done;
+  }
+
   close(): void {
     this.file.close();
   }

@@ -34,3 +34,49 @@ export const WAL_SEGMENT_SUFFIX = ".log";
 
 /** Name of the lock file held by the process that owns a data directory. */
 export const LOCK_FILE_NAME = "LOCK";
+
+// ---- SSTable (docs/format/sstable.md) ----
+
+/** SSTable file suffix; tables are named NNNNNN.sst by file number. */
+export const SSTABLE_SUFFIX = ".sst";
+
+/** Suffix of a table being written, renamed away once synced. */
+export const TEMP_SUFFIX = ".tmp";
+
+/** Block trailer: compression (1) + masked crc32c (4). */
+export const BLOCK_TRAILER_BYTES = 5;
+
+/** Block compression byte: only "none" exists. */
+export const BLOCK_COMPRESSION_NONE = 0;
+
+/** Entries between restart points in data and index blocks. */
+export const BLOCK_RESTART_INTERVAL = 16;
+
+/** Footer: three 12-byte handles + format version (4) + magic (8). */
+export const TABLE_FOOTER_BYTES = 48;
+
+/** The only SSTable format version. */
+export const TABLE_FORMAT_VERSION = 1;
+
+/** "kvsstab1": the last 8 bytes of every table. */
+export const TABLE_MAGIC = Uint8Array.of(
+  0x6b,
+  0x76,
+  0x73,
+  0x73,
+  0x74,
+  0x61,
+  0x62,
+  0x31,
+);
+
+/** Entry tag kinds in data blocks, and the has-expiry flag. */
+export const EntryTag = {
+  PUT: 1,
+  DELETE: 2,
+  HAS_EXPIRY: 0x80,
+} as const;
+
+/** Seeds of the two FNV-1a hashes the Bloom filter probes with. */
+export const BLOOM_SEED_1 = 0x811c9dc5;
+export const BLOOM_SEED_2 = 0x050c5d1f;

@@ -10,6 +10,8 @@
  *   its leaf position may have shifted and must seek again.
  */
 
+import { lowerBound, upperBound } from "../util/mod.ts";
+
 /** Most keys in a node before it splits. */
 const NODE_KEYS_MAX = 64;
 
@@ -26,30 +28,6 @@ class Inner<V> {
 }
 
 type Node<V> = Leaf<V> | Inner<V>;
-
-/** Index of the first key >= `key` in sorted `keys`. */
-function lowerBound(keys: string[], key: string): number {
-  let lo = 0;
-  let hi = keys.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (keys[mid]! < key) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
-/** Index of the first key > `key` in sorted `keys`. */
-function upperBound(keys: string[], key: string): number {
-  let lo = 0;
-  let hi = keys.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (keys[mid]! <= key) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
 
 /** A position in a {@linkcode SortedMap}: a leaf and an index in it. */
 export interface MapPosition<V> {

@@ -1,6 +1,6 @@
 /**
  * Primitives shared by every layer: checksums, byte coding, byte strings,
- * assertions and a seeded PRNG. Imports nothing.
+ * assertions, a seeded PRNG and binary search. Imports nothing.
  *
  * @module
  */
@@ -9,3 +9,4 @@ export * from "./coding.ts";
 export * from "./bytes.ts";
 export * from "./assert.ts";
 export * from "./prng.ts";
+export * from "./search.ts";

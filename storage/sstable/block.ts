@@ -1,0 +1,302 @@
+/**
+ * Blocks of an SSTable: building them with prefix-compressed keys and
+ * restart points, and decoding verified contents back into sorted arrays.
+ * Format: docs/format/sstable.md, "Data and index blocks".
+ *
+ * Invariants:
+ * - Keys are added in strictly increasing order (checked).
+ * - decode* never reads outside the contents and never trusts a length it
+ *   has not checked against the bytes left; damage is a CorruptionError.
+ */
+import {
+  assert,
+  bytesToBinary,
+  getFixed32,
+  getFixed64,
+  getVarint32,
+  putBinary,
+  putFixed32,
+  putFixed64,
+  putVarint32,
+  varint32Length,
+  type VarintResult,
+} from "../../util/mod.ts";
+import { CorruptionError } from "../errors.ts";
+import { BLOCK_RESTART_INTERVAL, EntryTag } from "../format.ts";
+
+/** Builds one block's contents (without its trailer). */
+export class BlockBuilder {
+  #buf = new Uint8Array(8192);
+  #length = 0;
+  #restarts: number[] = [0];
+  #sinceRestart = 0;
+  #lastKey = "";
+  #entries = 0;
+
+  /** Entries added since the last reset. */
+  get entries(): number {
+    return this.#entries;
+  }
+
+  /** The last key added. */
+  get lastKey(): string {
+    return this.#lastKey;
+  }
+
+  /** Bytes the finished contents would take now. */
+  get estimatedBytes(): number {
+    return this.#length + this.#restarts.length * 4 + 4;
+  }
+
+  #reserve(n: number): void {
+    if (this.#length + n <= this.#buf.length) return;
+    let size = this.#buf.length * 2;
+    while (size < this.#length + n) size *= 2;
+    const grown = new Uint8Array(size);
+    grown.set(this.#buf.subarray(0, this.#length));
+    this.#buf = grown;
+  }
+
+  /** Writes an entry header and key suffix; returns where the value goes. */
+  #startEntry(key: string, valueLength: number): number {
+    assert(
+      this.#entries === 0 || key > this.#lastKey,
+      "block keys must strictly increase",
+    );
+    let shared = 0;
+    if (this.#sinceRestart < BLOCK_RESTART_INTERVAL) {
+      const last = this.#lastKey;
+      const n = Math.min(last.length, key.length);
+      while (shared < n && last.charCodeAt(shared) === key.charCodeAt(shared)) {
+        shared++;
+      }
+    } else {
+      this.#restarts.push(this.#length);
+      this.#sinceRestart = 0;
+    }
+    const unshared = key.length - shared;
+    this.#reserve(15 + unshared + valueLength);
+    let at = putVarint32(this.#buf, this.#length, shared);
+    at = putVarint32(this.#buf, at, unshared);
+    at = putVarint32(this.#buf, at, valueLength);
+    at = putBinary(this.#buf, at, shared === 0 ? key : key.slice(shared));
+    this.#lastKey = key;
+    this.#sinceRestart++;
+    this.#entries++;
+    return at;
+  }
+
+  /** Adds a data entry: a put (value set) or a tombstone (undefined). */
+  addData(
+    key: string,
+    seq: number,
+    value: string | undefined,
+    expiry: number,
+  ): void {
+    const kind = value === undefined ? EntryTag.DELETE : EntryTag.PUT;
+    const tag = expiry > 0 ? kind | EntryTag.HAS_EXPIRY : kind;
+    const valueLength = 1 + 8 + (expiry > 0 ? 8 : 0) +
+      (value === undefined ? 0 : value.length);
+    let at = this.#startEntry(key, valueLength);
+    this.#buf[at++] = tag;
+    putFixed64(this.#buf, at, seq);
+    at += 8;
+    if (expiry > 0) {
+      putFixed64(this.#buf, at, expiry);
+      at += 8;
+    }
+    if (value !== undefined) at = putBinary(this.#buf, at, value);
+    this.#length = at;
+  }
+
+  /** Adds an index entry: a block handle. */
+  addHandle(key: string, offset: number, size: number): void {
+    let at = this.#startEntry(key, 12);
+    putFixed64(this.#buf, at, offset);
+    putFixed32(this.#buf, at + 8, size);
+    at += 12;
+    this.#length = at;
+  }
+
+  /** The finished contents; the builder must be reset before reuse. */
+  finish(): Uint8Array {
+    const n = this.#restarts.length;
+    this.#reserve(n * 4 + 4);
+    let at = this.#length;
+    for (const r of this.#restarts) {
+      putFixed32(this.#buf, at, r);
+      at += 4;
+    }
+    putFixed32(this.#buf, at, n);
+    return this.#buf.subarray(0, at + 4);
+  }
+
+  /** Empties the builder. */
+  reset(): void {
+    this.#length = 0;
+    this.#restarts = [0];
+    this.#sinceRestart = 0;
+    this.#lastKey = "";
+    this.#entries = 0;
+  }
+}
+
+/** Encoded size of a varint-prefixed key, for estimates. */
+export function keyBytes(key: string): number {
+  return varint32Length(key.length) + key.length;
+}
+
+/** A decoded data block: parallel arrays in key order. */
+export interface DataBlock {
+  keys: string[];
+  seqs: number[];
+  /** Binary-string values; undefined for tombstones. */
+  values: Array<string | undefined>;
+  expiries: number[];
+  /** Approximate memory, for the block cache. */
+  bytes: number;
+}
+
+/** A decoded index block: last key and handle of each data block. */
+export interface IndexBlock {
+  keys: string[];
+  offsets: number[];
+  sizes: number[];
+}
+
+const scratch: VarintResult = { value: 0, offset: 0 };
+
+/**
+ * Walks the entries of verified block contents, calling `visit` with each
+ * full key and its value range. Throws CorruptionError on any bad length.
+ */
+function walkEntries(
+  contents: Uint8Array,
+  file: string,
+  offset: number,
+  visit: (key: string, start: number, end: number) => void,
+): void {
+  const bad = (why: string) =>
+    new CorruptionError(
+      `Corrupt block in table "${file}" at offset ${offset}: ${why}`,
+      file,
+      offset,
+    );
+  if (contents.length < 4) throw bad("too short for a restart count");
+  const restarts = getFixed32(contents, contents.length - 4);
+  if (restarts < 1 || restarts > (contents.length - 4) / 4) {
+    throw bad("restart count out of range");
+  }
+  const limit = contents.length - 4 - restarts * 4;
+  let at = 0;
+  let last = "";
+  let first = true;
+  while (at < limit) {
+    if (!getVarint32(contents, at, limit, scratch)) {
+      throw bad("bad entry header");
+    }
+    const shared = scratch.value;
+    if (!getVarint32(contents, scratch.offset, limit, scratch)) {
+      throw bad("bad entry header");
+    }
+    const unshared = scratch.value;
+    if (!getVarint32(contents, scratch.offset, limit, scratch)) {
+      throw bad("bad entry header");
+    }
+    const valueLength = scratch.value;
+    at = scratch.offset;
+    if (shared > last.length) {
+      throw bad("shared prefix longer than the last key");
+    }
+    if (unshared > limit - at || valueLength > limit - at - unshared) {
+      throw bad("entry runs past the block");
+    }
+    const key = (shared === 0 ? "" : last.slice(0, shared)) +
+      bytesToBinary(contents, at, at + unshared);
+    if (!first && key <= last) throw bad("keys out of order");
+    first = false;
+    at += unshared;
+    visit(key, at, at + valueLength);
+    at += valueLength;
+    last = key;
+  }
+}
+
+/** Decodes verified data block contents. */
+export function decodeDataBlock(
+  contents: Uint8Array,
+  file: string,
+  offset: number,
+): DataBlock {
+  const block: DataBlock = {
+    keys: [],
+    seqs: [],
+    values: [],
+    expiries: [],
+    bytes: contents.length * 2 + 64,
+  };
+  walkEntries(contents, file, offset, (key, start, end) => {
+    const bad = (why: string) =>
+      new CorruptionError(
+        `Corrupt entry in table "${file}" block at offset ${offset}: ${why}`,
+        file,
+        offset,
+      );
+    if (end - start < 9) throw bad("value shorter than its tag and sequence");
+    const tag = contents[start]!;
+    const kind = tag & ~EntryTag.HAS_EXPIRY;
+    if (kind !== EntryTag.PUT && kind !== EntryTag.DELETE) {
+      throw bad(`unknown tag ${tag}`);
+    }
+    const seq = getFixed64(contents, start + 1);
+    if (seq < 1) throw bad("sequence number out of range");
+    let at = start + 9;
+    let expiry = 0;
+    if (tag & EntryTag.HAS_EXPIRY) {
+      if (end - at < 8) throw bad("missing expiry");
+      expiry = getFixed64(contents, at);
+      if (expiry < 1) throw bad("expiry out of range");
+      at += 8;
+    }
+    if (kind === EntryTag.DELETE && at !== end) {
+      throw bad("tombstone with a value");
+    }
+    block.keys.push(key);
+    block.seqs.push(seq);
+    block.expiries.push(expiry);
+    block.values.push(
+      kind === EntryTag.PUT ? bytesToBinary(contents, at, end) : undefined,
+    );
+  });
+  return block;
+}
+
+/** Decodes verified index block contents. */
+export function decodeIndexBlock(
+  contents: Uint8Array,
+  file: string,
+  offset: number,
+): IndexBlock {
+  const index: IndexBlock = { keys: [], offsets: [], sizes: [] };
+  walkEntries(contents, file, offset, (key, start, end) => {
+    if (end - start !== 12) {
+      throw new CorruptionError(
+        `Corrupt index in table "${file}" at offset ${offset}: bad block handle`,
+        file,
+        offset,
+      );
+    }
+    const off = getFixed64(contents, start);
+    if (off < 0) {
+      throw new CorruptionError(
+        `Corrupt index in table "${file}" at offset ${offset}: handle offset out of range`,
+        file,
+        offset,
+      );
+    }
+    index.keys.push(key);
+    index.offsets.push(off);
+    index.sizes.push(getFixed32(contents, start + 8));
+  });
+  return index;
+}

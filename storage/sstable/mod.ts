@@ -1,0 +1,20 @@
+/**
+ * Sorted string tables: immutable files of sorted entries with checksummed
+ * blocks, an index, a Bloom filter and properties. docs/format/sstable.md.
+ *
+ * @module
+ */
+export { type DataBlock } from "./block.ts";
+export { BlockCache, type BlockCacheStats } from "./block_cache.ts";
+export {
+  type TableMeta,
+  tableName,
+  type TableOptions,
+  TableWriter,
+} from "./table_writer.ts";
+export {
+  type FilterStats,
+  type TableEntry,
+  type TableProps,
+  TableReader,
+} from "./table_reader.ts";

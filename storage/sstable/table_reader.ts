@@ -1,0 +1,291 @@
+/**
+ * Reads one SSTable: the footer, index, filter and properties at open (all
+ * verified), then data blocks on demand through the shared block cache.
+ * Format: docs/format/sstable.md.
+ *
+ * Invariants:
+ * - No byte is returned before the checksum of its block verified.
+ * - Every handle is checked against the file size before anything is
+ *   allocated or read from it.
+ */
+import {
+  bytesToBinary,
+  crc32c,
+  crc32cUpdate,
+  equalBytes,
+  getFixed32,
+  getFixed64,
+  getVarint32,
+  lowerBound,
+  unmaskCrc,
+  type VarintResult,
+} from "../../util/mod.ts";
+import { type Env, joinPath, type ReadableFile } from "../env.ts";
+import { CorruptionError } from "../errors.ts";
+import {
+  BLOCK_COMPRESSION_NONE,
+  BLOCK_TRAILER_BYTES,
+  TABLE_FOOTER_BYTES,
+  TABLE_FORMAT_VERSION,
+  TABLE_MAGIC,
+} from "../format.ts";
+import {
+  type DataBlock,
+  decodeDataBlock,
+  decodeIndexBlock,
+  type IndexBlock,
+} from "./block.ts";
+import type { BlockCache } from "./block_cache.ts";
+import { bloomMayContain } from "./bloom.ts";
+import { tableName } from "./table_writer.ts";
+
+/** The properties block of a table. */
+export interface TableProps {
+  entries: number;
+  tombstones: number;
+  minSeq: number;
+  maxSeq: number;
+  dataBytes: number;
+  smallest: string;
+  largest: string;
+}
+
+/** Bloom filter counters shared by a store's tables. */
+export interface FilterStats {
+  /** Lookups the filter answered "absent" (no block read). */
+  negatives: number;
+  /** Lookups the filter let through for a key the table did not have. */
+  falsePositives: number;
+}
+
+/** One entry found by a point lookup. */
+export interface TableEntry {
+  seq: number;
+  /** Binary-string value; undefined for a tombstone. */
+  value: string | undefined;
+  expiry: number;
+}
+
+const scratch: VarintResult = { value: 0, offset: 0 };
+
+/** An open table. */
+export class TableReader {
+  private constructor(
+    readonly fileNumber: number,
+    readonly path: string,
+    private readonly file: ReadableFile,
+    readonly index: IndexBlock,
+    private readonly filter: Uint8Array,
+    readonly props: TableProps,
+    private readonly cache: BlockCache,
+    private readonly filterStats: FilterStats,
+  ) {}
+
+  /** Opens and verifies table `fileNumber` in `dir`. */
+  static async open(
+    env: Env,
+    dir: string,
+    fileNumber: number,
+    cache: BlockCache,
+    filterStats: FilterStats,
+  ): Promise<TableReader> {
+    const path = joinPath(dir, tableName(fileNumber));
+    const file = await env.openReadable(path);
+    try {
+      const bad = (offset: number, why: string) =>
+        new CorruptionError(
+          `Corrupt table "${path}" at offset ${offset}: ${why}`,
+          path,
+          offset,
+        );
+      const size = file.size;
+      if (size < TABLE_FOOTER_BYTES) throw bad(0, "too short for a footer");
+      const footer = new Uint8Array(TABLE_FOOTER_BYTES);
+      const footerAt = size - TABLE_FOOTER_BYTES;
+      if ((await file.read(footerAt, footer)) !== TABLE_FOOTER_BYTES) {
+        throw bad(footerAt, "short read of the footer");
+      }
+      if (!equalBytes(footer.subarray(40), TABLE_MAGIC)) {
+        throw bad(footerAt, "bad magic");
+      }
+      const version = getFixed32(footer, 36);
+      if (version !== TABLE_FORMAT_VERSION) {
+        throw bad(footerAt, `unknown format version ${version}`);
+      }
+      const blocks: Uint8Array[] = [];
+      for (let i = 0; i < 3; i++) {
+        const offset = getFixed64(footer, i * 12);
+        const length = getFixed32(footer, i * 12 + 8);
+        checkHandle(path, offset, length, footerAt);
+        const raw = new Uint8Array(length + BLOCK_TRAILER_BYTES);
+        if ((await file.read(offset, raw)) !== raw.length) {
+          throw bad(offset, "short read");
+        }
+        blocks.push(verifyBlock(path, raw, offset));
+      }
+      const [filter, propsBlock, indexBlock] = blocks as [
+        Uint8Array,
+        Uint8Array,
+        Uint8Array,
+      ];
+      const props = decodeProps(path, propsBlock, getFixed64(footer, 12));
+      const index = decodeIndexBlock(indexBlock, path, getFixed64(footer, 24));
+      for (let i = 0; i < index.keys.length; i++) {
+        checkHandle(path, index.offsets[i]!, index.sizes[i]!, footerAt);
+      }
+      return new TableReader(
+        fileNumber,
+        path,
+        file,
+        index,
+        filter.slice(),
+        props,
+        cache,
+        filterStats,
+      );
+    } catch (error) {
+      file.close();
+      throw error;
+    }
+  }
+
+  /** Number of data blocks. */
+  get blocks(): number {
+    return this.index.keys.length;
+  }
+
+  /** Data block `i`, from the cache or read and verified. */
+  block(i: number): DataBlock {
+    const offset = this.index.offsets[i]!;
+    const cached = this.cache.get(this.fileNumber, offset);
+    if (cached) return cached;
+    const raw = new Uint8Array(this.index.sizes[i]! + BLOCK_TRAILER_BYTES);
+    if (this.file.readSync(offset, raw) !== raw.length) {
+      throw new CorruptionError(
+        `Corrupt table "${this.path}" at offset ${offset}: short read of a data block`,
+        this.path,
+        offset,
+      );
+    }
+    const block = decodeDataBlock(
+      verifyBlock(this.path, raw, offset),
+      this.path,
+      offset,
+    );
+    this.cache.set(this.fileNumber, offset, block);
+    return block;
+  }
+
+  /** Index of the first data block whose last key is >= key. */
+  blockFor(key: string): number {
+    return lowerBound(this.index.keys, key);
+  }
+
+  /** The entry for `key` (a tombstone included), or undefined. */
+  get(key: string): TableEntry | undefined {
+    if (key < this.props.smallest || key > this.props.largest) return undefined;
+    if (!bloomMayContain(this.filter, key)) {
+      this.filterStats.negatives++;
+      return undefined;
+    }
+    const b = this.blockFor(key);
+    if (b < this.blocks) {
+      const block = this.block(b);
+      const i = lowerBound(block.keys, key);
+      if (block.keys[i] === key) {
+        return {
+          seq: block.seqs[i]!,
+          value: block.values[i],
+          expiry: block.expiries[i]!,
+        };
+      }
+    }
+    if (this.filter.length > 1) this.filterStats.falsePositives++;
+    return undefined;
+  }
+
+  /** Closes the file. */
+  close(): void {
+    this.file.close();
+  }
+}
+
+function checkHandle(
+  path: string,
+  offset: number,
+  length: number,
+  limit: number,
+): void {
+  if (offset < 0 || offset + length + BLOCK_TRAILER_BYTES > limit) {
+    throw new CorruptionError(
+      `Corrupt table "${path}": block handle (${offset}, ${length}) is outside the file`,
+      path,
+      Math.max(0, offset),
+    );
+  }
+}
+
+/** Checks a block's trailer; returns its contents. */
+function verifyBlock(
+  path: string,
+  raw: Uint8Array,
+  offset: number,
+): Uint8Array {
+  const n = raw.length - BLOCK_TRAILER_BYTES;
+  const expected = unmaskCrc(getFixed32(raw, n + 1));
+  if (crc32cUpdate(crc32c(raw, 0, n), raw, n, n + 1) !== expected) {
+    throw new CorruptionError(
+      `Corrupt table "${path}" at offset ${offset}: block checksum mismatch`,
+      path,
+      offset,
+    );
+  }
+  if (raw[n] !== BLOCK_COMPRESSION_NONE) {
+    throw new CorruptionError(
+      `Corrupt table "${path}" at offset ${offset}: unknown compression ${
+        raw[n]
+      }`,
+      path,
+      offset,
+    );
+  }
+  return raw.subarray(0, n);
+}
+
+function decodeProps(path: string, b: Uint8Array, offset: number): TableProps {
+  const bad = () =>
+    new CorruptionError(
+      `Corrupt table "${path}" at offset ${offset}: bad properties block`,
+      path,
+      offset,
+    );
+  if (b.length < 40) throw bad();
+  const fields = [0, 8, 16, 24, 32].map((at) => getFixed64(b, at));
+  if (fields.some((f) => f < 0)) throw bad();
+  let at = 40;
+  const keys: string[] = [];
+  for (let i = 0; i < 2; i++) {
+    if (!getVarint32(b, at, b.length, scratch)) throw bad();
+    const n = scratch.value;
+    at = scratch.offset;
+    if (n > b.length - at) throw bad();
+    keys.push(bytesToBinary(b, at, at + n));
+    at += n;
+  }
+  const [entries, tombstones, minSeq, maxSeq, dataBytes] = fields as [
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  return {
+    entries,
+    tombstones,
+    minSeq,
+    maxSeq,
+    dataBytes,
+    smallest: keys[0]!,
+    largest: keys[1]!,
+  };
+}

@@ -1,0 +1,249 @@
+/**
+ * Writes one SSTable: data blocks as they fill, then the filter, properties
+ * and index blocks and the footer; then fsync, rename into place and fsync
+ * the directory. Format: docs/format/sstable.md.
+ *
+ * Invariants:
+ * - Keys are added in strictly increasing order, one entry per key.
+ * - The table is visible under its final name only once its bytes are
+ *   durable (write, syncData, rename, syncDir), so a crash leaves either no
+ *   table or a complete one (plus, perhaps, a temporary file to remove).
+ */
+import {
+  assert,
+  crc32c,
+  crc32cUpdate,
+  maskCrc,
+  putBinary,
+  putFixed32,
+  putFixed64,
+  putVarint32,
+  varint32Length,
+} from "../../util/mod.ts";
+import { type Env, joinPath, type WritableFile } from "../env.ts";
+import {
+  BLOCK_COMPRESSION_NONE,
+  BLOCK_TRAILER_BYTES,
+  SSTABLE_SUFFIX,
+  TABLE_FOOTER_BYTES,
+  TABLE_FORMAT_VERSION,
+  TABLE_MAGIC,
+  TEMP_SUFFIX,
+} from "../format.ts";
+import { BlockBuilder } from "./block.ts";
+import { bloomHash1, bloomHash2, buildBloom } from "./bloom.ts";
+
+/** Shape of the tables a store writes. */
+export interface TableOptions {
+  /** Target size of a data block before it is cut. */
+  blockBytes: number;
+  /** Bloom filter bits per key; 0 disables the filter. */
+  bloomBitsPerKey: number;
+}
+
+/** What a finished table holds: recorded in the manifest. */
+export interface TableMeta {
+  fileNumber: number;
+  /** File size in bytes. */
+  size: number;
+  entries: number;
+  tombstones: number;
+  /** First and last keys (binary strings). */
+  smallest: string;
+  largest: string;
+  minSeq: number;
+  maxSeq: number;
+}
+
+/** File name of table `n`. */
+export function tableName(n: number): string {
+  return String(n).padStart(6, "0") + SSTABLE_SUFFIX;
+}
+
+/** Writer of one table. */
+export class TableWriter {
+  #data = new BlockBuilder();
+  #index = new BlockBuilder();
+  #offset = 0;
+  #h1 = new Uint32Array(1024);
+  #h2 = new Uint32Array(1024);
+  #meta: TableMeta;
+  #finished = false;
+
+  private constructor(
+    private readonly env: Env,
+    private readonly dir: string,
+    private readonly file: WritableFile,
+    private readonly options: TableOptions,
+    fileNumber: number,
+  ) {
+    this.#meta = {
+      fileNumber,
+      size: 0,
+      entries: 0,
+      tombstones: 0,
+      smallest: "",
+      largest: "",
+      minSeq: Number.MAX_SAFE_INTEGER,
+      maxSeq: 0,
+    };
+  }
+
+  /** Starts table `fileNumber` in `dir`, under its temporary name. */
+  static async create(
+    env: Env,
+    dir: string,
+    fileNumber: number,
+    options: TableOptions,
+  ): Promise<TableWriter> {
+    const tmp = joinPath(dir, tableName(fileNumber) + TEMP_SUFFIX);
+    // A leftover from a crash under the same number is garbage: start clean.
+    await env.remove(tmp).catch(() => {});
+    const file = await env.openWritable(tmp);
+    return new TableWriter(env, dir, file, options, fileNumber);
+  }
+
+  /** Entries added so far. */
+  get entries(): number {
+    return this.#meta.entries;
+  }
+
+  /** Bytes written so far plus the open block. */
+  get estimatedBytes(): number {
+    return this.#offset + this.#data.estimatedBytes;
+  }
+
+  /** Adds an entry; value undefined is a tombstone. */
+  add(key: string, seq: number, value: string | undefined, expiry: number) {
+    assert(!this.#finished, "add after finish");
+    const m = this.#meta;
+    if (m.entries === 0) m.smallest = key;
+    else assert(key > m.largest, "table keys must strictly increase");
+    m.largest = key;
+    if (m.entries === this.#h1.length) {
+      const h1 = new Uint32Array(m.entries * 2);
+      const h2 = new Uint32Array(m.entries * 2);
+      h1.set(this.#h1);
+      h2.set(this.#h2);
+      this.#h1 = h1;
+      this.#h2 = h2;
+    }
+    this.#h1[m.entries] = bloomHash1(key);
+    this.#h2[m.entries] = bloomHash2(key);
+    m.entries++;
+    if (value === undefined) m.tombstones++;
+    if (seq < m.minSeq) m.minSeq = seq;
+    if (seq > m.maxSeq) m.maxSeq = seq;
+    this.#data.addData(key, seq, value, expiry);
+    if (this.#data.estimatedBytes >= this.options.blockBytes) this.#cutBlock();
+  }
+
+  #cutBlock(): void {
+    if (this.#data.entries === 0) return;
+    const last = this.#data.lastKey;
+    const size = this.#writeBlock(this.#data.finish());
+    this.#index.addHandle(
+      last,
+      this.#offset - size - BLOCK_TRAILER_BYTES,
+      size,
+    );
+    this.#data.reset();
+  }
+
+  /** Appends contents + trailer; returns the contents' size. */
+  #writeBlock(contents: Uint8Array): number {
+    const trailer = new Uint8Array(BLOCK_TRAILER_BYTES);
+    trailer[0] = BLOCK_COMPRESSION_NONE;
+    const crc = crc32cUpdate(crc32c(contents), trailer, 0, 1);
+    putFixed32(trailer, 1, maskCrc(crc));
+    this.file.append(contents);
+    this.file.append(trailer);
+    this.#offset += contents.length + BLOCK_TRAILER_BYTES;
+    return contents.length;
+  }
+
+  #properties(dataBytes: number): Uint8Array {
+    const m = this.#meta;
+    const out = new Uint8Array(
+      40 + varint32Length(m.smallest.length) + m.smallest.length +
+        varint32Length(m.largest.length) + m.largest.length,
+    );
+    putFixed64(out, 0, m.entries);
+    putFixed64(out, 8, m.tombstones);
+    putFixed64(out, 16, m.entries === 0 ? 0 : m.minSeq);
+    putFixed64(out, 24, m.maxSeq);
+    putFixed64(out, 32, dataBytes);
+    let at = putVarint32(out, 40, m.smallest.length);
+    at = putBinary(out, at, m.smallest);
+    at = putVarint32(out, at, m.largest.length);
+    putBinary(out, at, m.largest);
+    return out;
+  }
+
+  /**
+   * Writes the remaining blocks and the footer, makes the table durable and
+   * renames it into place. Returns its metadata. REQUIRES: entries >= 1.
+   */
+  async finish(): Promise<TableMeta> {
+    assert(this.#meta.entries > 0, "a table needs at least one entry");
+    this.#finished = true;
+    try {
+      this.#cutBlock();
+      const dataBytes = this.#offset;
+      const m = this.#meta;
+      const handles: Array<[number, number]> = [];
+      for (
+        const contents of [
+          buildBloom(
+            this.#h1,
+            this.#h2,
+            m.entries,
+            this.options.bloomBitsPerKey,
+          ),
+          this.#properties(dataBytes),
+          this.#index.finish(),
+        ]
+      ) {
+        const offset = this.#offset;
+        handles.push([offset, this.#writeBlock(contents)]);
+      }
+      const footer = new Uint8Array(TABLE_FOOTER_BYTES);
+      handles.forEach(([offset, size], i) => {
+        putFixed64(footer, i * 12, offset);
+        putFixed32(footer, i * 12 + 8, size);
+      });
+      putFixed32(footer, 36, TABLE_FORMAT_VERSION);
+      footer.set(TABLE_MAGIC, 40);
+      this.file.append(footer);
+      this.#offset += TABLE_FOOTER_BYTES;
+      await this.file.syncData();
+      this.file.close();
+    } catch (error) {
+      await this.abandon();
+      throw error;
+    }
+    const name = tableName(this.#meta.fileNumber);
+    await this.env.rename(
+      joinPath(this.dir, name + TEMP_SUFFIX),
+      joinPath(this.dir, name),
+    );
+    await this.env.syncDir(this.dir);
+    this.#meta.size = this.#offset;
+    return { ...this.#meta };
+  }
+
+  /** Gives up: closes and removes the temporary file. */
+  async abandon(): Promise<void> {
+    this.#finished = true;
+    try {
+      this.file.close();
+    } catch {
+      // Already closed.
+    }
+    const tmp = joinPath(
+      this.dir,
+      tableName(this.#meta.fileNumber) + TEMP_SUFFIX,
+    );
+    await this.env.remove(tmp).catch(() => {});
+  }
+}
