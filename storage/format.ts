@@ -80,3 +80,23 @@ export const EntryTag = {
 /** Seeds of the two FNV-1a hashes the Bloom filter probes with. */
 export const BLOOM_SEED_1 = 0x811c9dc5;
 export const BLOOM_SEED_2 = 0x050c5d1f;
+
+// ---- Manifest (docs/format/manifest.md) ----
+
+/** Manifest files are MANIFEST-NNNNNN by file number. */
+export const MANIFEST_PREFIX = "MANIFEST-";
+
+/** Names the live manifest; replaced atomically (temp, sync, rename). */
+export const CURRENT_FILE_NAME = "CURRENT";
+
+/** Manifest frame header: masked crc32c (4) + payload length (4). */
+export const MANIFEST_HEADER_BYTES = 8;
+
+/** Field tags of a version edit. */
+export const EditTag = {
+  NEXT_FILE: 1,
+  LAST_SEQUENCE: 2,
+  LOG_NUMBER: 3,
+  ADD_TABLE: 4,
+  REMOVE_TABLE: 5,
+} as const;

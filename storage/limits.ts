@@ -56,3 +56,43 @@ export const UNSYNCED_BUFFER_BYTES_MAX = 1024 * 1024;
 
 /** Size of the buffer recovery reads WAL segments with. */
 export const WAL_READ_CHUNK_BYTES = 1024 * 1024;
+
+/**
+ * Largest manifest a reader accepts, and the size past which the store
+ * starts a new manifest holding one snapshot edit. Recovery reads the
+ * manifest whole, so this bounds that read.
+ */
+export const MANIFEST_BYTES_MAX = 64 * 1024 * 1024;
+
+/** Manifest size that triggers writing a fresh one (a snapshot). */
+export const MANIFEST_ROTATE_BYTES = 4 * 1024 * 1024;
+
+/** Largest single version edit, in bytes. */
+export const MANIFEST_EDIT_BYTES_MAX = 16 * 1024 * 1024;
+
+/** Default memtable size before it is frozen and flushed (4 MiB). */
+export const MEMTABLE_BYTES_DEFAULT = 4 * 1024 * 1024;
+
+/** Smallest memtable size a store accepts (tests use tiny ones). */
+export const MEMTABLE_BYTES_MIN = 1024;
+
+/**
+ * Most frozen memtables waiting for flush. A write that would freeze one
+ * more waits for a flush to finish: memory stays bounded under load.
+ */
+export const IMMUTABLE_MEMTABLES_MAX = 2;
+
+/** Default target size of a table's data block. */
+export const BLOCK_BYTES_DEFAULT = 4096;
+
+/** Default Bloom filter bits per key (about 1% false positives). */
+export const BLOOM_BITS_PER_KEY_DEFAULT = 10;
+
+/** Target size of a table written by a merge. */
+export const TABLE_BYTES_TARGET = 2 * 1024 * 1024;
+
+/** Number of level-0 tables that triggers merging them into level 1. */
+export const L0_MERGE_TRIGGER = 8;
+
+/** Default block cache capacity in bytes. */
+export const BLOCK_CACHE_BYTES_DEFAULT = 32 * 1024 * 1024;

@@ -70,18 +70,48 @@ export class LogWriter {
     groupMax: 0,
   };
 
+  /** The segment file, once open; records queue in memory until then. */
+  #file: WritableFile | undefined;
+  #ready: Promise<void>;
+
+  /**
+   * A writer for the segment at `path`. `file` may still be opening (the
+   * next segment opens only after the previous one is synced and closed, so
+   * that segments never interleave); records queue until it is ready.
+   * `onFailure` hears the fail-stop error once.
+   */
   constructor(
     private readonly env: Env,
-    private readonly file: WritableFile,
+    readonly path: string,
+    file: WritableFile | Promise<WritableFile>,
     readonly mode: SyncMode,
     initialBytes: number,
+    private readonly onFailure: (error: StoreFailedError) => void = () => {},
   ) {
     this.#bytes = initialBytes;
+    if (file instanceof Promise) {
+      this.#ready = file.then(
+        (f) => {
+          this.#file = f;
+          this.#startDrain();
+          if (this.mode === "none") this.#writeQueued();
+        },
+        (error) => this.#fail(error, "open"),
+      );
+    } else {
+      this.#file = file;
+      this.#ready = Promise.resolve();
+    }
   }
 
   /** Bytes in the segment, counting queued ones. */
   get bytes(): number {
     return this.#bytes + this.#length;
+  }
+
+  /** Seals the log after a failure elsewhere: later appends fail too. */
+  failWith(error: StoreFailedError): void {
+    this.#fail(error, "write");
   }
 
   /** Why the log stopped accepting writes, if it did. */
@@ -151,8 +181,9 @@ export class LogWriter {
   /** Hands the queued bytes to the OS; false (and fail-stop) on error. */
   #writeQueued(): boolean {
     if (this.#length === 0 || this.#failure) return !this.#failure;
+    if (!this.#file) return true;
     try {
-      this.file.append(this.#buf.subarray(0, this.#length));
+      this.#file.append(this.#buf.subarray(0, this.#length));
     } catch (error) {
       this.#fail(error, "write");
       return false;
@@ -168,7 +199,7 @@ export class LogWriter {
   }
 
   #startDrain(): void {
-    if (this.#inflight || this.#queued.length === 0) return;
+    if (this.#inflight || this.#queued.length === 0 || !this.#file) return;
     this.#inflight = true;
     this.#draining = this.mode === "always"
       ? this.#drainAlways()
@@ -187,7 +218,7 @@ export class LogWriter {
           return;
         }
         try {
-          await this.file.syncData();
+          await this.#file!.syncData();
         } catch (error) {
           this.#fail(error, "sync");
           for (const c of group) c.onFailed(this.#failure!);
@@ -228,6 +259,7 @@ export class LogWriter {
    * the group commits in flight. Throws the fail-stop error if any failed.
    */
   async sync(): Promise<void> {
+    await this.#ready;
     while (this.#inflight || this.#queued.length > 0) {
       this.#startDrain();
       await this.#draining;
@@ -237,7 +269,7 @@ export class LogWriter {
     if (!this.#unsynced) return;
     this.#unsynced = false;
     try {
-      await this.file.syncData();
+      await this.#file!.syncData();
     } catch (error) {
       this.#fail(error, "sync");
       throw this.#failure!;
@@ -245,17 +277,20 @@ export class LogWriter {
     this.stats.syncs++;
   }
 
-  #fail(error: unknown, what: "write" | "sync"): void {
+  #fail(error: unknown, what: "open" | "write" | "sync"): void {
     if (this.#failure) return;
     const reason = error instanceof Error ? error.message : String(error);
-    this.#failure = new StoreFailedError(
-      `Cannot ${what} the write-ahead log "${this.file.path}": ${reason}; ` +
-        "the store accepts no more writes until it is reopened",
-    );
+    this.#failure = error instanceof StoreFailedError
+      ? error
+      : new StoreFailedError(
+        `Cannot ${what} the write-ahead log "${this.path}": ${reason}; ` +
+          "the store accepts no more writes until it is reopened",
+      );
     this.#length = 0;
     const queued = this.#queued;
     this.#queued = [];
     for (const c of queued) c.onFailed(this.#failure);
+    this.onFailure(this.#failure);
   }
 
   /** Flushes and fsyncs everything (all modes), then closes the file. */
@@ -265,7 +300,7 @@ export class LogWriter {
     } finally {
       this.#timer?.cancel();
       this.#timer = undefined;
-      this.file.close();
+      this.#file?.close();
     }
   }
 }

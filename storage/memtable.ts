@@ -51,6 +51,17 @@ export class Memtable {
   /** Sequence numbers of registered readers, with multiplicity. */
   #readers = new Map<number, number>();
   #oldestReader = Number.POSITIVE_INFINITY;
+  #lastSeq = 0;
+
+  /** Sequence number of the last write applied (0 when empty). */
+  get lastSeq(): number {
+    return this.#lastSeq;
+  }
+
+  /** Number of distinct keys (tombstones included). */
+  get size(): number {
+    return this.#index.size;
+  }
 
   /** Keys whose newest version is a value. */
   get liveKeys(): number {
@@ -70,6 +81,7 @@ export class Memtable {
     expiry: number,
   ): void {
     const newest = this.#index.get(key);
+    if (seq > this.#lastSeq) this.#lastSeq = seq;
     this.#bytes += VERSION_OVERHEAD_BYTES + (value ? value.length : 0);
     if (!newest) {
       this.#index.set(key, { seq, value, expiry, older: undefined });

@@ -7,12 +7,13 @@ export {
   type BatchOp,
   type Bytes,
   type Entry,
-  openStore,
+  type LevelStats,
   type ScanOptions,
+  type Snapshot,
   Store,
-  type StoreOptions,
   type StoreStats,
 } from "./store.ts";
+export { openStore, type StoreOptions } from "./open.ts";
 export {
   CorruptionError,
   LockedError,

@@ -6,7 +6,9 @@
  *   one) is a torn tail from a crash mid-append: it was never acknowledged,
  *   so it is cut off and reported.
  * - Damage with valid records after it, or a record whose checksum is good
- *   but whose contents or sequence number are wrong, is corruption: open
+ *   but whose contents are wrong or whose sequence number does not follow
+ *   the previous one (or, first, the manifest's last sequence), is
+ *   corruption: open
  *   fails with a CorruptionError naming the file and offset, unless `repair`
  *   is set, in which case the longest valid prefix is kept, the dropped
  *   bytes are copied to `lost/`, and the report says what went.
@@ -36,6 +38,12 @@ export interface RecoveryReport {
   repaired: RecoveryCut[];
   /** Later segments removed because of a cut before them. */
   removedSegments: string[];
+  /** The manifest the store opened from (none for a new store). */
+  manifest: string | undefined;
+  /** Tables the manifest named, all opened and verified. */
+  tables: number;
+  /** Files no manifest or log needed, removed at open. */
+  removedFiles: string[];
   durationMs: number;
 }
 
@@ -86,6 +94,7 @@ export async function recoverWal(
   dir: string,
   names: string[],
   repair: boolean,
+  startSeq: number,
   apply: (record: WalRecord) => void,
 ): Promise<{ report: RecoveryReport; segments: Segment[] }> {
   const started = env.now();
@@ -94,10 +103,13 @@ export async function recoverWal(
     segments: found.length,
     records: 0,
     ops: 0,
-    lastSeq: 0,
+    lastSeq: startSeq,
     truncated: [],
     repaired: [],
     removedSegments: [],
+    manifest: undefined,
+    tables: 0,
+    removedFiles: [],
     durationMs: 0,
   };
   const segments: Segment[] = [];
@@ -123,7 +135,7 @@ export async function recoverWal(
         }
         const record = decodePayload(r.type, r.payload);
         let problem = typeof record === "string" ? record : undefined;
-        if (typeof record !== "string" && record.seq <= report.lastSeq) {
+        if (typeof record !== "string" && record.seq !== report.lastSeq + 1) {
           problem =
             `sequence number ${record.seq} does not follow ${report.lastSeq}`;
         }

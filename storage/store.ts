@@ -1,55 +1,71 @@
 /**
- * The store: a WAL for durability in front of a versioned memtable.
+ * The store: a WAL for durability in front of an LSM tree — a versioned
+ * memtable, frozen memtables being flushed, and SSTables in levels named by
+ * a manifest.
  *
  * Invariants:
- * - Sequence numbers are assigned when an operation is issued; operations
- *   reach the memtable in that order, and only once acknowledged by the
- *   log under the active sync mode. Reads never see unacknowledged writes.
+ * - Sequence numbers are assigned when an operation is issued, and the
+ *   memtable and WAL segment it goes to are fixed then too; operations
+ *   reach their memtable in sequence order, and only once acknowledged by
+ *   the log under the active sync mode. Reads never see unacknowledged
+ *   writes.
  * - A read issued after a write to the same key (a scan: after any write)
- *   waits for that write to settle, so concurrent operations behave as if
- *   applied one at a time in issue order.
- * - After a failed write or fsync the store rejects writes (fail-stop).
+ *   waits for that write to settle and reads as of its own issue, so
+ *   concurrent operations behave as if applied one at a time.
+ * - A WAL segment is deleted only after the manifest edit that put its
+ *   data in tables is durable; a table only after no live version names it.
+ * - After a failed write, fsync, flush or manifest edit the store rejects
+ *   writes (fail-stop); reads keep working.
  */
+import { binaryToBytes, prefixSuccessor } from "../util/mod.ts";
+import { shouldMergeL0, writeTables } from "./compaction.ts";
+import { type Env, type FileLock, joinPath, type WritableFile } from "./env.ts";
+import { StoreClosedError, StoreFailedError } from "./errors.ts";
+import { BatchOpKind } from "./format.ts";
 import {
-  binaryToBytes,
-  bytesToBinary,
-  prefixSuccessor,
-  textToBinary,
-} from "../util/mod.ts";
-import { type Env, type FileLock, joinPath } from "./env.ts";
-import { denoEnv } from "./env_deno.ts";
-import { LockedError, StoreClosedError } from "./errors.ts";
-import { BatchOpKind, LOCK_FILE_NAME } from "./format.ts";
+  boundToBinary,
+  type Bytes,
+  keyToBinary,
+  valueToBinary,
+} from "./input.ts";
 import {
   BATCH_BYTES_MAX,
   BATCH_OPS_MAX,
-  KEY_BYTES_MAX,
-  VALUE_BYTES_MAX,
+  IMMUTABLE_MEMTABLES_MAX,
+  MANIFEST_ROTATE_BYTES,
 } from "./limits.ts";
+import { LogWriter, type LogWriterStats, type SyncMode } from "./log_writer.ts";
 import {
-  LogWriter,
-  type LogWriterStats,
-  SYNC_MODES,
-  type SyncMode,
-} from "./log_writer.ts";
-import { Memtable, type Version } from "./memtable.ts";
-import { recoverWal, type RecoveryReport, segmentName } from "./recovery.ts";
+  applyEdit,
+  type ManifestState,
+  ManifestWriter,
+  type VersionEdit,
+} from "./manifest.ts";
+import { Memtable } from "./memtable.ts";
+import {
+  levelSource,
+  memtableSource,
+  mergeSources,
+  type SourceEntry,
+  tableSource,
+} from "./merge.ts";
+import type { RecoveryReport } from "./recovery.ts";
+import { segmentName } from "./recovery.ts";
+import {
+  type BlockCache,
+  type BlockCacheStats,
+  type FilterStats,
+  type TableMeta,
+  type TableOptions,
+  TableReader,
+} from "./sstable/mod.ts";
+import { TableSet, Version } from "./version.ts";
+import { lookup, mergedEntries, type Sources, View } from "./view.ts";
 import { encodedRecordBytes, type WalOp } from "./wal.ts";
 
+export type { Bytes } from "./input.ts";
+
 const RESOLVED = Promise.resolve();
-
-/** Keys and values are bytes; strings are UTF-8 encoded. */
-export type Bytes = string | Uint8Array;
-
-/** Options of {@linkcode openStore}. */
-export interface StoreOptions {
-  /** When writes are acknowledged; default "always" (fsync before ack). */
-  sync?: SyncMode;
-  /** Keep the valid prefix of a corrupt log instead of refusing to open. */
-  repair?: boolean;
-  /** Filesystem and clock; default the real ones. */
-  env?: Env;
-}
 
 /** One operation of an atomic {@linkcode Store.batch}. */
 export type BatchOp =
@@ -76,158 +92,166 @@ export interface Entry {
   value: Uint8Array;
 }
 
+/** Tables and bytes in one level. */
+export interface LevelStats {
+  tables: number;
+  bytes: number;
+}
+
 /** Counters and state reported by {@linkcode Store.stats}. */
 export interface StoreStats {
+  /**
+   * Keys in the store when that is known without a scan (everything still
+   * in the memtable); otherwise an upper bound (entries in all sources,
+   * counting a key once per source). `count()` is exact.
+   */
   numKeys: number;
+  numKeysExact: boolean;
   lastSequence: number;
   memtableBytes: number;
+  immutableMemtables: number;
+  levels: LevelStats[];
   walSegments: number;
   walBytes: number;
   syncMode: SyncMode;
   wal: LogWriterStats;
+  flushes: number;
+  merges: number;
+  blockCache: BlockCacheStats;
+  bloom: FilterStats;
   failure: string | undefined;
   recovery: RecoveryReport;
 }
 
-function keyToBinary(key: Bytes): string {
-  let binary: string;
-  if (typeof key === "string") binary = textToBinary(key);
-  else if (key instanceof Uint8Array) binary = bytesToBinary(key);
-  else throw new TypeError("Key must be a string or a Uint8Array");
-  if (binary.length === 0) throw new RangeError("Key must not be empty");
-  if (binary.length > KEY_BYTES_MAX) {
-    throw new RangeError(
-      `Key is ${binary.length} bytes; the limit is ${KEY_BYTES_MAX} (KEY_BYTES_MAX)`,
-    );
-  }
-  return binary;
+/** A frozen memtable waiting for flush, with its WAL segment. */
+export interface Frozen {
+  mem: Memtable;
+  segment: number;
+  /** Settles once every write to `mem` is applied and its segment synced. */
+  closed: Promise<void>;
 }
 
-function boundToBinary(bound: Bytes, what: string): string {
-  if (typeof bound === "string") return textToBinary(bound);
-  if (bound instanceof Uint8Array) return bytesToBinary(bound);
-  throw new TypeError(`Scan ${what} must be a string or a Uint8Array`);
+/** A read-only view of the store at one moment, until released. */
+export interface Snapshot {
+  /** Sequence number the snapshot reads at. */
+  readonly sequence: number;
+  get(key: Bytes): Promise<Uint8Array | undefined>;
+  scan(options?: ScanOptions): AsyncGenerator<Entry>;
+  /** Frees what the snapshot pins (memtable versions, table files). */
+  release(): void;
 }
 
-function valueToBinary(value: Bytes): string {
-  let binary: string;
-  if (typeof value === "string") {
-    // A UTF-8 encoding is at most 3 bytes per UTF-16 unit: check before
-    // encoding a string far over the limit.
-    if (value.length > VALUE_BYTES_MAX) throw valueTooLarge(value.length);
-    binary = textToBinary(value);
-  } else if (value instanceof Uint8Array) {
-    if (value.length > VALUE_BYTES_MAX) throw valueTooLarge(value.length);
-    binary = bytesToBinary(value);
-  } else throw new TypeError("Value must be a string or a Uint8Array");
-  if (binary.length > VALUE_BYTES_MAX) throw valueTooLarge(binary.length);
-  return binary;
+/** Everything {@linkcode Store}'s constructor needs; made by openStore. */
+export interface StoreParts {
+  env: Env;
+  dir: string;
+  lock: FileLock;
+  mode: SyncMode;
+  memtableBytes: number;
+  l0MergeTrigger: number;
+  tableOptions: TableOptions;
+  cache: BlockCache;
+  filterStats: FilterStats;
+  state: ManifestState;
+  manifest: ManifestWriter;
+  tables: TableReader[][];
+  mem: Memtable;
+  segment: number;
+  segmentBytes: number;
+  file: WritableFile;
+  recovery: RecoveryReport;
 }
 
-function valueTooLarge(bytes: number): RangeError {
-  return new RangeError(
-    `Value is at least ${bytes} bytes; the limit is ${VALUE_BYTES_MAX} (VALUE_BYTES_MAX)`,
-  );
-}
-
-/**
- * Opens (creating if needed) the store in `dir`, taking its lock and
- * replaying its write-ahead log.
- *
- * @example
- * ```ts
- * const store = await openStore("./data");
- * await store.put("greeting", "hello");
- * new TextDecoder().decode(await store.get("greeting")); // "hello"
- * await store.close();
- * ```
- */
-export async function openStore(
-  dir: string,
-  options: StoreOptions = {},
-): Promise<Store> {
-  const env = options.env ?? denoEnv;
-  const mode = options.sync ?? "always";
-  if (!SYNC_MODES.includes(mode)) {
-    throw new TypeError(
-      `Unknown sync mode "${mode}": use ${SYNC_MODES.join(", ")}`,
-    );
-  }
-  await env.mkdirAll(dir);
-  const lock = await env.tryLock(joinPath(dir, LOCK_FILE_NAME));
-  if (!lock) {
-    throw new LockedError(
-      `data directory "${dir}" is in use by another process`,
-    );
-  }
-  try {
-    const memtable = new Memtable();
-    const names = await env.list(dir);
-    const { report, segments } = await recoverWal(
-      env,
-      dir,
-      names,
-      options.repair ?? false,
-      (record) => {
-        let seq = record.seq;
-        for (const op of record.ops) {
-          memtable.apply(seq++, op.key, op.value, op.expiry);
-        }
-      },
-    );
-    let last = segments[segments.length - 1];
-    if (!last) {
-      last = { number: 1, name: segmentName(1), size: 0 };
-      segments.push(last);
-    }
-    const file = await env.openWritable(joinPath(dir, last.name));
-    if (last.size === 0) await env.syncDir(dir);
-    const log = new LogWriter(env, file, mode, last.size);
-    const olderBytes = segments.slice(0, -1).reduce((n, s) => n + s.size, 0);
-    return new Store(
-      dir,
-      lock,
-      memtable,
-      log,
-      report,
-      segments.length,
-      olderBytes,
-    );
-  } catch (error) {
-    lock.release();
-    throw error;
-  }
-}
-
-/** A kv store. Create one with {@linkcode openStore}. */
+/** A kv store. Create one with `openStore` (storage/open.ts). */
 export class Store {
+  readonly dir: string;
+  /** What recovery did when this store opened. */
+  readonly recovery: RecoveryReport;
+  #env: Env;
+  #lock: FileLock;
+  #mode: SyncMode;
+  #memtableBytes: number;
+  #l0MergeTrigger: number;
+  #tableOptions: TableOptions;
+  #cache: BlockCache;
+  #filterStats: FilterStats;
+  #state: ManifestState;
+  #manifest: ManifestWriter;
+  #tables: TableSet;
+  #version: Version;
+  #mem: Memtable;
+  #segment: number;
+  #imms: Frozen[] = [];
+  #log: LogWriter;
   #lastApplied: number;
   #nextSeq: number;
   #closed = false;
   #closing: Promise<void> | undefined;
+  #failure: StoreFailedError | undefined;
+  #background = false;
+  #backgroundDone: Promise<void> = RESOLVED;
+  #flushes = 0;
+  #merges = 0;
+  #walStats: LogWriterStats = { records: 0, writes: 0, syncs: 0, groupMax: 0 };
   /** Latest unsettled write per key, for issue-order reads. */
   #pendingByKey = new Map<string, Promise<void>>();
   #pendingWrites = 0;
-  #lastWrite: Promise<void> = Promise.resolve();
+  #lastWrite: Promise<void> = RESOLVED;
 
-  /** @internal Use {@linkcode openStore}. */
-  constructor(
-    readonly dir: string,
-    private readonly lock: FileLock,
-    private readonly memtable: Memtable,
-    private readonly log: LogWriter,
-    /** What recovery did when this store opened. */
-    readonly recovery: RecoveryReport,
-    private readonly walSegments: number,
-    private readonly olderWalBytes: number,
-  ) {
-    this.#lastApplied = recovery.lastSeq;
-    this.#nextSeq = recovery.lastSeq + 1;
+  /** @internal Use `openStore`. */
+  constructor(p: StoreParts) {
+    this.dir = p.dir;
+    this.recovery = p.recovery;
+    this.#env = p.env;
+    this.#lock = p.lock;
+    this.#mode = p.mode;
+    this.#memtableBytes = p.memtableBytes;
+    this.#l0MergeTrigger = p.l0MergeTrigger;
+    this.#tableOptions = p.tableOptions;
+    this.#cache = p.cache;
+    this.#filterStats = p.filterStats;
+    this.#state = p.state;
+    this.#manifest = p.manifest;
+    this.#tables = new TableSet((reader) => this.#deleteTable(reader));
+    this.#version = new Version(p.tables, this.#tables);
+    this.#mem = p.mem;
+    this.#segment = p.segment;
+    this.#log = this.#newLog(segmentName(p.segment), p.file, p.segmentBytes);
+    this.#lastApplied = p.recovery.lastSeq;
+    this.#nextSeq = p.recovery.lastSeq + 1;
+    this.#scheduleBackground();
+  }
+
+  #newLog(
+    name: string,
+    file: WritableFile | Promise<WritableFile>,
+    bytes: number,
+  ): LogWriter {
+    return new LogWriter(
+      this.#env,
+      joinPath(this.dir, name),
+      file,
+      this.#mode,
+      bytes,
+      (error) => this.#fail(error),
+    );
+  }
+
+  /** Enters fail-stop: no more writes, with `error` as the reason. */
+  #fail(error: unknown): void {
+    if (this.#failure) return;
+    this.#failure = error instanceof StoreFailedError
+      ? error
+      : new StoreFailedError(
+        `${error instanceof Error ? error.message : String(error)}; ` +
+          "the store accepts no more writes until it is reopened",
+      );
+    this.#log.failWith(this.#failure);
   }
 
   #checkWritable(): void {
     if (this.#closed) throw new StoreClosedError();
-    if (this.log.failure) throw this.log.failure;
+    if (this.#failure) throw this.#failure;
   }
 
   /** Sets `key` to `value`. Resolves once durable under the sync mode. */
@@ -272,7 +296,7 @@ export class Store {
       if (!Array.isArray(ops)) {
         throw new TypeError("Batch must be an array of operations");
       }
-      if (ops.length === 0) return Promise.resolve();
+      if (ops.length === 0) return RESOLVED;
       if (ops.length > BATCH_OPS_MAX) {
         throw new RangeError(
           `Batch has ${ops.length} operations; the limit is ${BATCH_OPS_MAX} (BATCH_OPS_MAX)`,
@@ -312,12 +336,20 @@ export class Store {
   }
 
   #write(ops: WalOp[]): Promise<void> {
+    if (
+      this.#mem.bytes >= this.#memtableBytes &&
+      this.#imms.length < IMMUTABLE_MEMTABLES_MAX
+    ) {
+      this.#freeze();
+    }
+    const mem = this.#mem;
+    const log = this.#log;
     const seq = this.#nextSeq;
     this.#nextSeq += ops.length;
-    if (this.log.mode === "none") {
+    if (this.#mode === "none") {
       // Acknowledged once queued: apply now, no promise bookkeeping.
-      this.log.append(seq, ops, undefined);
-      this.#applyOps(seq, ops);
+      log.append(seq, ops, undefined);
+      this.#applyOps(mem, seq, ops);
       return RESOLVED;
     }
     const { promise, resolve, reject } = Promise.withResolvers<void>();
@@ -332,13 +364,9 @@ export class Store {
         }
       }
     };
-    this.log.append(seq, ops, {
+    log.append(seq, ops, {
       onDurable: () => {
-        let s = seq;
-        for (const op of ops) {
-          this.memtable.apply(s++, op.key, op.value, op.expiry);
-        }
-        this.#lastApplied = s - 1;
+        this.#applyOps(mem, seq, ops);
         settle();
         resolve();
       },
@@ -350,11 +378,50 @@ export class Store {
     return promise;
   }
 
-  #applyOps(seq: number, ops: WalOp[]): void {
-    for (const op of ops) {
-      this.memtable.apply(seq++, op.key, op.value, op.expiry);
-    }
+  #applyOps(mem: Memtable, seq: number, ops: WalOp[]): void {
+    for (const op of ops) mem.apply(seq++, op.key, op.value, op.expiry);
     this.#lastApplied = seq - 1;
+  }
+
+  /**
+   * Freezes the memtable and starts a new WAL segment for the writes that
+   * follow. The new segment opens only after the old one is synced and
+   * closed, so segments never interleave and a power cut cannot keep a
+   * later segment while losing the end of an earlier one.
+   */
+  #freeze(): void {
+    const old = this.#log;
+    const number = this.#state.nextFile++;
+    const name = segmentName(number);
+    const closed = old.close().finally(() => this.#addWalStats(old));
+    const file = closed.then(async () => {
+      const f = await this.#env.openWritable(joinPath(this.dir, name));
+      await this.#env.syncDir(this.dir);
+      return f;
+    });
+    this.#imms.push({ mem: this.#mem, segment: this.#segment, closed });
+    this.#mem = new Memtable();
+    this.#segment = number;
+    this.#log = this.#newLog(name, file, 0);
+    if (this.#failure) this.#log.failWith(this.#failure);
+    this.#scheduleBackground();
+  }
+
+  #addWalStats(log: LogWriter): void {
+    const s = log.stats;
+    this.#walStats.records += s.records;
+    this.#walStats.writes += s.writes;
+    this.#walStats.syncs += s.syncs;
+    this.#walStats.groupMax = Math.max(this.#walStats.groupMax, s.groupMax);
+  }
+
+  /** The current sources, frozen memtables newest first. */
+  #sources(): Sources {
+    const imms: Memtable[] = [];
+    for (let i = this.#imms.length - 1; i >= 0; i--) {
+      imms.push(this.#imms[i]!.mem);
+    }
+    return { mem: this.#mem, imms, version: this.#version };
   }
 
   /** The value of `key`, or undefined when absent. */
@@ -371,7 +438,15 @@ export class Store {
     const pending = this.#pendingWrites > 0
       ? this.#pendingByKey.get(k)
       : undefined;
-    if (!pending) return Promise.resolve(this.#copyOut(this.memtable.get(k)));
+    try {
+      if (!pending) {
+        return Promise.resolve(
+          copyOut(lookup(this.#sources(), k, Number.POSITIVE_INFINITY)),
+        );
+      }
+    } catch (error) {
+      return Promise.reject(error);
+    }
     return this.#getAfter(k, pending);
   }
 
@@ -384,18 +459,14 @@ export class Store {
     pending: Promise<void>,
   ): Promise<Uint8Array | undefined> {
     const seq = this.#nextSeq - 1;
-    this.memtable.addReader(seq);
+    const mem = this.#mem;
+    mem.addReader(seq);
     try {
       await pending.catch(() => {});
-      return this.#copyOut(this.memtable.get(k, seq));
+      return copyOut(lookup(this.#sources(), k, seq));
     } finally {
-      this.memtable.removeReader(seq);
+      mem.removeReader(seq);
     }
-  }
-
-  #copyOut(version: Version | undefined): Uint8Array | undefined {
-    const value = version?.value;
-    return value === undefined ? undefined : binaryToBytes(value);
   }
 
   /** Whether `key` is present. */
@@ -403,25 +474,11 @@ export class Store {
     return (await this.get(key)) !== undefined;
   }
 
-  #range(options: ScanOptions): { start?: string; end?: string } {
-    let start = options.start === undefined
-      ? undefined
-      : boundToBinary(options.start, "start");
-    let end = options.end === undefined
-      ? undefined
-      : boundToBinary(options.end, "end");
-    if (options.prefix !== undefined) {
-      const prefix = boundToBinary(options.prefix, "prefix");
-      if (start === undefined || start < prefix) start = prefix;
-      const upper = prefixSuccessor(prefix);
-      if (upper !== undefined && (end === undefined || end > upper)) {
-        end = upper;
-      }
-    }
-    const range: { start?: string; end?: string } = {};
-    if (start !== undefined) range.start = start;
-    if (end !== undefined) range.end = end;
-    return range;
+  /** A view pinned at the current sequence (every write issued so far). */
+  #pin(): View {
+    const s = this.#sources();
+    const settled = this.#pendingWrites > 0 ? this.#lastWrite : undefined;
+    return new View(this.#nextSeq - 1, s.mem, s.imms, s.version, settled);
   }
 
   /**
@@ -429,79 +486,130 @@ export class Store {
    * (inclusive) to `end` (exclusive), within `prefix`, at most `limit`.
    *
    * The scan sees one point-in-time view, taken when scan() is called: it
-   * includes every write issued before the call and none issued after. Read
-   * it to the end or break out of the loop to release the view.
+   * includes every write issued before the call and none issued after.
+   * Flushes and merges during the scan change nothing it returns. Read it
+   * to the end or break out of the loop to release the view.
    */
   scan(options: ScanOptions = {}): AsyncGenerator<Entry> {
     if (this.#closed) throw new StoreClosedError();
-    const limit = options.limit ?? Number.POSITIVE_INFINITY;
-    if (
-      typeof limit !== "number" || !(limit >= 0) ||
-      (Number.isFinite(limit) && !Number.isInteger(limit))
-    ) {
-      throw new RangeError(
-        `Scan limit must be a non-negative integer, got ${limit}`,
-      );
-    }
-    const range = this.#range(options);
-    const seq = this.#nextSeq - 1;
-    const settled = this.#pendingWrites > 0 ? this.#lastWrite : undefined;
-    this.memtable.addReader(seq);
-    return this.#iterate(seq, range, options.reverse === true, limit, settled);
+    const { range, limit } = scanRange(options);
+    return iterate(this.#pin(), range, limit, true, false) as AsyncGenerator<
+      Entry
+    >;
   }
 
-  async *#iterate(
-    seq: number,
-    range: { start?: string; end?: string },
-    reverse: boolean,
-    limit: number,
-    settled: Promise<void> | undefined,
-  ): AsyncGenerator<Entry> {
-    try {
-      if (settled) await settled.catch(() => {});
-      let n = 0;
-      if (n >= limit) return;
-      for (
-        const [key, version] of this.memtable.entries(seq, {
-          ...range,
-          reverse,
-        })
-      ) {
-        if (version.value === undefined) continue;
-        yield { key: binaryToBytes(key), value: binaryToBytes(version.value) };
-        if (++n >= limit) return;
-      }
-    } finally {
-      this.memtable.removeReader(seq);
-    }
+  /** Keys only, in the same order and view as {@linkcode scan}. */
+  keys(options: ScanOptions = {}): AsyncGenerator<Uint8Array> {
+    if (this.#closed) throw new StoreClosedError();
+    const { range, limit } = scanRange(options);
+    return iterate(this.#pin(), range, limit, true, true) as AsyncGenerator<
+      Uint8Array
+    >;
   }
 
-  /** Number of keys, in all or within a prefix or range. */
+  /** Number of keys, in all or within a prefix or range (exact). */
   async count(
     options: Omit<ScanOptions, "limit" | "reverse"> = {},
   ): Promise<number> {
     if (this.#closed) throw new StoreClosedError();
     const whole = options.start === undefined && options.end === undefined &&
       options.prefix === undefined;
-    // Without writes in flight the live-key counter is exact; otherwise
-    // count a view as of this call.
-    if (whole && this.#pendingWrites === 0) return this.memtable.liveKeys;
-    let n = 0;
-    for await (const _ of this.scan(options)) n++;
-    return n;
+    if (
+      whole && this.#pendingWrites === 0 && this.#imms.length === 0 &&
+      this.#version.tableCount === 0
+    ) {
+      return this.#mem.liveKeys;
+    }
+    const { range } = scanRange(options);
+    const view = this.#pin();
+    try {
+      if (view.settled) await view.settled.catch(() => {});
+      let n = 0;
+      let sinceYield = 0;
+      for (const e of mergedEntries(view, view.seq, range)) {
+        if (e.value !== undefined) n++;
+        if (++sinceYield === 65536) {
+          sinceYield = 0;
+          await this.#yield();
+        }
+      }
+      return n;
+    } finally {
+      view.release();
+    }
+  }
+
+  #yield(): Promise<void> {
+    return new Promise((resolve) => this.#env.setTimer(0, resolve));
+  }
+
+  /**
+   * A read-only view at the current sequence number: gets and scans through
+   * it see the store as it is now, whatever is written later. Call
+   * release() when done: it pins memtable versions and table files.
+   */
+  snapshot(): Snapshot {
+    if (this.#closed) throw new StoreClosedError();
+    const view = this.#pin();
+    const check = () => {
+      if (view.released) throw new RangeError("Snapshot was released");
+    };
+    return {
+      sequence: view.seq,
+      get: async (key: Bytes) => {
+        check();
+        const k = keyToBinary(key);
+        if (view.settled) await view.settled.catch(() => {});
+        check();
+        return copyOut(lookup(view, k, view.seq));
+      },
+      scan: (options: ScanOptions = {}) => {
+        check();
+        const { range, limit } = scanRange(options);
+        return iterate(view, range, limit, false, false) as AsyncGenerator<
+          Entry
+        >;
+      },
+      release: () => view.release(),
+    };
   }
 
   /** Counters and state; see {@linkcode StoreStats}. */
   stats(): StoreStats {
+    const levels = this.#version.levels.map((l) => ({
+      tables: l.length,
+      bytes: l.reduce((n, t) => n + t.size, 0),
+    }));
+    const tableEntries = this.#version.levels.reduce(
+      (n, l) =>
+        n + l.reduce((m, t) => m + t.props.entries - t.props.tombstones, 0),
+      0,
+    );
+    const exact = this.#imms.length === 0 && this.#version.tableCount === 0;
+    const wal = { ...this.#walStats };
+    const s = this.#log.stats;
+    wal.records += s.records;
+    wal.writes += s.writes;
+    wal.syncs += s.syncs;
+    wal.groupMax = Math.max(wal.groupMax, s.groupMax);
     return {
-      numKeys: this.memtable.liveKeys,
+      numKeys: exact ? this.#mem.liveKeys : this.#mem.liveKeys +
+        this.#imms.reduce((n, f) => n + f.mem.liveKeys, 0) +
+        tableEntries,
+      numKeysExact: exact,
       lastSequence: this.#lastApplied,
-      memtableBytes: this.memtable.bytes,
-      walSegments: this.walSegments,
-      walBytes: this.olderWalBytes + this.log.bytes,
-      syncMode: this.log.mode,
-      wal: { ...this.log.stats },
-      failure: this.log.failure?.message,
+      memtableBytes: this.#mem.bytes,
+      immutableMemtables: this.#imms.length,
+      levels,
+      walSegments: this.#imms.length + 1,
+      walBytes: this.#log.bytes,
+      syncMode: this.#mode,
+      wal,
+      flushes: this.#flushes,
+      merges: this.#merges,
+      blockCache: this.#cache.stats(),
+      bloom: { ...this.#filterStats },
+      failure: this.#failure?.message,
       recovery: this.recovery,
     };
   }
@@ -509,18 +617,267 @@ export class Store {
   /** Makes every acknowledged write durable now, whatever the sync mode. */
   async sync(): Promise<void> {
     if (this.#closed) throw new StoreClosedError();
-    await this.log.sync();
+    for (const f of this.#imms) await f.closed;
+    await this.#log.sync();
   }
 
   /**
-   * Waits for queued writes, fsyncs the log and releases the directory.
-   * Safe to call twice.
+   * Waits until no frozen memtable is waiting and no merge is due: for
+   * tests and tools that want a settled tree.
+   */
+  async settle(): Promise<void> {
+    while (this.#background) await this.#backgroundDone;
+    if (this.#failure) throw this.#failure;
+  }
+
+  // ---- background work: flushes, then level-0 merges ----
+
+  #scheduleBackground(): void {
+    if (this.#background || this.#closed) return;
+    this.#background = true;
+    this.#backgroundDone = this.#runBackground();
+  }
+
+  async #runBackground(): Promise<void> {
+    try {
+      while (!this.#failure) {
+        if (this.#imms.length > 0) {
+          await this.#flushOldest();
+        } else if (
+          shouldMergeL0(
+            { l0Tables: this.#version.levels[0]!.length },
+            this.#l0MergeTrigger,
+          )
+        ) {
+          await this.#mergeL0();
+        } else {
+          break;
+        }
+      }
+    } catch (error) {
+      this.#fail(error);
+    } finally {
+      this.#background = false;
+    }
+  }
+
+  async #flushOldest(): Promise<void> {
+    const frozen = this.#imms[0]!;
+    await frozen.closed;
+    const metas = await writeTables(
+      this.#env,
+      this.dir,
+      memtableSource(frozen.mem, Number.POSITIVE_INFINITY, {}),
+      () => this.#state.nextFile++,
+      this.#tableOptions,
+      false,
+      () => this.#yield(),
+    );
+    const logNumber = this.#imms[1]?.segment ?? this.#segment;
+    await this.#commit({
+      added: metas.map((meta) => ({ level: 0, meta })),
+      removed: [],
+      nextFile: this.#state.nextFile,
+      lastSeq: Math.max(this.#state.lastSeq, frozen.mem.lastSeq),
+      logNumber,
+    });
+    this.#imms.shift();
+    this.#flushes++;
+    // The edit is durable: the segment's data is in tables.
+    await this.#env.remove(joinPath(this.dir, segmentName(frozen.segment)))
+      .catch(() => {});
+  }
+
+  async #mergeL0(): Promise<void> {
+    const v = this.#version;
+    v.ref();
+    try {
+      const l0 = v.levels[0]!;
+      const l1 = v.levels[1]!;
+      const deeper = v.levels.slice(2).some((l) => l.length > 0);
+      const sources: Array<Iterator<SourceEntry>> = [];
+      for (let i = l0.length - 1; i >= 0; i--) {
+        sources.push(tableSource(l0[i]!, {}));
+      }
+      sources.push(levelSource(l1, {}));
+      const metas = await writeTables(
+        this.#env,
+        this.dir,
+        mergeSources(sources, false),
+        () => this.#state.nextFile++,
+        this.#tableOptions,
+        !deeper,
+        () => this.#yield(),
+      );
+      await this.#commit({
+        added: metas.map((meta) => ({ level: 1, meta })),
+        removed: [
+          ...l0.map((t) => ({ level: 0, fileNumber: t.fileNumber })),
+          ...l1.map((t) => ({ level: 1, fileNumber: t.fileNumber })),
+        ],
+        nextFile: this.#state.nextFile,
+      });
+      this.#merges++;
+    } finally {
+      v.unref();
+    }
+  }
+
+  /**
+   * Opens the edit's new tables, makes the edit durable in the manifest,
+   * then installs the new version. The old version's tables that nothing
+   * else holds are deleted when it is released.
+   */
+  async #commit(edit: VersionEdit): Promise<void> {
+    const opened = new Map<number, TableReader>();
+    try {
+      for (const { meta } of edit.added) {
+        opened.set(meta.fileNumber, await this.#openTable(meta));
+      }
+    } catch (error) {
+      for (const r of opened.values()) r.close();
+      throw error;
+    }
+    if (this.#manifest.bytes >= MANIFEST_ROTATE_BYTES) {
+      await this.#rotateManifest();
+    }
+    await this.#manifest.append(edit);
+    applyEdit(this.#state, edit, this.#manifest.name, this.#manifest.bytes);
+    const removed = new Set(edit.removed.map((r) => r.fileNumber));
+    const levels = this.#version.levels.map((level) =>
+      level.filter((t) => !removed.has(t.fileNumber))
+    );
+    for (const { level, meta } of edit.added) {
+      levels[level]!.push(opened.get(meta.fileNumber)!);
+    }
+    for (let l = 1; l < levels.length; l++) {
+      levels[l]!.sort((a, b) => a.props.smallest < b.props.smallest ? -1 : 1);
+    }
+    const old = this.#version;
+    this.#version = new Version(levels, this.#tables);
+    old.unref();
+  }
+
+  #openTable(meta: TableMeta): Promise<TableReader> {
+    return TableReader.open(
+      this.#env,
+      this.dir,
+      meta.fileNumber,
+      this.#cache,
+      this.#filterStats,
+    );
+  }
+
+  async #rotateManifest(): Promise<void> {
+    const old = this.#manifest;
+    this.#manifest = await ManifestWriter.create(
+      this.#env,
+      this.dir,
+      this.#state.nextFile++,
+      this.#state,
+    );
+    old.close();
+    await this.#env.remove(joinPath(this.dir, old.name)).catch(() => {});
+  }
+
+  #deleteTable(reader: TableReader): void {
+    reader.close();
+    this.#env.remove(reader.path).catch(() => {
+      // Left for the next open, which removes unreferenced tables.
+    });
+  }
+
+  /**
+   * Waits for queued writes and background work, fsyncs the log and
+   * releases the directory. Safe to call twice.
    */
   close(): Promise<void> {
     if (!this.#closing) {
-      this.#closed = true;
-      this.#closing = this.log.close().finally(() => this.lock.release());
+      this.#closing = this.#close();
     }
     return this.#closing;
+  }
+
+  async #close(): Promise<void> {
+    this.#closed = true;
+    try {
+      let firstError: unknown;
+      for (const f of this.#imms) await f.closed.catch((e) => firstError ??= e);
+      await this.#log.close().catch((e) => firstError ??= e);
+      while (this.#background) await this.#backgroundDone;
+      this.#manifest.close();
+      this.#tables.closeAll();
+      if (firstError) throw firstError;
+    } finally {
+      this.#lock.release();
+    }
+  }
+
+  /** @internal The manifest file currently live (for tools and tests). */
+  get manifestName(): string {
+    return this.#manifest.name;
+  }
+}
+
+/** Fresh bytes of a value, or undefined. */
+function copyOut(value: string | undefined): Uint8Array | undefined {
+  return value === undefined ? undefined : binaryToBytes(value);
+}
+
+/** Validates scan options into a binary-string range and a limit. */
+function scanRange(options: ScanOptions): {
+  range: { start?: string; end?: string; reverse: boolean };
+  limit: number;
+} {
+  const limit = options.limit ?? Number.POSITIVE_INFINITY;
+  if (
+    typeof limit !== "number" || !(limit >= 0) ||
+    (Number.isFinite(limit) && !Number.isInteger(limit))
+  ) {
+    throw new RangeError(
+      `Scan limit must be a non-negative integer, got ${limit}`,
+    );
+  }
+  let start = options.start === undefined
+    ? undefined
+    : boundToBinary(options.start, "start");
+  let end = options.end === undefined
+    ? undefined
+    : boundToBinary(options.end, "end");
+  if (options.prefix !== undefined) {
+    const prefix = boundToBinary(options.prefix, "prefix");
+    if (start === undefined || start < prefix) start = prefix;
+    const upper = prefixSuccessor(prefix);
+    if (upper !== undefined && (end === undefined || end > upper)) end = upper;
+  }
+  const range: { start?: string; end?: string; reverse: boolean } = {
+    reverse: options.reverse === true,
+  };
+  if (start !== undefined) range.start = start;
+  if (end !== undefined) range.end = end;
+  return { range, limit };
+}
+
+/** Iterates a view's merged entries; releases it at the end if `own`. */
+async function* iterate(
+  view: View,
+  range: { start?: string; end?: string; reverse: boolean },
+  limit: number,
+  own: boolean,
+  keysOnly: boolean,
+): AsyncGenerator<Entry | Uint8Array> {
+  try {
+    if (view.settled) await view.settled.catch(() => {});
+    if (limit === 0) return;
+    let n = 0;
+    for (const e of mergedEntries(view, view.seq, range)) {
+      if (e.value === undefined) continue;
+      yield keysOnly
+        ? binaryToBytes(e.key)
+        : { key: binaryToBytes(e.key), value: binaryToBytes(e.value) };
+      if (++n >= limit) return;
+    }
+  } finally {
+    if (own) view.release();
   }
 }

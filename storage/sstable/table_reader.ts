@@ -149,6 +149,11 @@ export class TableReader {
     }
   }
 
+  /** File size in bytes. */
+  get size(): number {
+    return this.file.size;
+  }
+
   /** Number of data blocks. */
   get blocks(): number {
     return this.index.keys.length;

@@ -264,13 +264,14 @@ Deno.test("a second open of a locked directory fails and touches nothing", async
   await again.close();
 });
 
-/** An Env whose log file fails its n-th syncData or append. */
+/** An Env whose WAL segments fail their n-th syncData or append. */
 function failingEnv(fail: "sync" | "append", n: number): Env {
   let count = 0;
   return {
     ...denoEnv,
     async openWritable(path: string): Promise<WritableFile> {
       const file = await denoEnv.openWritable(path);
+      if (!path.endsWith(".log")) return file;
       return {
         path,
         append(bytes) {

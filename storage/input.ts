@@ -1,0 +1,54 @@
+/**
+ * Validation and conversion of user input (keys, values, scan bounds) to
+ * the binary strings the engine holds. Bad input is a TypeError or
+ * RangeError that says what to do; nothing is stored.
+ */
+import { bytesToBinary, textToBinary } from "../util/mod.ts";
+import { KEY_BYTES_MAX, VALUE_BYTES_MAX } from "./limits.ts";
+
+/** Keys and values are bytes; strings are UTF-8 encoded. */
+export type Bytes = string | Uint8Array;
+
+/** A key as a binary string; throws on a bad or oversized key. */
+export function keyToBinary(key: Bytes): string {
+  let binary: string;
+  if (typeof key === "string") binary = textToBinary(key);
+  else if (key instanceof Uint8Array) binary = bytesToBinary(key);
+  else throw new TypeError("Key must be a string or a Uint8Array");
+  if (binary.length === 0) throw new RangeError("Key must not be empty");
+  if (binary.length > KEY_BYTES_MAX) {
+    throw new RangeError(
+      `Key is ${binary.length} bytes; the limit is ${KEY_BYTES_MAX} (KEY_BYTES_MAX)`,
+    );
+  }
+  return binary;
+}
+
+/** A scan bound as a binary string. */
+export function boundToBinary(bound: Bytes, what: string): string {
+  if (typeof bound === "string") return textToBinary(bound);
+  if (bound instanceof Uint8Array) return bytesToBinary(bound);
+  throw new TypeError(`Scan ${what} must be a string or a Uint8Array`);
+}
+
+/** A value as a binary string; throws on a bad or oversized value. */
+export function valueToBinary(value: Bytes): string {
+  let binary: string;
+  if (typeof value === "string") {
+    // A UTF-8 encoding is at most 3 bytes per UTF-16 unit: check before
+    // encoding a string far over the limit.
+    if (value.length > VALUE_BYTES_MAX) throw valueTooLarge(value.length);
+    binary = textToBinary(value);
+  } else if (value instanceof Uint8Array) {
+    if (value.length > VALUE_BYTES_MAX) throw valueTooLarge(value.length);
+    binary = bytesToBinary(value);
+  } else throw new TypeError("Value must be a string or a Uint8Array");
+  if (binary.length > VALUE_BYTES_MAX) throw valueTooLarge(binary.length);
+  return binary;
+}
+
+function valueTooLarge(bytes: number): RangeError {
+  return new RangeError(
+    `Value is at least ${bytes} bytes; the limit is ${VALUE_BYTES_MAX} (VALUE_BYTES_MAX)`,
+  );
+}

@@ -1,0 +1,140 @@
+/**
+ * Ordered iteration over the store's sources — memtables and tables — and
+ * the merge that gives each key's newest entry. Pure over its inputs.
+ *
+ * Invariants:
+ * - Every source yields strictly increasing keys (decreasing in reverse),
+ *   each within the range [start, end).
+ * - Sources are passed newest first; for a key present in several, the
+ *   merge yields the entry of the first (newest) one.
+ */
+import { lowerBound } from "../util/mod.ts";
+import type { Memtable, RangeOptions } from "./memtable.ts";
+import type { TableReader } from "./sstable/mod.ts";
+
+/** One entry of a source; value undefined is a tombstone. */
+export interface SourceEntry {
+  key: string;
+  seq: number;
+  value: string | undefined;
+  expiry: number;
+}
+
+/** Entries of a memtable visible at `seq`, in range order. */
+export function* memtableSource(
+  mem: Memtable,
+  seq: number,
+  range: RangeOptions,
+): Generator<SourceEntry> {
+  for (const [key, v] of mem.entries(seq, range)) {
+    yield { key, seq: v.seq, value: v.value, expiry: v.expiry };
+  }
+}
+
+/** Entries of one table within the range, in range order. */
+export function* tableSource(
+  table: TableReader,
+  range: RangeOptions,
+): Generator<SourceEntry> {
+  const { start, end, reverse = false } = range;
+  const blocks = table.blocks;
+  if (!reverse) {
+    let b = start === undefined ? 0 : table.blockFor(start);
+    let i = -1;
+    for (; b < blocks; b++) {
+      const block = table.block(b);
+      i = i < 0 && start !== undefined ? lowerBound(block.keys, start) : 0;
+      for (; i < block.keys.length; i++) {
+        const key = block.keys[i]!;
+        if (end !== undefined && key >= end) return;
+        yield {
+          key,
+          seq: block.seqs[i]!,
+          value: block.values[i],
+          expiry: block.expiries[i]!,
+        };
+      }
+    }
+    return;
+  }
+  let b = end === undefined
+    ? blocks - 1
+    : Math.min(table.blockFor(end), blocks - 1);
+  let first = true;
+  for (; b >= 0; b--) {
+    const block = table.block(b);
+    let i = first && end !== undefined
+      ? lowerBound(block.keys, end) - 1
+      : block.keys.length - 1;
+    first = false;
+    for (; i >= 0; i--) {
+      const key = block.keys[i]!;
+      if (start !== undefined && key < start) return;
+      yield {
+        key,
+        seq: block.seqs[i]!,
+        value: block.values[i],
+        expiry: block.expiries[i]!,
+      };
+    }
+  }
+}
+
+/**
+ * Entries of a level whose tables are sorted by key and do not overlap
+ * (level 1 and above), in range order.
+ */
+export function* levelSource(
+  tables: readonly TableReader[],
+  range: RangeOptions,
+): Generator<SourceEntry> {
+  const { start, end, reverse = false } = range;
+  const overlaps = (t: TableReader) =>
+    (start === undefined || t.props.largest >= start) &&
+    (end === undefined || t.props.smallest < end);
+  if (!reverse) {
+    for (const t of tables) if (overlaps(t)) yield* tableSource(t, range);
+  } else {
+    for (let i = tables.length - 1; i >= 0; i--) {
+      const t = tables[i]!;
+      if (overlaps(t)) yield* tableSource(t, range);
+    }
+  }
+}
+
+/**
+ * Merges sources (newest first) into one ordered stream with one entry per
+ * key, the newest. Tombstones are yielded; callers skip them.
+ */
+export function* mergeSources(
+  sources: Array<Iterator<SourceEntry>>,
+  reverse: boolean,
+): Generator<SourceEntry> {
+  const heads: Array<SourceEntry | undefined> = sources.map((s) => {
+    const r = s.next();
+    return r.done ? undefined : r.value;
+  });
+  for (;;) {
+    let best = -1;
+    let bestKey = "";
+    for (let i = 0; i < heads.length; i++) {
+      const h = heads[i];
+      if (h === undefined) continue;
+      if (
+        best < 0 || (reverse ? h.key > bestKey : h.key < bestKey)
+      ) {
+        best = i;
+        bestKey = h.key;
+      }
+    }
+    if (best < 0) return;
+    const winner = heads[best]!;
+    for (let i = 0; i < heads.length; i++) {
+      if (heads[i]?.key === bestKey) {
+        const r = sources[i]!.next();
+        heads[i] = r.done ? undefined : r.value;
+      }
+    }
+    yield winner;
+  }
+}

@@ -1,0 +1,257 @@
+/**
+ * Opening a store: take the lock, read the manifest named by CURRENT, open
+ * and verify its tables, replay the live WAL segments into a memtable,
+ * start a fresh manifest, and remove files nothing needs.
+ */
+import { type Env, joinPath, type WritableFile } from "./env.ts";
+import { denoEnv } from "./env_deno.ts";
+import { CorruptionError, LockedError } from "./errors.ts";
+import { LOCK_FILE_NAME, MANIFEST_PREFIX } from "./format.ts";
+import {
+  BLOCK_BYTES_DEFAULT,
+  BLOCK_CACHE_BYTES_DEFAULT,
+  BLOOM_BITS_PER_KEY_DEFAULT,
+  L0_MERGE_TRIGGER,
+  MEMTABLE_BYTES_DEFAULT,
+  MEMTABLE_BYTES_MIN,
+} from "./limits.ts";
+import { SYNC_MODES, type SyncMode } from "./log_writer.ts";
+import {
+  emptyState,
+  type ManifestState,
+  ManifestWriter,
+  readCurrent,
+  readManifest,
+} from "./manifest.ts";
+import { Memtable } from "./memtable.ts";
+import { listSegments, recoverWal, segmentName } from "./recovery.ts";
+import {
+  BlockCache,
+  type FilterStats,
+  tableName,
+  TableReader,
+} from "./sstable/mod.ts";
+import { Store } from "./store.ts";
+
+/** Options of {@linkcode openStore}. */
+export interface StoreOptions {
+  /** When writes are acknowledged; default "always" (fsync before ack). */
+  sync?: SyncMode;
+  /** Keep the valid prefix of a corrupt log instead of refusing to open. */
+  repair?: boolean;
+  /** Filesystem and clock; default the real ones. */
+  env?: Env;
+  /** Memtable size that triggers a flush; default 4 MiB. */
+  memtableBytes?: number;
+  /** Target data block size of new tables; default 4096. */
+  blockBytes?: number;
+  /** Bloom filter bits per key in new tables (0 = none); default 10. */
+  bloomBitsPerKey?: number;
+  /** Block cache capacity; default 32 MiB. */
+  blockCacheBytes?: number;
+  /** Level-0 tables that trigger a merge into level 1; default 8. */
+  l0MergeTrigger?: number;
+}
+
+function checkInt(
+  name: string,
+  value: number,
+  min: number,
+  max: number,
+): number {
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new RangeError(
+      `${name} must be an integer from ${min} to ${max}, got ${value}`,
+    );
+  }
+  return value;
+}
+
+const NUMBERED = /^(\d{6,})\.(log|sst)(\.tmp)?$/;
+
+/**
+ * Opens (creating if needed) the store in `dir`: takes its lock, reads its
+ * manifest and tables, and replays its write-ahead log.
+ *
+ * @example
+ * ```ts
+ * const store = await openStore("./data");
+ * await store.put("greeting", "hello");
+ * new TextDecoder().decode(await store.get("greeting")); // "hello"
+ * await store.close();
+ * ```
+ */
+export async function openStore(
+  dir: string,
+  options: StoreOptions = {},
+): Promise<Store> {
+  const env = options.env ?? denoEnv;
+  const mode = options.sync ?? "always";
+  if (!SYNC_MODES.includes(mode)) {
+    throw new TypeError(
+      `Unknown sync mode "${mode}": use ${SYNC_MODES.join(", ")}`,
+    );
+  }
+  const memtableBytes = checkInt(
+    "memtableBytes",
+    options.memtableBytes ?? MEMTABLE_BYTES_DEFAULT,
+    MEMTABLE_BYTES_MIN,
+    1024 * 1024 * 1024,
+  );
+  const blockBytes = checkInt(
+    "blockBytes",
+    options.blockBytes ?? BLOCK_BYTES_DEFAULT,
+    64,
+    1024 * 1024,
+  );
+  const bloomBitsPerKey = checkInt(
+    "bloomBitsPerKey",
+    options.bloomBitsPerKey ?? BLOOM_BITS_PER_KEY_DEFAULT,
+    0,
+    40,
+  );
+  const cacheBytes = checkInt(
+    "blockCacheBytes",
+    options.blockCacheBytes ?? BLOCK_CACHE_BYTES_DEFAULT,
+    0,
+    16 * 1024 * 1024 * 1024,
+  );
+  const l0MergeTrigger = checkInt(
+    "l0MergeTrigger",
+    options.l0MergeTrigger ?? L0_MERGE_TRIGGER,
+    2,
+    1000,
+  );
+  await env.mkdirAll(dir);
+  const lock = await env.tryLock(joinPath(dir, LOCK_FILE_NAME));
+  if (!lock) {
+    throw new LockedError(
+      `data directory "${dir}" is in use by another process`,
+    );
+  }
+  const opened: TableReader[] = [];
+  let file: WritableFile | undefined;
+  try {
+    const started = env.now();
+    const names = await env.list(dir);
+    const current = await readCurrent(env, dir);
+    const state: ManifestState = current
+      ? (await readManifest(env, dir, current)).state
+      : emptyState();
+    // Never reuse a file number, even one a crash left unrecorded.
+    let maxNumber = 0;
+    for (const name of names) {
+      const m = NUMBERED.exec(name) ??
+        (name.startsWith(MANIFEST_PREFIX) ? /(\d{6,})$/.exec(name) : null);
+      if (m) maxNumber = Math.max(maxNumber, Number(m[1]));
+    }
+    state.nextFile = Math.max(state.nextFile, maxNumber + 1);
+    const cache = new BlockCache(cacheBytes);
+    const filterStats: FilterStats = { negatives: 0, falsePositives: 0 };
+    const tables: TableReader[][] = state.levels.map(() => []);
+    for (let level = 0; level < state.levels.length; level++) {
+      for (const meta of state.levels[level]!) {
+        const name = tableName(meta.fileNumber);
+        const path = joinPath(dir, name);
+        if (!names.includes(name)) {
+          throw new CorruptionError(
+            `Table "${path}" named by manifest "${current}" is missing`,
+            path,
+            0,
+          );
+        }
+        const reader = await TableReader.open(
+          env,
+          dir,
+          meta.fileNumber,
+          cache,
+          filterStats,
+        );
+        opened.push(reader);
+        if (reader.size !== meta.size) {
+          throw new CorruptionError(
+            `Table "${path}" is ${reader.size} bytes; manifest "${current}" recorded ${meta.size}`,
+            path,
+            0,
+          );
+        }
+        tables[level]!.push(reader);
+      }
+    }
+    const mem = new Memtable();
+    const live = names.filter((n) => {
+      const s = listSegments([n])[0];
+      return s !== undefined && s.number >= state.logNumber;
+    });
+    const { report, segments } = await recoverWal(
+      env,
+      dir,
+      live,
+      options.repair ?? false,
+      state.lastSeq,
+      (record) => {
+        let seq = record.seq;
+        for (const op of record.ops) {
+          mem.apply(seq++, op.key, op.value, op.expiry);
+        }
+      },
+    );
+    let last = segments.at(-1);
+    if (!last) {
+      const number = state.nextFile++;
+      last = { number, name: segmentName(number), size: 0 };
+    }
+    file = await env.openWritable(joinPath(dir, last.name));
+    const manifest = await ManifestWriter.create(
+      env,
+      dir,
+      state.nextFile++,
+      state,
+    );
+    // The new manifest is durable and CURRENT names it: clear out the rest.
+    const keep = new Set<string>([manifest.name, "CURRENT", LOCK_FILE_NAME]);
+    for (const level of state.levels) {
+      for (const t of level) keep.add(tableName(t.fileNumber));
+    }
+    for (const s of segments) keep.add(s.name);
+    keep.add(last.name);
+    for (const name of names) {
+      const obsolete =
+        (NUMBERED.test(name) || name.startsWith(MANIFEST_PREFIX) ||
+          name === "CURRENT.tmp") &&
+        !keep.has(name);
+      if (obsolete) {
+        await env.remove(joinPath(dir, name)).catch(() => {});
+        report.removedFiles.push(name);
+      }
+    }
+    await env.syncDir(dir);
+    report.manifest = current;
+    report.tables = opened.length;
+    report.durationMs = env.now() - started;
+    return new Store({
+      env,
+      dir,
+      lock,
+      mode,
+      memtableBytes,
+      l0MergeTrigger,
+      tableOptions: { blockBytes, bloomBitsPerKey },
+      cache,
+      filterStats,
+      state,
+      manifest,
+      tables,
+      mem,
+      segment: last.number,
+      segmentBytes: last.size,
+      file,
+      recovery: report,
+    });
+  } catch (error) {
+    file?.close();
+    for (const r of opened) r.close();
+    lock.release();
+    throw error;
+  }
+}

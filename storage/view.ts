@@ -1,0 +1,129 @@
+/**
+ * Reads across the store's sources: the mutable memtable, the frozen ones
+ * waiting for flush, and the tables of a version. A View pins one set of
+ * sources at one sequence number for scans and snapshots.
+ *
+ * Invariants:
+ * - Sources are consulted newest first: memtable, frozen memtables (newest
+ *   first), level 0 (newest first), then deeper levels. The first entry
+ *   found for a key, value or tombstone, is the answer.
+ * - A pinned view keeps its memtable's versions (a registered reader) and
+ *   its tables (a version reference) until released.
+ */
+
+import type { Memtable, RangeOptions } from "./memtable.ts";
+import {
+  levelSource,
+  memtableSource,
+  mergeSources,
+  type SourceEntry,
+  tableSource,
+} from "./merge.ts";
+import type { TableReader } from "./sstable/mod.ts";
+import type { Version } from "./version.ts";
+
+/** The sources of a read. `imms` is ordered newest first. */
+export interface Sources {
+  mem: Memtable;
+  imms: readonly Memtable[];
+  version: Version;
+}
+
+/** The table of a sorted, non-overlapping level that may hold `key`. */
+function tableFor(
+  level: readonly TableReader[],
+  key: string,
+): TableReader | undefined {
+  // Tables sorted by smallest key: the candidate is the last one starting
+  // at or before key.
+  let lo = 0;
+  let hi = level.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (level[mid]!.props.smallest <= key) lo = mid + 1;
+    else hi = mid;
+  }
+  const t = level[lo - 1];
+  return t !== undefined && key <= t.props.largest ? t : undefined;
+}
+
+/**
+ * The value of `key` visible at `seq`, or undefined when absent or
+ * deleted. Synchronous: table blocks are read with readSync.
+ */
+export function lookup(
+  sources: Sources,
+  key: string,
+  seq: number,
+): string | undefined {
+  const v = sources.mem.get(key, seq);
+  if (v) return v.value;
+  for (const imm of sources.imms) {
+    const iv = imm.get(key, seq);
+    if (iv) return iv.value;
+  }
+  const levels = sources.version.levels;
+  const l0 = levels[0]!;
+  for (let i = l0.length - 1; i >= 0; i--) {
+    const e = l0[i]!.get(key);
+    if (e && e.seq <= seq) return e.value;
+  }
+  for (let l = 1; l < levels.length; l++) {
+    const t = tableFor(levels[l]!, key);
+    if (!t) continue;
+    const e = t.get(key);
+    if (e && e.seq <= seq) return e.value;
+  }
+  return undefined;
+}
+
+/** Every source's entries in the range, merged: one (newest) per key. */
+export function mergedEntries(
+  sources: Sources,
+  seq: number,
+  range: RangeOptions,
+): Generator<SourceEntry> {
+  const its: Array<Iterator<SourceEntry>> = [
+    memtableSource(sources.mem, seq, range),
+  ];
+  for (const imm of sources.imms) its.push(memtableSource(imm, seq, range));
+  const levels = sources.version.levels;
+  const l0 = levels[0]!;
+  for (let i = l0.length - 1; i >= 0; i--) {
+    its.push(tableSource(l0[i]!, range));
+  }
+  for (let l = 1; l < levels.length; l++) {
+    if (levels[l]!.length > 0) its.push(levelSource(levels[l]!, range));
+  }
+  return mergeSources(its, range.reverse === true);
+}
+
+/** Sources pinned at a sequence number until released. */
+export class View implements Sources {
+  #released = false;
+
+  constructor(
+    readonly seq: number,
+    readonly mem: Memtable,
+    readonly imms: readonly Memtable[],
+    readonly version: Version,
+    /** Settles once every write issued before the view is applied. */
+    readonly settled: Promise<void> | undefined,
+  ) {
+    mem.addReader(seq);
+    version.ref();
+  }
+
+  /** Whether release() was called. */
+  get released(): boolean {
+    return this.#released;
+  }
+
+  /** Unpins the sources. Safe to call twice. */
+  release(): void {
+    if (this.#released) return;
+    this.#released = true;
+    this.mem.removeReader(this.seq);
+    this.version.unref();
+  }
+}

@@ -1,0 +1,249 @@
+/**
+ * The LSM engine under constant flushing: random put/delete/batch/get/
+ * scan/snapshot/reopen sequences with a tiny memtable (so memtables freeze,
+ * flush and level 0 merges all the time), checked against an in-memory
+ * sorted model; and one operation log replayed under several
+ * configurations must give identical results.
+ */
+import assert from "node:assert/strict";
+import {
+  openStore,
+  type Snapshot,
+  type Store,
+  type StoreOptions,
+} from "../../storage/mod.ts";
+import { Prng } from "../../util/mod.ts";
+import { names, tempDir, testSeed, text } from "../helpers.ts";
+
+type Model = Map<string, string>;
+
+function sortedEntries(
+  model: Model,
+  start: string | undefined,
+  end: string | undefined,
+  reverse: boolean,
+): Array<[string, string]> {
+  let out = [...model.entries()].filter(([k]) =>
+    (start === undefined || k >= start) && (end === undefined || k < end)
+  );
+  out.sort(([a], [b]) => a < b ? -1 : a > b ? 1 : 0);
+  if (reverse) out = out.reverse();
+  return out;
+}
+
+async function collect(
+  it: AsyncIterable<{ key: Uint8Array; value: Uint8Array }>,
+): Promise<Array<[string, string]>> {
+  const out: Array<[string, string]> = [];
+  for await (const e of it) out.push([text(e.key)!, text(e.value)!]);
+  return out;
+}
+
+/**
+ * Runs `steps` random operations from `seed` against a store opened with
+ * `options`, checking each read against the model. Returns a transcript of
+ * every read result, for comparing configurations.
+ */
+async function runModel(
+  seed: number,
+  steps: number,
+  options: StoreOptions,
+  dir: string,
+): Promise<string[]> {
+  const rng = new Prng(seed);
+  const transcript: string[] = [];
+  let store: Store = await openStore(dir, options);
+  const model: Model = new Map();
+  const snapshots: Array<{ snap: Snapshot; model: Model }> = [];
+  const key = () => `k${String(rng.int(300)).padStart(3, "0")}`;
+  const value = (step: number) =>
+    `v${step}-${"x".repeat(rng.int(rng.chance(0.05) ? 3000 : 80))}`;
+  try {
+    for (let step = 0; step < steps; step++) {
+      const r = rng.next();
+      const where = `seed ${seed} step ${step}`;
+      if (r < 0.35) {
+        const k = key();
+        const v = value(step);
+        await store.put(k, v);
+        model.set(k, v);
+      } else if (r < 0.45) {
+        const k = key();
+        await store.delete(k);
+        model.delete(k);
+      } else if (r < 0.52) {
+        const ops = Array.from(
+          { length: 1 + rng.int(8) },
+          () =>
+            rng.chance(0.75)
+              ? { type: "put" as const, key: key(), value: value(step) }
+              : { type: "delete" as const, key: key() },
+        );
+        await store.batch(ops);
+        for (const op of ops) {
+          op.type === "put"
+            ? model.set(op.key, op.value)
+            : model.delete(op.key);
+        }
+      } else if (r < 0.72) {
+        const k = key();
+        const got = text(await store.get(k));
+        assert.equal(got, model.get(k), `${where} get ${k}`);
+        transcript.push(`get ${k} ${got}`);
+      } else if (r < 0.84) {
+        const start = rng.chance(0.7) ? key() : undefined;
+        const end = rng.chance(0.5) ? key() : undefined;
+        const reverse = rng.chance(0.4);
+        const limit = rng.chance(0.5) ? rng.int(30) : undefined;
+        const opts: {
+          start?: string;
+          end?: string;
+          reverse: boolean;
+          limit?: number;
+        } = { reverse };
+        if (start !== undefined) opts.start = start;
+        if (end !== undefined) opts.end = end;
+        if (limit !== undefined) opts.limit = limit;
+        let expected = sortedEntries(model, start, end, reverse);
+        if (limit !== undefined) expected = expected.slice(0, limit);
+        const got = await collect(store.scan(opts));
+        assert.deepEqual(
+          got,
+          expected,
+          `${where} scan ${JSON.stringify(opts)}`,
+        );
+        transcript.push(`scan ${got.length} ${got.at(0)?.[0]}`);
+      } else if (r < 0.88) {
+        if (snapshots.length < 3) {
+          snapshots.push({ snap: store.snapshot(), model: new Map(model) });
+        }
+      } else if (r < 0.93) {
+        const s = snapshots.shift();
+        if (s) {
+          const k = key();
+          assert.equal(
+            text(await s.snap.get(k)),
+            s.model.get(k),
+            `${where} snapshot get ${k}`,
+          );
+          const got = await collect(s.snap.scan({ start: k }));
+          assert.deepEqual(
+            got,
+            sortedEntries(s.model, k, undefined, false),
+            `${where} snapshot scan`,
+          );
+          s.snap.release();
+        }
+      } else if (r < 0.96) {
+        assert.equal(await store.count(), model.size, `${where} count`);
+        const p = `k${rng.int(3)}`;
+        assert.equal(
+          await store.count({ prefix: p }),
+          [...model.keys()].filter((k) => k.startsWith(p)).length,
+        );
+      } else {
+        for (const s of snapshots) s.snap.release();
+        snapshots.length = 0;
+        await store.close();
+        store = await openStore(dir, options);
+        transcript.push(`reopen ${store.stats().lastSequence}`);
+      }
+    }
+    await store.settle();
+    const all = await collect(store.scan());
+    assert.deepEqual(
+      all,
+      sortedEntries(model, undefined, undefined, false),
+      `seed ${seed}: final state`,
+    );
+    transcript.push(`final ${all.length}`);
+  } finally {
+    for (const s of snapshots) s.snap.release();
+    await store.close();
+  }
+  return transcript;
+}
+
+Deno.test("random operations with constant flushes and merges match a sorted model", async () => {
+  const base = testSeed("lsm model");
+  for (let i = 0; i < 4; i++) {
+    await using tmp = await tempDir();
+    await runModel((base + i) >>> 0, 1500, {
+      memtableBytes: 4096,
+      blockBytes: 512,
+      l0MergeTrigger: 3,
+      sync: "none",
+    }, tmp.path);
+    const files = await names(tmp.path);
+    assert.ok(
+      files.some((n) => n.endsWith(".sst")),
+      `tables were written: ${files}`,
+    );
+  }
+});
+
+Deno.test("one operation log gives identical results under different configurations", async () => {
+  const seed = testSeed("lsm configurations");
+  const configs: StoreOptions[] = [
+    {
+      memtableBytes: 4096,
+      blockBytes: 512,
+      bloomBitsPerKey: 10,
+      l0MergeTrigger: 2,
+    },
+    { memtableBytes: 4 * 1024 * 1024, blockBytes: 4096, bloomBitsPerKey: 10 },
+    {
+      memtableBytes: 4096,
+      blockBytes: 4096,
+      bloomBitsPerKey: 0,
+      l0MergeTrigger: 4,
+    },
+    { memtableBytes: 16384, blockBytes: 512, bloomBitsPerKey: 0, sync: "none" },
+  ];
+  const transcripts: string[][] = [];
+  for (const config of configs) {
+    await using tmp = await tempDir();
+    transcripts.push(await runModel(seed, 1000, config, tmp.path));
+  }
+  for (let i = 1; i < transcripts.length; i++) {
+    assert.deepEqual(
+      transcripts[i],
+      transcripts[0],
+      `config ${i} differs (seed ${seed})`,
+    );
+  }
+});
+
+Deno.test("flushed data survives reopen and obsolete WAL segments are deleted", async () => {
+  await using tmp = await tempDir();
+  let store = await openStore(tmp.path, {
+    memtableBytes: 4096,
+    l0MergeTrigger: 4,
+  });
+  for (let i = 0; i < 2000; i++) {
+    await store.put(
+      `key${String(i).padStart(5, "0")}`,
+      `value ${i} ${"y".repeat(40)}`,
+    );
+  }
+  await store.settle();
+  const stats = store.stats();
+  assert.ok(stats.flushes > 10, `${stats.flushes} flushes`);
+  assert.ok(stats.merges > 0, `${stats.merges} merges`);
+  assert.ok(stats.levels[0]!.tables < 4);
+  await store.close();
+  const files = await names(tmp.path);
+  assert.ok(
+    files.filter((n) => n.endsWith(".log")).length <= 2,
+    `segments left: ${files}`,
+  );
+  assert.equal(files.filter((n) => n.startsWith("MANIFEST-")).length, 1);
+  store = await openStore(tmp.path, { memtableBytes: 4096 });
+  assert.ok(store.recovery.tables > 0);
+  assert.equal(await store.count(), 2000);
+  assert.equal(
+    text(await store.get("key01234")),
+    `value 1234 ${"y".repeat(40)}`,
+  );
+  await store.close();
+});
