@@ -3,8 +3,15 @@
  * codes. `main.ts` at the root only calls {@linkcode main}.
  */
 import { parseArgs } from "node:util";
-import { openStore, SYNC_MODES, type SyncMode } from "../storage/mod.ts";
+import {
+  openStore,
+  type StoreOptions,
+  SYNC_MODES,
+  type SyncMode,
+} from "../storage/mod.ts";
 import { ONESHOT_ARITY, ONESHOT_USAGE, runOneShot } from "./oneshot.ts";
+import { type BenchConfig, BENCHMARKS, SEEK_NEXT } from "./bench.ts";
+import { runKvBench } from "./bench_kv.ts";
 import { runRepl, writeOut } from "./repl.ts";
 import { VERSION } from "./version.ts";
 
@@ -15,6 +22,8 @@ const GLOBAL_FLAGS = `Options:
                     none: when queued; the OS writes it back, fsync on close
   --repair          open a corrupt write-ahead log by keeping its valid prefix
                     (the rest is copied to DIR/lost/)
+  --memtable-size N memtable size that triggers a flush to a table
+                    (bytes, or with K/M suffix; default 4M)
   -h, --help        show help
   -V, --version     show the version`;
 
@@ -24,6 +33,7 @@ export const USAGE_TEXT = `kv ${VERSION}: a durable key-value store
 Usage:
   kv [options]                 interactive REPL (reads commands from stdin when piped)
 ${Object.values(ONESHOT_USAGE).map((u) => `  ${u}`).join("\n")}
+  kv bench [options]    db_bench workloads against kv (kv bench --help)
 
 ${GLOBAL_FLAGS}
 
@@ -44,6 +54,96 @@ function printErr(line: string): void {
   }
 }
 
+/** Usage of `kv bench`. */
+export const BENCH_USAGE = `Usage: kv bench [options]
+
+Runs LevelDB db_bench's workloads against kv in a temporary directory and
+prints ops/s and latency percentiles as a markdown table.
+
+  --benchmarks LIST   comma-separated, in order (default
+                      ${BENCHMARKS.join(",")})
+  --num N             keys a fill writes (default 1000000)
+  --reads N           gets per read workload; seekrandom does N/10 seeks of
+                      ${SEEK_NEXT} entries (default 200000)
+  --value-size N      bytes per value (default 100)
+  --batch N           puts per write call in fills (default 1000; 1 = single puts)
+  --sync MODE         always or none (default always)
+  --memtable-size N   as for the store (default 4M)
+  --seed N            PRNG seed for keys and values (default 301)
+  --bench-dir DIR     where the temporary store goes (default the system temp dir)`;
+
+function positiveInt(
+  text: string | undefined,
+  fallback: number,
+  what: string,
+): number {
+  if (text === undefined) return fallback;
+  if (!/^\d{1,12}$/.test(text) || Number(text) < 1) {
+    throw new RangeError(`${what} needs a positive integer, got "${text}"`);
+  }
+  return Number(text);
+}
+
+async function bench(
+  values: Record<string, string | boolean | undefined>,
+  sync: SyncMode,
+  memtableBytes: number | undefined,
+): Promise<number> {
+  let config: BenchConfig;
+  try {
+    config = {
+      num: positiveInt(values.num as string | undefined, 1_000_000, "--num"),
+      reads: positiveInt(
+        values.reads as string | undefined,
+        200_000,
+        "--reads",
+      ),
+      valueSize: positiveInt(
+        values["value-size"] as string | undefined,
+        100,
+        "--value-size",
+      ),
+      batch: positiveInt(values.batch as string | undefined, 1000, "--batch"),
+      seed: positiveInt(values.seed as string | undefined, 301, "--seed"),
+      benchmarks:
+        ((values.benchmarks as string | undefined) ?? BENCHMARKS.join(","))
+          .split(",")
+          .filter((b) => b.length > 0),
+    };
+    for (const b of config.benchmarks) {
+      if (!(BENCHMARKS as readonly string[]).includes(b)) {
+        throw new RangeError(
+          `unknown benchmark "${b}"; use ${BENCHMARKS.join(", ")}`,
+        );
+      }
+    }
+  } catch (error) {
+    printErr(`Error: ${(error as Error).message}`);
+    return 2;
+  }
+  const options: StoreOptions = { sync };
+  if (memtableBytes !== undefined) options.memtableBytes = memtableBytes;
+  try {
+    return await runKvBench(
+      config,
+      options,
+      values["bench-dir"] as string | undefined,
+      (line) => writeOut(line + "\n"),
+    );
+  } catch (error) {
+    printErr(`Error: ${(error as Error).message}`);
+    return 1;
+  }
+}
+
+/** Parses "4194304", "512K" or "4M" (KiB/MiB); undefined if malformed. */
+export function parseSize(text: string): number | undefined {
+  const m = /^(\d{1,12})([kKmM]?)$/.exec(text);
+  if (!m) return undefined;
+  const unit = m[2]!.toUpperCase();
+  return Number(m[1]) * (unit === "K" ? 1024 : unit === "M" ? 1024 * 1024 : 1);
+}
+
 /** Runs kv with command-line `args`; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   let parsed;
@@ -56,7 +156,15 @@ export async function main(args: string[]): Promise<number> {
         data: { type: "string", default: "./data" },
         sync: { type: "string", default: "always" },
         repair: { type: "boolean", default: false },
+        "memtable-size": { type: "string" },
         limit: { type: "string" },
+        num: { type: "string" },
+        reads: { type: "string" },
+        "value-size": { type: "string" },
+        batch: { type: "string" },
+        benchmarks: { type: "string" },
+        seed: { type: "string" },
+        "bench-dir": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
         version: { type: "boolean", short: "V", default: false },
       },
@@ -72,7 +180,10 @@ export async function main(args: string[]): Promise<number> {
     return 0;
   }
   const [name, ...rest] = positionals;
-  if (name !== undefined && !(name in ONESHOT_ARITY) && name !== "repl") {
+  if (
+    name !== undefined && !(name in ONESHOT_ARITY) && name !== "repl" &&
+    name !== "bench"
+  ) {
     printErr(`Error: unknown command "${name}"`);
     printErr('Run "kv --help" for usage');
     return 2;
@@ -102,6 +213,21 @@ export async function main(args: string[]): Promise<number> {
     }
     limit = Number(values.limit);
   }
+  let memtableBytes: number | undefined;
+  if (values["memtable-size"] !== undefined) {
+    memtableBytes = parseSize(values["memtable-size"]);
+    if (memtableBytes === undefined || memtableBytes < 1024) {
+      printErr(
+        `Error: --memtable-size needs a size of at least 1K, like 4194304, 512K or 4M, got "${
+          values["memtable-size"]
+        }"`,
+      );
+      return 2;
+    }
+  }
+  if (name === "bench") {
+    return await bench(values, sync, memtableBytes);
+  }
   if (name !== undefined && name !== "repl") {
     const [min, max] = ONESHOT_ARITY[name]!;
     if (rest.length < min || rest.length > max) {
@@ -115,7 +241,9 @@ export async function main(args: string[]): Promise<number> {
   }
   let store;
   try {
-    store = await openStore(values.data!, { sync, repair: values.repair! });
+    const options: StoreOptions = { sync, repair: values.repair! };
+    if (memtableBytes !== undefined) options.memtableBytes = memtableBytes;
+    store = await openStore(values.data!, options);
   } catch (error) {
     printErr(`Error: ${(error as Error).message}`);
     return 1;

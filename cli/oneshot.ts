@@ -69,7 +69,9 @@ export async function runOneShot(
       return 0;
     }
     case "stats":
-      for (const line of renderStats(store.stats())) io.out(line);
+      for (const line of renderStats(store.stats(), await store.count())) {
+        io.out(line);
+      }
       return 0;
   }
   io.err(`Error: unknown command "${name}"`);

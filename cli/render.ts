@@ -59,15 +59,29 @@ export function renderValue(bytes: Uint8Array): string {
   return renderBytes(bytes);
 }
 
-/** The STATS response: "Statistics:" then indented "name: value" lines. */
-export function renderStats(stats: StoreStats): string[] {
+/**
+ * The STATS response: "Statistics:" then indented "name: value" lines.
+ * `numKeys` is the exact count (the store's own figure is an estimate once
+ * data is in tables).
+ */
+export function renderStats(stats: StoreStats, numKeys: number): string[] {
   const r = stats.recovery;
   const truncatedBytes = r.truncated.reduce((n, c) => n + c.bytes, 0);
   const repairedBytes = r.repaired.reduce((n, c) => n + c.bytes, 0);
   const lines: Array<[string, string | number]> = [
-    ["num_keys", stats.numKeys],
+    ["num_keys", numKeys],
     ["last_sequence", stats.lastSequence],
     ["memtable_bytes", stats.memtableBytes],
+    ["immutable_memtables", stats.immutableMemtables],
+  ];
+  stats.levels.forEach((l, i) => {
+    if (l.tables > 0 || i < 2) {
+      lines.push([`level${i}_tables`, l.tables], [`level${i}_bytes`, l.bytes]);
+    }
+  });
+  lines.push(
+    ["flushes", stats.flushes],
+    ["merges", stats.merges],
     ["wal_segments", stats.walSegments],
     ["wal_bytes", stats.walBytes],
     ["sync_mode", stats.syncMode],
@@ -75,13 +89,18 @@ export function renderStats(stats: StoreStats): string[] {
     ["wal_writes", stats.wal.writes],
     ["wal_syncs", stats.wal.syncs],
     ["group_commit_max", stats.wal.groupMax],
+    ["block_cache_hits", stats.blockCache.hits],
+    ["block_cache_misses", stats.blockCache.misses],
+    ["block_cache_bytes", stats.blockCache.bytes],
+    ["bloom_negatives", stats.bloom.negatives],
+    ["bloom_false_positives", stats.bloom.falsePositives],
     ["state", stats.failure ? `read-only: ${stats.failure}` : "ok"],
     ["recovery_records", r.records],
     ["recovery_truncated_bytes", truncatedBytes],
     ["recovery_repaired_bytes", repairedBytes],
     ["recovery_ms", r.durationMs],
     ["recovery", describeRecovery(stats)],
-  ];
+  );
   return ["Statistics:", ...lines.map(([k, v]) => `  ${k}: ${v}`)];
 }
 
@@ -89,6 +108,9 @@ export function renderStats(stats: StoreStats): string[] {
 export function describeRecovery(stats: StoreStats): string {
   const r = stats.recovery;
   const parts = [
+    r.manifest === undefined
+      ? "new store (no manifest)"
+      : `opened ${r.manifest} with ${r.tables} table(s)`,
     `replayed ${r.records} records (${r.ops} ops) from ${r.segments} WAL segment(s)`,
   ];
   for (const c of r.truncated) {
@@ -100,6 +122,9 @@ export function describeRecovery(stats: StoreStats): string {
     parts.push(
       `repair dropped ${c.bytes} bytes at offset ${c.offset} of ${c.file} (${c.reason}); copy in lost/`,
     );
+  }
+  if (r.removedFiles.length > 0) {
+    parts.push(`removed ${r.removedFiles.length} obsolete file(s)`);
   }
   if (r.removedSegments.length > 0) {
     parts.push(`set aside later segments ${r.removedSegments.join(", ")}`);

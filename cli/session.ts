@@ -70,7 +70,9 @@ export function issue(store: Store, command: Command): Issued {
         return done(renderHelp());
       case "STATS":
         return {
-          response: lines(store.count().then(() => renderStats(store.stats()))),
+          response: lines(
+            store.count().then((n) => renderStats(store.stats(), n)),
+          ),
           quit,
         };
       case "PUT":
