@@ -81,6 +81,7 @@ export function renderStats(stats: StoreStats, numKeys: number): string[] {
   });
   lines.push(
     ["flushes", stats.flushes],
+    ["write_stalls", stats.writeStalls],
     ["merges", stats.merges],
     ["wal_segments", stats.walSegments],
     ["wal_bytes", stats.walBytes],

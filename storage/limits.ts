@@ -77,8 +77,9 @@ export const MEMTABLE_BYTES_DEFAULT = 4 * 1024 * 1024;
 export const MEMTABLE_BYTES_MIN = 1024;
 
 /**
- * Most frozen memtables waiting for flush. A write that would freeze one
- * more waits for a flush to finish: memory stays bounded under load.
+ * Most frozen memtables waiting for flush. Once the memtable is full and
+ * this many are frozen, writes wait (stall) for a flush: memory stays
+ * bounded however fast writes come.
  */
 export const IMMUTABLE_MEMTABLES_MAX = 2;
 
@@ -96,3 +97,10 @@ export const L0_MERGE_TRIGGER = 8;
 
 /** Default block cache capacity in bytes. */
 export const BLOCK_CACHE_BYTES_DEFAULT = 32 * 1024 * 1024;
+
+/**
+ * Most writes waiting for a flush. Beyond it a write is rejected with a
+ * RangeError (nothing stored): a caller that never awaits cannot grow
+ * memory without bound.
+ */
+export const STALLED_WRITES_MAX = 65_536;

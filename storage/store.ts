@@ -33,6 +33,7 @@ import {
   BATCH_OPS_MAX,
   IMMUTABLE_MEMTABLES_MAX,
   MANIFEST_ROTATE_BYTES,
+  STALLED_WRITES_MAX,
 } from "./limits.ts";
 import { LogWriter, type LogWriterStats, type SyncMode } from "./log_writer.ts";
 import {
@@ -116,6 +117,8 @@ export interface StoreStats {
   syncMode: SyncMode;
   wal: LogWriterStats;
   flushes: number;
+  /** Writes that had to wait for a flush to make room. */
+  writeStalls: number;
   merges: number;
   blockCache: BlockCacheStats;
   bloom: FilterStats;
@@ -197,6 +200,14 @@ export class Store {
   #pendingByKey = new Map<string, Promise<void>>();
   #pendingWrites = 0;
   #lastWrite: Promise<void> = RESOLVED;
+  /** Writes waiting for a flush to make room, in issue order. */
+  #stalled: Array<{
+    ops: WalOp[];
+    seq: number;
+    resolve: () => void;
+    reject: (error: unknown) => void;
+  }> = [];
+  #stalls = 0;
 
   /** @internal Use `openStore`. */
   constructor(p: StoreParts) {
@@ -247,6 +258,7 @@ export class Store {
           "the store accepts no more writes until it is reopened",
       );
     this.#log.failWith(this.#failure);
+    this.#drainStalled();
   }
 
   #checkWritable(): void {
@@ -336,6 +348,83 @@ export class Store {
   }
 
   #write(ops: WalOp[]): Promise<void> {
+    // The sequence number is fixed at issue even for a stalled write, so a
+    // read issued after it reads at a sequence that includes it.
+    const seq = this.#nextSeq;
+    this.#nextSeq += ops.length;
+    if (this.#stalled.length > 0 || this.#mustStall()) {
+      return this.#stall(ops, seq);
+    }
+    return this.#perform(ops, seq);
+  }
+
+  /**
+   * True when the memtable is full and no more may be frozen: writes wait
+   * for a flush, which keeps memory bounded however fast they come.
+   */
+  #mustStall(): boolean {
+    return this.#mem.bytes >= this.#memtableBytes &&
+      this.#imms.length >= IMMUTABLE_MEMTABLES_MAX;
+  }
+
+  /** Queues a write behind a flush; it runs, in order, once there is room. */
+  #stall(ops: WalOp[], seq: number): Promise<void> {
+    if (this.#stalled.length >= STALLED_WRITES_MAX) {
+      return Promise.reject(
+        new RangeError(
+          `${STALLED_WRITES_MAX} writes are already waiting for a flush ` +
+            "(STALLED_WRITES_MAX); await earlier writes before issuing more",
+        ),
+      );
+    }
+    const { promise, resolve, reject } = Promise.withResolvers<void>();
+    const settle = this.#track(ops, promise);
+    this.#stalled.push({
+      ops,
+      seq,
+      resolve: () => {
+        settle();
+        resolve();
+      },
+      reject: (error) => {
+        settle();
+        reject(error);
+      },
+    });
+    this.#stalls++;
+    this.#scheduleBackground();
+    return promise;
+  }
+
+  /** Runs stalled writes, in order, while there is room. */
+  #drainStalled(): void {
+    while (this.#stalled.length > 0 && (this.#failure || !this.#mustStall())) {
+      const w = this.#stalled.shift()!;
+      if (this.#failure) {
+        w.reject(this.#failure);
+        continue;
+      }
+      this.#perform(w.ops, w.seq).then(w.resolve, w.reject);
+    }
+  }
+
+  /** Marks `ops` pending until `promise` settles; returns the settler. */
+  #track(ops: WalOp[], promise: Promise<void>): () => void {
+    for (const op of ops) this.#pendingByKey.set(op.key, promise);
+    this.#pendingWrites++;
+    this.#lastWrite = promise;
+    return () => {
+      this.#pendingWrites--;
+      for (const op of ops) {
+        if (this.#pendingByKey.get(op.key) === promise) {
+          this.#pendingByKey.delete(op.key);
+        }
+      }
+    };
+  }
+
+  /** Appends a sequenced write to the log of the current memtable. */
+  #perform(ops: WalOp[], seq: number): Promise<void> {
     if (
       this.#mem.bytes >= this.#memtableBytes &&
       this.#imms.length < IMMUTABLE_MEMTABLES_MAX
@@ -344,26 +433,18 @@ export class Store {
     }
     const mem = this.#mem;
     const log = this.#log;
-    const seq = this.#nextSeq;
-    this.#nextSeq += ops.length;
     if (this.#mode === "none") {
       // Acknowledged once queued: apply now, no promise bookkeeping.
-      log.append(seq, ops, undefined);
+      try {
+        log.append(seq, ops, undefined);
+      } catch (error) {
+        return Promise.reject(error);
+      }
       this.#applyOps(mem, seq, ops);
       return RESOLVED;
     }
     const { promise, resolve, reject } = Promise.withResolvers<void>();
-    for (const op of ops) this.#pendingByKey.set(op.key, promise);
-    this.#pendingWrites++;
-    this.#lastWrite = promise;
-    const settle = () => {
-      this.#pendingWrites--;
-      for (const op of ops) {
-        if (this.#pendingByKey.get(op.key) === promise) {
-          this.#pendingByKey.delete(op.key);
-        }
-      }
-    };
+    const settle = this.#track(ops, promise);
     log.append(seq, ops, {
       onDurable: () => {
         this.#applyOps(mem, seq, ops);
@@ -606,6 +687,7 @@ export class Store {
       syncMode: this.#mode,
       wal,
       flushes: this.#flushes,
+      writeStalls: this.#stalls,
       merges: this.#merges,
       blockCache: this.#cache.stats(),
       bloom: { ...this.#filterStats },
@@ -631,6 +713,12 @@ export class Store {
   }
 
   // ---- background work: flushes, then level-0 merges ----
+
+  #scheduleBackgroundForClose(): void {
+    if (this.#background) return;
+    this.#background = true;
+    this.#backgroundDone = this.#runBackground();
+  }
 
   #scheduleBackground(): void {
     if (this.#background || this.#closed) return;
@@ -683,6 +771,7 @@ export class Store {
     });
     this.#imms.shift();
     this.#flushes++;
+    this.#drainStalled();
     // The edit is durable: the segment's data is in tables.
     await this.#env.remove(joinPath(this.dir, segmentName(frozen.segment)))
       .catch(() => {});
@@ -801,6 +890,11 @@ export class Store {
   async #close(): Promise<void> {
     this.#closed = true;
     try {
+      // Stalled writes were accepted: let flushes make room for them.
+      while (this.#stalled.length > 0 && !this.#failure) {
+        this.#scheduleBackgroundForClose();
+        await this.#backgroundDone;
+      }
       let firstError: unknown;
       for (const f of this.#imms) await f.closed.catch((e) => firstError ??= e);
       await this.#log.close().catch((e) => firstError ??= e);
