@@ -67,8 +67,11 @@ export const MANIFEST_BYTES_MAX = 64 * 1024 * 1024;
 /** Manifest size that triggers writing a fresh one (a snapshot). */
 export const MANIFEST_ROTATE_BYTES = 4 * 1024 * 1024;
 
-/** Largest single version edit, in bytes. */
-export const MANIFEST_EDIT_BYTES_MAX = 16 * 1024 * 1024;
+/**
+ * Largest single version edit, in bytes: a writer refuses a bigger one
+ * (the store then fails rather than commit what a reader would reject).
+ */
+export const MANIFEST_EDIT_BYTES_MAX = 32 * 1024 * 1024;
 
 /** Default memtable size before it is frozen and flushed (4 MiB). */
 export const MEMTABLE_BYTES_DEFAULT = 4 * 1024 * 1024;

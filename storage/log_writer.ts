@@ -20,6 +20,7 @@ import { assert } from "../util/mod.ts";
 import type { Env, Timer, WritableFile } from "./env.ts";
 import { StoreFailedError } from "./errors.ts";
 import {
+  BATCH_BYTES_MAX,
   LOG_BUFFER_BYTES_RETAINED_MAX,
   LOG_QUEUED_BYTES_MAX,
   SYNC_INTERVAL_MS,
@@ -104,13 +105,23 @@ export class LogWriter {
     }
   }
 
+  /** Bytes queued in memory, not yet handed to the OS. */
+  get queuedBytes(): number {
+    return this.#length;
+  }
+
   /** Bytes in the segment, counting queued ones. */
   get bytes(): number {
     return this.#bytes + this.#length;
   }
 
-  /** Seals the log after a failure elsewhere: later appends fail too. */
+  /**
+   * Seals the log after a failure elsewhere: later appends fail too. Under
+   * `none`, queued records were already acknowledged: they are handed to
+   * the OS first, if the file is open.
+   */
   failWith(error: StoreFailedError): void {
+    if (this.mode === "none") this.#writeQueued();
     this.#fail(error, "write");
   }
 
@@ -132,15 +143,12 @@ export class LogWriter {
       return;
     }
     const need = encodedRecordBytes(ops);
-    if (this.#length + need > LOG_QUEUED_BYTES_MAX) {
-      const error = new RangeError(
-        `More than ${LOG_QUEUED_BYTES_MAX} bytes of writes are waiting for ` +
-          "the log (LOG_QUEUED_BYTES_MAX); await earlier writes before issuing more",
-      );
-      if (!commit) throw error;
-      commit.onFailed(error);
-      return;
-    }
+    // The store checks LOG_QUEUED_BYTES_MAX before it takes a sequence
+    // number; past it here, refusing one record would leave a gap.
+    assert(
+      this.#length + need <= LOG_QUEUED_BYTES_MAX + BATCH_BYTES_MAX,
+      "log queue over its bound",
+    );
     this.#reserve(need);
     const end = encodeRecord(this.#buf, this.#length, seq, this.env.now(), ops);
     assert(end === this.#length + need, "encoded size must match its estimate");

@@ -253,7 +253,10 @@ export function applyEdit(
       state.levels[level]!.sort((a, b) => a.smallest < b.smallest ? -1 : 1);
     }
   }
-  if (edit.nextFile !== undefined) state.nextFile = edit.nextFile;
+  // The file counter never goes back: a number once handed out stays used.
+  if (edit.nextFile !== undefined) {
+    state.nextFile = Math.max(state.nextFile, edit.nextFile);
+  }
   if (edit.lastSeq !== undefined) state.lastSeq = edit.lastSeq;
   if (edit.logNumber !== undefined) state.logNumber = edit.logNumber;
 }
@@ -273,6 +276,11 @@ export function snapshotEdit(state: ManifestState): VersionEdit {
 
 /** Frames an edit payload: masked crc32c of (length, payload), length. */
 export function frameEdit(payload: Uint8Array): Uint8Array {
+  if (payload.length > MANIFEST_EDIT_BYTES_MAX) {
+    throw new RangeError(
+      `Version edit is ${payload.length} bytes; the limit is ${MANIFEST_EDIT_BYTES_MAX} (MANIFEST_EDIT_BYTES_MAX)`,
+    );
+  }
   const out = new Uint8Array(MANIFEST_HEADER_BYTES + payload.length);
   putFixed32(out, 4, payload.length);
   out.set(payload, MANIFEST_HEADER_BYTES);
@@ -301,6 +309,13 @@ export async function readManifest(
   name: string,
 ): Promise<ManifestRead> {
   const path = joinPath(dir, name);
+  if (!(await env.list(dir)).includes(name)) {
+    throw new CorruptionError(
+      `Manifest "${path}" named by CURRENT is missing`,
+      path,
+      0,
+    );
+  }
   const file = await env.openReadable(path);
   let bytes: Uint8Array;
   try {

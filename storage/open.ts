@@ -135,6 +135,19 @@ export async function openStore(
     const started = env.now();
     const names = await env.list(dir);
     const current = await readCurrent(env, dir);
+    if (
+      !current &&
+      names.some((n) => n.endsWith(".sst") || n.startsWith(MANIFEST_PREFIX))
+    ) {
+      // Treating this as a new store would delete every table as unused.
+      const path = joinPath(dir, "CURRENT");
+      throw new CorruptionError(
+        `Cannot open "${dir}": CURRENT is missing but the directory holds tables or manifests; ` +
+          `restore CURRENT (a line naming the newest MANIFEST-NNNNNN) to open it`,
+        path,
+        0,
+      );
+    }
     const state: ManifestState = current
       ? (await readManifest(env, dir, current)).state
       : emptyState();
@@ -244,6 +257,9 @@ export async function openStore(
       tables,
       mem,
       segment: last.number,
+      olderSegments: segments.filter((s) => s.number !== last.number).map((s) =>
+        s.number
+      ),
       segmentBytes: last.size,
       file,
       recovery: report,

@@ -32,6 +32,7 @@ import {
   BATCH_BYTES_MAX,
   BATCH_OPS_MAX,
   IMMUTABLE_MEMTABLES_MAX,
+  LOG_QUEUED_BYTES_MAX,
   MANIFEST_ROTATE_BYTES,
   STALLED_WRITES_MAX,
 } from "./limits.ts";
@@ -160,6 +161,8 @@ export interface StoreParts {
   tables: TableReader[][];
   mem: Memtable;
   segment: number;
+  /** Earlier segments replayed at open: their data is in `mem` too. */
+  olderSegments: number[];
   segmentBytes: number;
   file: WritableFile;
   recovery: RecoveryReport;
@@ -185,6 +188,7 @@ export class Store {
   #mem: Memtable;
   #segment: number;
   #imms: Frozen[] = [];
+  #olderSegments: number[];
   #log: LogWriter;
   #lastApplied: number;
   #nextSeq: number;
@@ -200,13 +204,22 @@ export class Store {
   #pendingByKey = new Map<string, Promise<void>>();
   #pendingWrites = 0;
   #lastWrite: Promise<void> = RESOLVED;
-  /** Writes waiting for a flush to make room, in issue order. */
-  #stalled: Array<{
-    ops: WalOp[];
-    seq: number;
-    resolve: () => void;
-    reject: (error: unknown) => void;
-  }> = [];
+  /**
+   * Operations waiting for a flush to make room, in issue order: writes,
+   * and reads issued after them (which must see them).
+   */
+  #stalled: Array<
+    | {
+      kind: "write";
+      ops: WalOp[];
+      seq: number;
+      bytes: number;
+      resolve: () => void;
+      reject: (error: unknown) => void;
+    }
+    | { kind: "read"; run: () => void }
+  > = [];
+  #stalledBytes = 0;
   #stalls = 0;
 
   /** @internal Use `openStore`. */
@@ -227,6 +240,7 @@ export class Store {
     this.#version = new Version(p.tables, this.#tables);
     this.#mem = p.mem;
     this.#segment = p.segment;
+    this.#olderSegments = p.olderSegments;
     this.#log = this.#newLog(segmentName(p.segment), p.file, p.segmentBytes);
     this.#lastApplied = p.recovery.lastSeq;
     this.#nextSeq = p.recovery.lastSeq + 1;
@@ -348,13 +362,31 @@ export class Store {
   }
 
   #write(ops: WalOp[]): Promise<void> {
-    // The sequence number is fixed at issue even for a stalled write, so a
-    // read issued after it reads at a sequence that includes it.
+    // Every limit is checked before a sequence number is taken: a write
+    // refused after it would leave a gap that recovery calls corruption.
+    const stall = this.#stalled.length > 0 || this.#mustStall();
+    const bytes = encodedRecordBytes(ops);
+    if (
+      this.#log.queuedBytes + this.#stalledBytes + bytes > LOG_QUEUED_BYTES_MAX
+    ) {
+      return Promise.reject(
+        new RangeError(
+          `More than ${LOG_QUEUED_BYTES_MAX} bytes of writes are waiting for ` +
+            "the log (LOG_QUEUED_BYTES_MAX); await earlier writes before issuing more",
+        ),
+      );
+    }
+    if (stall && this.#stalled.length >= STALLED_WRITES_MAX) {
+      return Promise.reject(
+        new RangeError(
+          `${STALLED_WRITES_MAX} operations are already waiting for a flush ` +
+            "(STALLED_WRITES_MAX); await earlier writes before issuing more",
+        ),
+      );
+    }
     const seq = this.#nextSeq;
     this.#nextSeq += ops.length;
-    if (this.#stalled.length > 0 || this.#mustStall()) {
-      return this.#stall(ops, seq);
-    }
+    if (stall) return this.#stall(ops, seq, bytes);
     return this.#perform(ops, seq);
   }
 
@@ -368,20 +400,15 @@ export class Store {
   }
 
   /** Queues a write behind a flush; it runs, in order, once there is room. */
-  #stall(ops: WalOp[], seq: number): Promise<void> {
-    if (this.#stalled.length >= STALLED_WRITES_MAX) {
-      return Promise.reject(
-        new RangeError(
-          `${STALLED_WRITES_MAX} writes are already waiting for a flush ` +
-            "(STALLED_WRITES_MAX); await earlier writes before issuing more",
-        ),
-      );
-    }
+  #stall(ops: WalOp[], seq: number, bytes: number): Promise<void> {
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     const settle = this.#track(ops, promise);
+    this.#stalledBytes += bytes;
     this.#stalled.push({
+      kind: "write",
       ops,
       seq,
+      bytes,
       resolve: () => {
         settle();
         resolve();
@@ -396,16 +423,47 @@ export class Store {
     return promise;
   }
 
-  /** Runs stalled writes, in order, while there is room. */
+  /**
+   * Runs stalled operations, in order: reads at once, writes while there
+   * is room (or, after a failure, rejects them).
+   */
   #drainStalled(): void {
-    while (this.#stalled.length > 0 && (this.#failure || !this.#mustStall())) {
-      const w = this.#stalled.shift()!;
-      if (this.#failure) {
-        w.reject(this.#failure);
+    while (this.#stalled.length > 0) {
+      const head = this.#stalled[0]!;
+      if (head.kind === "read") {
+        this.#stalled.shift();
+        head.run();
         continue;
       }
-      this.#perform(w.ops, w.seq).then(w.resolve, w.reject);
+      if (!this.#failure && this.#mustStall()) return;
+      this.#stalled.shift();
+      this.#stalledBytes -= head.bytes;
+      if (this.#failure) {
+        head.reject(this.#failure);
+        continue;
+      }
+      this.#perform(head.ops, head.seq).then(head.resolve, head.reject);
     }
+  }
+
+  /**
+   * Runs `read` now, or, when writes are stalled, once every write issued
+   * before it has been performed: a read keeps its place in issue order.
+   */
+  #whenIssued<T>(read: () => T): T | Promise<T> {
+    if (this.#stalled.length === 0) return read();
+    const { promise, resolve, reject } = Promise.withResolvers<T>();
+    this.#stalled.push({
+      kind: "read",
+      run: () => {
+        try {
+          resolve(read());
+        } catch (error) {
+          reject(error);
+        }
+      },
+    });
+    return promise;
   }
 
   /** Marks `ops` pending until `promise` settles; returns the settler. */
@@ -555,11 +613,20 @@ export class Store {
     return (await this.get(key)) !== undefined;
   }
 
-  /** A view pinned at the current sequence (every write issued so far). */
-  #pin(): View {
+  /** A view of the current sources, reading at `seq`. */
+  #pin(seq: number): View {
     const s = this.#sources();
     const settled = this.#pendingWrites > 0 ? this.#lastWrite : undefined;
-    return new View(this.#nextSeq - 1, s.mem, s.imms, s.version, settled);
+    return new View(seq, s.mem, s.imms, s.version, settled);
+  }
+
+  /**
+   * A view of every write issued so far and none issued later: pinned now,
+   * or, behind stalled writes, as soon as they have been performed.
+   */
+  #pinAtIssue(): { seq: number; view: View | Promise<View> } {
+    const seq = this.#nextSeq - 1;
+    return { seq, view: this.#whenIssued(() => this.#pin(seq)) };
   }
 
   /**
@@ -574,7 +641,13 @@ export class Store {
   scan(options: ScanOptions = {}): AsyncGenerator<Entry> {
     if (this.#closed) throw new StoreClosedError();
     const { range, limit } = scanRange(options);
-    return iterate(this.#pin(), range, limit, true, false) as AsyncGenerator<
+    return iterate(
+      this.#pinAtIssue().view,
+      range,
+      limit,
+      true,
+      false,
+    ) as AsyncGenerator<
       Entry
     >;
   }
@@ -583,7 +656,13 @@ export class Store {
   keys(options: ScanOptions = {}): AsyncGenerator<Uint8Array> {
     if (this.#closed) throw new StoreClosedError();
     const { range, limit } = scanRange(options);
-    return iterate(this.#pin(), range, limit, true, true) as AsyncGenerator<
+    return iterate(
+      this.#pinAtIssue().view,
+      range,
+      limit,
+      true,
+      true,
+    ) as AsyncGenerator<
       Uint8Array
     >;
   }
@@ -597,12 +676,12 @@ export class Store {
       options.prefix === undefined;
     if (
       whole && this.#pendingWrites === 0 && this.#imms.length === 0 &&
-      this.#version.tableCount === 0
+      this.#version.tableCount === 0 && this.#stalled.length === 0
     ) {
       return this.#mem.liveKeys;
     }
     const { range } = scanRange(options);
-    const view = this.#pin();
+    const view = await this.#pinAtIssue().view;
     try {
       if (view.settled) await view.settled.catch(() => {});
       let n = 0;
@@ -631,27 +710,35 @@ export class Store {
    */
   snapshot(): Snapshot {
     if (this.#closed) throw new StoreClosedError();
-    const view = this.#pin();
-    const check = () => {
-      if (view.released) throw new RangeError("Snapshot was released");
+    const { seq, view } = this.#pinAtIssue();
+    let released = false;
+    const pinned = Promise.resolve(view);
+    const ready = async () => {
+      if (released) throw new RangeError("Snapshot was released");
+      const v = await pinned;
+      if (v.settled) await v.settled.catch(() => {});
+      if (released) throw new RangeError("Snapshot was released");
+      return v;
     };
     return {
-      sequence: view.seq,
+      sequence: seq,
       get: async (key: Bytes) => {
-        check();
         const k = keyToBinary(key);
-        if (view.settled) await view.settled.catch(() => {});
-        check();
-        return copyOut(lookup(view, k, view.seq));
+        const v = await ready();
+        return copyOut(lookup(v, k, v.seq));
       },
       scan: (options: ScanOptions = {}) => {
-        check();
+        if (released) throw new RangeError("Snapshot was released");
         const { range, limit } = scanRange(options);
-        return iterate(view, range, limit, false, false) as AsyncGenerator<
+        return iterate(pinned, range, limit, false, false) as AsyncGenerator<
           Entry
         >;
       },
-      release: () => view.release(),
+      release: () => {
+        if (released) return;
+        released = true;
+        void pinned.then((v) => v.release());
+      },
     };
   }
 
@@ -772,9 +859,17 @@ export class Store {
     this.#imms.shift();
     this.#flushes++;
     this.#drainStalled();
-    // The edit is durable: the segment's data is in tables.
-    await this.#env.remove(joinPath(this.dir, segmentName(frozen.segment)))
-      .catch(() => {});
+    // The edit is durable: the segments' data is in tables.
+    const obsolete = [
+      frozen.segment,
+      ...this.#olderSegments.filter((n) => n < logNumber),
+    ];
+    this.#olderSegments = this.#olderSegments.filter((n) => n >= logNumber);
+    for (const n of obsolete) {
+      await this.#env.remove(joinPath(this.dir, segmentName(n))).catch(
+        () => {},
+      );
+    }
   }
 
   async #mergeL0(): Promise<void> {
@@ -827,10 +922,18 @@ export class Store {
       for (const r of opened.values()) r.close();
       throw error;
     }
-    if (this.#manifest.bytes >= MANIFEST_ROTATE_BYTES) {
-      await this.#rotateManifest();
+    try {
+      if (this.#manifest.bytes >= MANIFEST_ROTATE_BYTES) {
+        await this.#rotateManifest();
+      }
+      // Numbers handed out while the tables were written or opened (a
+      // freeze, a rotation) must stay used: record the counter as it is now.
+      edit.nextFile = this.#state.nextFile;
+      await this.#manifest.append(edit);
+    } catch (error) {
+      for (const r of opened.values()) r.close();
+      throw error;
     }
-    await this.#manifest.append(edit);
     applyEdit(this.#state, edit, this.#manifest.name, this.#manifest.bytes);
     const removed = new Set(edit.removed.map((r) => r.fileNumber));
     const levels = this.#version.levels.map((level) =>
@@ -954,12 +1057,13 @@ function scanRange(options: ScanOptions): {
 
 /** Iterates a view's merged entries; releases it at the end if `own`. */
 async function* iterate(
-  view: View,
+  pinned: View | Promise<View>,
   range: { start?: string; end?: string; reverse: boolean },
   limit: number,
   own: boolean,
   keysOnly: boolean,
 ): AsyncGenerator<Entry | Uint8Array> {
+  const view = await pinned;
   try {
     if (view.settled) await view.settled.catch(() => {});
     if (limit === 0) return;

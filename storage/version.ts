@@ -53,6 +53,7 @@ export class Version {
 /** The open tables of a store and their reference counts. */
 export class TableSet {
   #held = new Map<number, Held>();
+  #closed = false;
 
   constructor(
     /** Called when a table is no longer held: close and delete it. */
@@ -68,6 +69,8 @@ export class TableSet {
 
   /** Counts one version fewer; at zero the table is obsolete. */
   release(reader: TableReader): void {
+    // A scan or snapshot released after the store closed: nothing to do.
+    if (this.#closed) return;
     const h = this.#held.get(reader.fileNumber);
     assert(h !== undefined, "release of a table not held");
     if (--h.refs === 0) {
@@ -81,6 +84,7 @@ export class TableSet {
    * manifest still names them). The set is unusable afterwards.
    */
   closeAll(): void {
+    this.#closed = true;
     for (const h of this.#held.values()) h.reader.close();
     this.#held.clear();
   }

@@ -62,7 +62,9 @@ Deno.test("a piped session prints exactly one response per command, in order", a
   assert.equal(lines[statsAt + 1], "  num_keys: 3");
   assert.equal(lines[statsAt - 2], "OK", "DELETE name");
   assert.ok(
-    lines.slice(statsAt + 1).every((l) => l === "" || /^ {2}[a-z0-9_]+: /.test(l)),
+    lines.slice(statsAt + 1).every((l) =>
+      l === "" || /^ {2}[a-z0-9_]+: /.test(l)
+    ),
   );
   assert.equal(r.stdout.endsWith("\n"), true);
 });

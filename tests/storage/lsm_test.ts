@@ -247,3 +247,84 @@ Deno.test("flushed data survives reopen and obsolete WAL segments are deleted", 
   );
   await store.close();
 });
+
+Deno.test("writes stalled behind flushes keep issue order for reads, counts and scans", async () => {
+  await using tmp = await tempDir();
+  const store = await openStore(tmp.path, {
+    memtableBytes: 1024,
+    sync: "none",
+  });
+  const writes: Array<Promise<void>> = [];
+  for (let i = 0; i < 3000; i++) {
+    writes.push(
+      store.put(`k${String(i).padStart(5, "0")}`, `v${i} ${"z".repeat(30)}`),
+    );
+  }
+  // Issued after every write above, before any is awaited.
+  const count = store.count();
+  const get = store.get("k02999");
+  const scan = (async () => {
+    let n = 0;
+    for await (const _ of store.scan({ prefix: "k029" })) n++;
+    return n;
+  })();
+  const later = store.put("k99999", "after");
+  await Promise.all(writes);
+  assert.ok(store.stats().writeStalls > 0, "the test must stall writes");
+  assert.equal(await count, 3000);
+  assert.equal(text(await get), `v2999 ${"z".repeat(30)}`);
+  assert.equal(await scan, 100);
+  await later;
+  assert.equal(await store.count(), 3001);
+  await store.close();
+});
+
+Deno.test("freezes during flushes never reuse a live file number (64 durable writers, tiny memtable)", async () => {
+  await using tmp = await tempDir();
+  let store = await openStore(tmp.path, {
+    memtableBytes: 1024,
+    l0MergeTrigger: 3,
+  });
+  await Promise.all(Array.from({ length: 64 }, async (_, w) => {
+    for (let i = 0; i < 40; i++) {
+      await store.put(`w${w}-${i}`, `${w}:${i} ${"q".repeat(20)}`);
+    }
+  }));
+  assert.ok(store.stats().flushes > 5);
+  await store.close();
+  store = await openStore(tmp.path);
+  assert.equal(await store.count(), 64 * 40);
+  for (let w = 0; w < 64; w += 7) {
+    assert.equal(
+      text(await store.get(`w${w}-39`)),
+      `${w}:39 ${"q".repeat(20)}`,
+    );
+  }
+  await store.close();
+});
+
+Deno.test("a snapshot or scan released after close does not throw", async () => {
+  await using tmp = await tempDir();
+  const store = await openStore(tmp.path, {
+    memtableBytes: 1024,
+    l0MergeTrigger: 2,
+  });
+  for (let i = 0; i < 300; i++) await store.put(`k${i}`, "v".repeat(50));
+  const snap = store.snapshot();
+  for (let i = 0; i < 300; i++) await store.put(`k${i}`, "w".repeat(50));
+  await store.settle();
+  await store.close();
+  snap.release();
+});
+
+Deno.test("a directory with tables but no CURRENT is refused, not wiped", async () => {
+  await using tmp = await tempDir();
+  const store = await openStore(tmp.path, { memtableBytes: 1024 });
+  for (let i = 0; i < 200; i++) await store.put(`k${i}`, "v".repeat(50));
+  await store.settle();
+  await store.close();
+  await Deno.remove(`${tmp.path}/CURRENT`);
+  const before = await names(tmp.path);
+  await assert.rejects(openStore(tmp.path), /CURRENT is missing/);
+  assert.deepEqual(await names(tmp.path), before);
+});
