@@ -11,9 +11,9 @@
  *
  * Invariants:
  * - In a chain, sequence numbers strictly decrease from newest to oldest.
- * - A version is dropped only when no registered reader can see it: the
- *   chain keeps every version newer than the oldest reader's sequence, plus
- *   the newest version at or below it.
+ * - A version is dropped only when no pinned reader can see it: the chain
+ *   keeps every version newer than the oldest pinned sequence (in the
+ *   store-wide ReaderRegistry), plus the newest version at or below it.
  * - `index` and `tree` hold the same keys; `liveKeys` counts keys whose
  *   newest version is not a tombstone.
  */
@@ -42,15 +42,52 @@ export interface RangeOptions {
   reverse?: boolean | undefined;
 }
 
+/**
+ * The sequence numbers readers are pinned at, shared by every memtable of a
+ * store: a reader pinned at S keeps, in every memtable (including ones
+ * created after it was pinned), the newest version at or below S.
+ */
+export class ReaderRegistry {
+  #readers = new Map<number, number>();
+  #oldest = Number.POSITIVE_INFINITY;
+
+  /** The smallest pinned sequence number (Infinity when none). */
+  get oldest(): number {
+    return this.#oldest;
+  }
+
+  /** Pins a reader at `seq`. */
+  add(seq: number): void {
+    this.#readers.set(seq, (this.#readers.get(seq) ?? 0) + 1);
+    if (seq < this.#oldest) this.#oldest = seq;
+  }
+
+  /** Unpins a reader added with {@linkcode add}. */
+  remove(seq: number): void {
+    const n = this.#readers.get(seq);
+    assert(n !== undefined, "remove of an unknown reader");
+    if (n > 1) {
+      this.#readers.set(seq, n - 1);
+      return;
+    }
+    this.#readers.delete(seq);
+    if (seq === this.#oldest) {
+      let oldest = Number.POSITIVE_INFINITY;
+      for (const s of this.#readers.keys()) if (s < oldest) oldest = s;
+      this.#oldest = oldest;
+    }
+  }
+}
+
 /** Versioned sorted table of recent writes. */
 export class Memtable {
+  /** `readers` decides which old versions must be kept. */
+  constructor(readonly readers: ReaderRegistry = new ReaderRegistry()) {}
+
   #index = new Map<string, Version>();
   #tree = new SortedMap<true>();
   #liveKeys = 0;
   #bytes = 0;
-  /** Sequence numbers of registered readers, with multiplicity. */
-  #readers = new Map<number, number>();
-  #oldestReader = Number.POSITIVE_INFINITY;
   #lastSeq = 0;
 
   /** Sequence number of the last write applied (0 when empty). */
@@ -102,7 +139,8 @@ export class Memtable {
   /** Drops versions below `head` that no registered reader can see. */
   #prune(head: Version): void {
     let v = head;
-    while (v.older && v.seq > this.#oldestReader) v = v.older;
+    const oldest = this.readers.oldest;
+    while (v.older && v.seq > oldest) v = v.older;
     let dropped = v.older;
     v.older = undefined;
     while (dropped) {
@@ -117,28 +155,6 @@ export class Memtable {
     let v = this.#index.get(key);
     while (v && v.seq > seq) v = v.older;
     return v;
-  }
-
-  /** Registers a reader at `seq`: versions it can see are kept. */
-  addReader(seq: number): void {
-    this.#readers.set(seq, (this.#readers.get(seq) ?? 0) + 1);
-    if (seq < this.#oldestReader) this.#oldestReader = seq;
-  }
-
-  /** Unregisters a reader added with {@linkcode addReader}. */
-  removeReader(seq: number): void {
-    const n = this.#readers.get(seq);
-    assert(n !== undefined, "removeReader of an unknown reader");
-    if (n > 1) {
-      this.#readers.set(seq, n - 1);
-      return;
-    }
-    this.#readers.delete(seq);
-    if (seq === this.#oldestReader) {
-      let oldest = Number.POSITIVE_INFINITY;
-      for (const s of this.#readers.keys()) if (s < oldest) oldest = s;
-      this.#oldestReader = oldest;
-    }
   }
 
   /**

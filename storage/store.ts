@@ -539,7 +539,7 @@ export class Store {
       return f;
     });
     this.#imms.push({ mem: this.#mem, segment: this.#segment, closed });
-    this.#mem = new Memtable();
+    this.#mem = new Memtable(this.#mem.readers);
     this.#segment = number;
     this.#log = this.#newLog(name, file, 0);
     if (this.#failure) this.#log.failWith(this.#failure);
@@ -598,13 +598,13 @@ export class Store {
     pending: Promise<void>,
   ): Promise<Uint8Array | undefined> {
     const seq = this.#nextSeq - 1;
-    const mem = this.#mem;
-    mem.addReader(seq);
+    const readers = this.#mem.readers;
+    readers.add(seq);
     try {
       await pending.catch(() => {});
       return copyOut(lookup(this.#sources(), k, seq));
     } finally {
-      mem.removeReader(seq);
+      readers.remove(seq);
     }
   }
 

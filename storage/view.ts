@@ -110,7 +110,7 @@ export class View implements Sources {
     /** Settles once every write issued before the view is applied. */
     readonly settled: Promise<void> | undefined,
   ) {
-    mem.addReader(seq);
+    mem.readers.add(seq);
     version.ref();
   }
 
@@ -123,7 +123,7 @@ export class View implements Sources {
   release(): void {
     if (this.#released) return;
     this.#released = true;
-    this.mem.removeReader(this.seq);
+    this.mem.readers.remove(this.seq);
     this.version.unref();
   }
 }
