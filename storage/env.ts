@@ -80,6 +80,12 @@ export interface Env {
   now(): number;
   /** Calls `fn` once after `ms` milliseconds. */
   setTimer(ms: number, fn: () => void): Timer;
+  /**
+   * Resolves after one turn of the event loop, so that IO callbacks and
+   * timers run: long background work calls it between slices. (A zero
+   * timer would do, but timers nested this way are clamped to 4 ms.)
+   */
+  yieldNow(): Promise<void>;
 }
 
 /** Joins a directory and a file name with "/". */

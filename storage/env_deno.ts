@@ -1,7 +1,9 @@
 /**
- * The real {@linkcode Env}: the only storage file that calls `Deno.*` for
- * files, reads the wall clock or sets timers.
+ * The real {@linkcode Env}: the only storage file that touches files (via
+ * `Deno.*`, and `node:fs` for positioned reads, which Deno's own API lacks),
+ * reads the wall clock or sets timers.
  */
+import * as fs from "node:fs";
 import type {
   Env,
   FileLock,
@@ -33,37 +35,56 @@ class DenoWritableFile implements WritableFile {
   }
 }
 
+/**
+ * A file read at explicit offsets with pread (node:fs with a position),
+ * so reads need no seek and concurrent reads on one handle are safe.
+ */
 class DenoReadableFile implements ReadableFile {
   constructor(
     readonly path: string,
     readonly size: number,
-    private readonly file: Deno.FsFile,
+    private readonly fd: number,
   ) {}
 
-  async read(offset: number, buf: Uint8Array): Promise<number> {
-    await this.file.seek(offset, Deno.SeekMode.Start);
-    let done = 0;
-    while (done < buf.length) {
-      const n = await this.file.read(buf.subarray(done));
-      if (n === null) break;
-      done += n;
-    }
-    return done;
+  read(offset: number, buf: Uint8Array): Promise<number> {
+    return new Promise((resolve, reject) => {
+      const step = (done: number) => {
+        if (done >= buf.length) return resolve(done);
+        fs.read(
+          this.fd,
+          buf,
+          done,
+          buf.length - done,
+          offset + done,
+          (error, n) => {
+            if (error) reject(error);
+            else if (n === 0) resolve(done);
+            else step(done + n);
+          },
+        );
+      };
+      step(0);
+    });
   }
 
   readSync(offset: number, buf: Uint8Array): number {
-    this.file.seekSync(offset, Deno.SeekMode.Start);
     let done = 0;
     while (done < buf.length) {
-      const n = this.file.readSync(buf.subarray(done));
-      if (n === null) break;
+      const n = fs.readSync(
+        this.fd,
+        buf,
+        done,
+        buf.length - done,
+        offset + done,
+      );
+      if (n === 0) break;
       done += n;
     }
     return done;
   }
 
   close(): void {
-    this.file.close();
+    fs.closeSync(this.fd);
   }
 }
 
@@ -86,9 +107,16 @@ export const denoEnv: Env = {
     return new DenoWritableFile(path, file);
   },
   async openReadable(path) {
-    const file = await Deno.open(path, { read: true });
-    const { size } = await file.stat();
-    return new DenoReadableFile(path, size, file);
+    const fd = await new Promise<number>((resolve, reject) =>
+      fs.open(path, "r", (error, fd) => error ? reject(error) : resolve(fd))
+    );
+    try {
+      const { size } = fs.fstatSync(fd);
+      return new DenoReadableFile(path, size, fd);
+    } catch (error) {
+      fs.closeSync(fd);
+      throw error;
+    }
   },
   async truncate(path, length) {
     const file = await Deno.open(path, { write: true });
@@ -130,6 +158,18 @@ export const denoEnv: Env = {
   },
   now() {
     return Date.now();
+  },
+  yieldNow(): Promise<void> {
+    return new Promise((resolve) => {
+      // A message is delivered as a macrotask: IO runs before it arrives.
+      const channel = new MessageChannel();
+      channel.port1.onmessage = () => {
+        channel.port1.close();
+        resolve();
+      };
+      channel.port2.postMessage(0);
+      channel.port2.close();
+    });
   },
   setTimer(ms, fn): Timer {
     const id = setTimeout(fn, ms);

@@ -99,7 +99,7 @@ export const TABLE_BYTES_TARGET = 2 * 1024 * 1024;
 export const L0_MERGE_TRIGGER = 8;
 
 /** Default block cache capacity in bytes. */
-export const BLOCK_CACHE_BYTES_DEFAULT = 32 * 1024 * 1024;
+export const BLOCK_CACHE_BYTES_DEFAULT = 64 * 1024 * 1024;
 
 /**
  * Most writes waiting for a flush. Beyond it a write is rejected with a

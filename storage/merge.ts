@@ -81,6 +81,27 @@ export function* tableSource(
 }
 
 /**
+ * Every entry of `tables` (sorted and not overlapping, or just one table),
+ * in key order, read sequentially without the block cache: merge input.
+ */
+export function* fullScan(
+  tables: readonly TableReader[],
+): Generator<SourceEntry> {
+  for (const t of tables) {
+    for (const block of t.scanBlocks()) {
+      for (let i = 0; i < block.keys.length; i++) {
+        yield {
+          key: block.keys[i]!,
+          seq: block.seqs[i]!,
+          value: block.values[i],
+          expiry: block.expiries[i]!,
+        };
+      }
+    }
+  }
+}
+
+/**
  * Entries of a level whose tables are sorted by key and do not overlap
  * (level 1 and above), in range order.
  */

@@ -45,11 +45,10 @@ import {
 } from "./manifest.ts";
 import { Memtable } from "./memtable.ts";
 import {
-  levelSource,
+  fullScan,
   memtableSource,
   mergeSources,
   type SourceEntry,
-  tableSource,
 } from "./merge.ts";
 import type { RecoveryReport } from "./recovery.ts";
 import { segmentName } from "./recovery.ts";
@@ -700,7 +699,7 @@ export class Store {
   }
 
   #yield(): Promise<void> {
-    return new Promise((resolve) => this.#env.setTimer(0, resolve));
+    return this.#env.yieldNow();
   }
 
   /**
@@ -816,15 +815,19 @@ export class Store {
   async #runBackground(): Promise<void> {
     try {
       while (!this.#failure) {
-        if (this.#imms.length > 0) {
-          await this.#flushOldest();
-        } else if (
-          shouldMergeL0(
-            { l0Tables: this.#version.levels[0]!.length },
-            this.#l0MergeTrigger,
-          )
+        // Flushes first (writers may be stalled on them), but once level 0
+        // reaches twice its trigger, merge first: under a steady stream of
+        // writes there is always a memtable to flush, and every level-0
+        // table is one more place a read must look.
+        const l0 = this.#version.levels[0]!.length;
+        const mergeDue = shouldMergeL0({ l0Tables: l0 }, this.#l0MergeTrigger);
+        if (
+          mergeDue &&
+          (this.#imms.length === 0 || l0 >= 2 * this.#l0MergeTrigger)
         ) {
           await this.#mergeL0();
+        } else if (this.#imms.length > 0) {
+          await this.#flushOldest();
         } else {
           break;
         }
@@ -880,10 +883,8 @@ export class Store {
       const l1 = v.levels[1]!;
       const deeper = v.levels.slice(2).some((l) => l.length > 0);
       const sources: Array<Iterator<SourceEntry>> = [];
-      for (let i = l0.length - 1; i >= 0; i--) {
-        sources.push(tableSource(l0[i]!, {}));
-      }
-      sources.push(levelSource(l1, {}));
+      for (let i = l0.length - 1; i >= 0; i--) sources.push(fullScan([l0[i]!]));
+      sources.push(fullScan(l1));
       const metas = await writeTables(
         this.#env,
         this.dir,

@@ -236,39 +236,165 @@ export function decodeDataBlock(
     bytes: contents.length * 2 + 64,
   };
   walkEntries(contents, file, offset, (key, start, end) => {
-    const bad = (why: string) =>
-      new CorruptionError(
-        `Corrupt entry in table "${file}" block at offset ${offset}: ${why}`,
+    const e = parseDataValue(contents, start, end, file, offset);
+    block.keys.push(key);
+    block.seqs.push(e.seq);
+    block.expiries.push(e.expiry);
+    block.values.push(e.value);
+  });
+  return block;
+}
+
+/** A data entry's fields. */
+export interface DataValue {
+  seq: number;
+  /** Binary-string value; undefined for a tombstone. */
+  value: string | undefined;
+  expiry: number;
+}
+
+/** Parses a data entry's value field `contents[start, end)`. */
+export function parseDataValue(
+  contents: Uint8Array,
+  start: number,
+  end: number,
+  file: string,
+  offset: number,
+): DataValue {
+  const bad = (why: string) =>
+    new CorruptionError(
+      `Corrupt entry in table "${file}" block at offset ${offset}: ${why}`,
+      file,
+      offset,
+    );
+  if (end - start < 9) throw bad("value shorter than its tag and sequence");
+  const tag = contents[start]!;
+  const kind = tag & ~EntryTag.HAS_EXPIRY;
+  if (kind !== EntryTag.PUT && kind !== EntryTag.DELETE) {
+    throw bad(`unknown tag ${tag}`);
+  }
+  const seq = getFixed64(contents, start + 1);
+  if (seq < 1) throw bad("sequence number out of range");
+  let at = start + 9;
+  let expiry = 0;
+  if (tag & EntryTag.HAS_EXPIRY) {
+    if (end - at < 8) throw bad("missing expiry");
+    expiry = getFixed64(contents, at);
+    if (expiry < 1) throw bad("expiry out of range");
+    at += 8;
+  }
+  if (kind === EntryTag.DELETE && at !== end) {
+    throw bad("tombstone with a value");
+  }
+  return {
+    seq,
+    value: kind === EntryTag.PUT ? bytesToBinary(contents, at, end) : undefined,
+    expiry,
+  };
+}
+
+/**
+ * Compares binary string `key` with the bytes `b[start, start + n)`:
+ * negative, zero or positive, like memcmp.
+ */
+function compareKeyBytes(
+  key: string,
+  b: Uint8Array,
+  start: number,
+  n: number,
+): number {
+  const m = Math.min(key.length, n);
+  for (let i = 0; i < m; i++) {
+    const d = key.charCodeAt(i) - b[start + i]!;
+    if (d !== 0) return d;
+  }
+  return key.length - n;
+}
+
+/**
+ * Finds `key` in verified data block contents without decoding the block:
+ * a binary search over the restart points, then a scan of at most one
+ * restart interval. Returns the entry's fields, or undefined when absent.
+ * Throws CorruptionError on any bad length.
+ */
+export function searchDataBlock(
+  contents: Uint8Array,
+  key: string,
+  file: string,
+  offset: number,
+): DataValue | undefined {
+  const bad = (why: string) =>
+    new CorruptionError(
+      `Corrupt block in table "${file}" at offset ${offset}: ${why}`,
+      file,
+      offset,
+    );
+  if (contents.length < 4) throw bad("too short for a restart count");
+  const n = getFixed32(contents, contents.length - 4);
+  if (n < 1 || n > (contents.length - 4) / 4) {
+    throw bad("restart count out of range");
+  }
+  const limit = contents.length - 4 - n * 4;
+  // Header of the entry at `at`: fills shared/unshared/valueLength/body.
+  let shared = 0;
+  let unshared = 0;
+  let valueLength = 0;
+  let body = 0;
+  const header = (at: number) => {
+    if (!getVarint32(contents, at, limit, scratch)) {
+      throw bad("bad entry header");
+    }
+    shared = scratch.value;
+    if (!getVarint32(contents, scratch.offset, limit, scratch)) {
+      throw bad("bad entry header");
+    }
+    unshared = scratch.value;
+    if (!getVarint32(contents, scratch.offset, limit, scratch)) {
+      throw bad("bad entry header");
+    }
+    valueLength = scratch.value;
+    body = scratch.offset;
+    if (unshared > limit - body || valueLength > limit - body - unshared) {
+      throw bad("entry runs past the block");
+    }
+  };
+  // The last restart whose key is <= key.
+  let lo = 0;
+  let hi = n - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1;
+    const at = getFixed32(contents, limit + mid * 4);
+    if (at >= limit) throw bad("restart offset out of range");
+    header(at);
+    if (shared !== 0) throw bad("restart entry with a shared prefix");
+    if (compareKeyBytes(key, contents, body, unshared) < 0) hi = mid - 1;
+    else lo = mid;
+  }
+  let at = getFixed32(contents, limit + lo * 4);
+  if (at >= limit) throw bad("restart offset out of range");
+  let last = "";
+  for (let i = 0; at < limit && i <= BLOCK_RESTART_INTERVAL * 2; i++) {
+    header(at);
+    if (shared > last.length) {
+      throw bad("shared prefix longer than the last key");
+    }
+    const k = (shared === 0 ? "" : last.slice(0, shared)) +
+      bytesToBinary(contents, body, body + unshared);
+    const valueStart = body + unshared;
+    if (k === key) {
+      return parseDataValue(
+        contents,
+        valueStart,
+        valueStart + valueLength,
         file,
         offset,
       );
-    if (end - start < 9) throw bad("value shorter than its tag and sequence");
-    const tag = contents[start]!;
-    const kind = tag & ~EntryTag.HAS_EXPIRY;
-    if (kind !== EntryTag.PUT && kind !== EntryTag.DELETE) {
-      throw bad(`unknown tag ${tag}`);
     }
-    const seq = getFixed64(contents, start + 1);
-    if (seq < 1) throw bad("sequence number out of range");
-    let at = start + 9;
-    let expiry = 0;
-    if (tag & EntryTag.HAS_EXPIRY) {
-      if (end - at < 8) throw bad("missing expiry");
-      expiry = getFixed64(contents, at);
-      if (expiry < 1) throw bad("expiry out of range");
-      at += 8;
-    }
-    if (kind === EntryTag.DELETE && at !== end) {
-      throw bad("tombstone with a value");
-    }
-    block.keys.push(key);
-    block.seqs.push(seq);
-    block.expiries.push(expiry);
-    block.values.push(
-      kind === EntryTag.PUT ? bytesToBinary(contents, at, end) : undefined,
-    );
-  });
-  return block;
+    if (k > key) return undefined;
+    last = k;
+    at = valueStart + valueLength;
+  }
+  return undefined;
 }
 
 /** Decodes verified index block contents. */

@@ -5,7 +5,11 @@
  * @module
  */
 export { type DataBlock } from "./block.ts";
-export { BlockCache, type BlockCacheStats } from "./block_cache.ts";
+export {
+  BlockCache,
+  type BlockCacheStats,
+  type CachedBlock,
+} from "./block_cache.ts";
 export {
   type TableMeta,
   tableName,

@@ -34,8 +34,9 @@ import {
   decodeDataBlock,
   decodeIndexBlock,
   type IndexBlock,
+  searchDataBlock,
 } from "./block.ts";
-import type { BlockCache } from "./block_cache.ts";
+import type { BlockCache, CachedBlock } from "./block_cache.ts";
 import { bloomMayContain } from "./bloom.ts";
 import { tableName } from "./table_writer.ts";
 
@@ -67,6 +68,9 @@ export interface TableEntry {
 }
 
 const scratch: VarintResult = { value: 0, offset: 0 };
+
+/** Bytes a sequential scan reads at a time. */
+const SCAN_READ_BYTES = 1024 * 1024;
 
 /** An open table. */
 export class TableReader {
@@ -159,8 +163,8 @@ export class TableReader {
     return this.index.keys.length;
   }
 
-  /** Data block `i`, from the cache or read and verified. */
-  block(i: number): DataBlock {
+  /** Data block `i`'s verified contents, from the cache or read. */
+  #cached(i: number): CachedBlock {
     const offset = this.index.offsets[i]!;
     const cached = this.cache.get(this.fileNumber, offset);
     if (cached) return cached;
@@ -172,13 +176,58 @@ export class TableReader {
         offset,
       );
     }
-    const block = decodeDataBlock(
-      verifyBlock(this.path, raw, offset),
-      this.path,
-      offset,
-    );
+    const block: CachedBlock = {
+      raw: verifyBlock(this.path, raw, offset),
+      decoded: undefined,
+      bytes: raw.length + 64,
+      touched: 0,
+    };
     this.cache.set(this.fileNumber, offset, block);
     return block;
+  }
+
+  /** Data block `i`, decoded (for iteration). */
+  block(i: number): DataBlock {
+    const c = this.#cached(i);
+    if (!c.decoded) {
+      c.decoded = decodeDataBlock(c.raw, this.path, this.index.offsets[i]!);
+      this.cache.grow(c, c.decoded.bytes);
+    }
+    return c.decoded;
+  }
+
+  /**
+   * Every data block in order, read sequentially in large chunks and not
+   * cached: for merges, which read a table once, start to end.
+   */
+  *scanBlocks(): Generator<DataBlock> {
+    let buf = new Uint8Array(0);
+    let bufStart = 0;
+    for (let i = 0; i < this.blocks; i++) {
+      const offset = this.index.offsets[i]!;
+      const n = this.index.sizes[i]! + BLOCK_TRAILER_BYTES;
+      if (offset < bufStart || offset + n > bufStart + buf.length) {
+        const length = Math.min(
+          Math.max(n, SCAN_READ_BYTES),
+          this.file.size - offset,
+        );
+        buf = new Uint8Array(length);
+        if (this.file.readSync(offset, buf) !== length) {
+          throw new CorruptionError(
+            `Corrupt table "${this.path}" at offset ${offset}: short read of data blocks`,
+            this.path,
+            offset,
+          );
+        }
+        bufStart = offset;
+      }
+      const raw = buf.subarray(offset - bufStart, offset - bufStart + n);
+      yield decodeDataBlock(
+        verifyBlock(this.path, raw, offset),
+        this.path,
+        offset,
+      );
+    }
   }
 
   /** Index of the first data block whose last key is >= key. */
@@ -195,14 +244,25 @@ export class TableReader {
     }
     const b = this.blockFor(key);
     if (b < this.blocks) {
-      const block = this.block(b);
-      const i = lowerBound(block.keys, key);
-      if (block.keys[i] === key) {
-        return {
-          seq: block.seqs[i]!,
-          value: block.values[i],
-          expiry: block.expiries[i]!,
-        };
+      const c = this.#cached(b);
+      if (c.decoded) {
+        const d = c.decoded;
+        const i = lowerBound(d.keys, key);
+        if (d.keys[i] === key) {
+          return {
+            seq: d.seqs[i]!,
+            value: d.values[i],
+            expiry: d.expiries[i]!,
+          };
+        }
+      } else {
+        const e = searchDataBlock(
+          c.raw,
+          key,
+          this.path,
+          this.index.offsets[b]!,
+        );
+        if (e) return e;
       }
     }
     if (this.filter.length > 1) this.filterStats.falsePositives++;

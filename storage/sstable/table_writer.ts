@@ -55,6 +55,9 @@ export interface TableMeta {
   maxSeq: number;
 }
 
+/** Bytes a writer buffers before one write to the file. */
+const OUTPUT_BUFFER_BYTES = 256 * 1024;
+
 /** File name of table `n`. */
 export function tableName(n: number): string {
   return String(n).padStart(6, "0") + SSTABLE_SUFFIX;
@@ -69,6 +72,9 @@ export class TableWriter {
   #h2 = new Uint32Array(1024);
   #meta: TableMeta;
   #finished = false;
+  #trailer = new Uint8Array(BLOCK_TRAILER_BYTES);
+  #out = new Uint8Array(OUTPUT_BUFFER_BYTES);
+  #outLength = 0;
 
   private constructor(
     private readonly env: Env,
@@ -152,14 +158,31 @@ export class TableWriter {
 
   /** Appends contents + trailer; returns the contents' size. */
   #writeBlock(contents: Uint8Array): number {
-    const trailer = new Uint8Array(BLOCK_TRAILER_BYTES);
+    const trailer = this.#trailer;
     trailer[0] = BLOCK_COMPRESSION_NONE;
     const crc = crc32cUpdate(crc32c(contents), trailer, 0, 1);
     putFixed32(trailer, 1, maskCrc(crc));
-    this.file.append(contents);
-    this.file.append(trailer);
-    this.#offset += contents.length + BLOCK_TRAILER_BYTES;
+    this.#emit(contents);
+    this.#emit(trailer);
     return contents.length;
+  }
+
+  /** Buffers bytes for the file, writing OUTPUT_BUFFER_BYTES at a time. */
+  #emit(bytes: Uint8Array): void {
+    if (this.#outLength + bytes.length > this.#out.length) this.#flushOut();
+    if (bytes.length > this.#out.length) {
+      this.file.append(bytes);
+    } else {
+      this.#out.set(bytes, this.#outLength);
+      this.#outLength += bytes.length;
+    }
+    this.#offset += bytes.length;
+  }
+
+  #flushOut(): void {
+    if (this.#outLength === 0) return;
+    this.file.append(this.#out.subarray(0, this.#outLength));
+    this.#outLength = 0;
   }
 
   #properties(dataBytes: number): Uint8Array {
@@ -214,8 +237,8 @@ export class TableWriter {
       });
       putFixed32(footer, 36, TABLE_FORMAT_VERSION);
       footer.set(TABLE_MAGIC, 40);
-      this.file.append(footer);
-      this.#offset += TABLE_FOOTER_BYTES;
+      this.#emit(footer);
+      this.#flushOut();
       await this.file.syncData();
       this.file.close();
     } catch (error) {
