@@ -83,6 +83,7 @@ export function renderStats(stats: StoreStats, numKeys: number): string[] {
     ["flushes", stats.flushes],
     ["write_stalls", stats.writeStalls],
     ["merges", stats.merges],
+    ["moves", stats.moves],
     ["wal_segments", stats.walSegments],
     ["wal_bytes", stats.walBytes],
     ["sync_mode", stats.syncMode],

@@ -120,6 +120,8 @@ export interface StoreStats {
   /** Writes that had to wait for a flush to make room. */
   writeStalls: number;
   merges: number;
+  /** Level-0 merges done by moving tables that overlap nothing. */
+  moves: number;
   blockCache: BlockCacheStats;
   bloom: FilterStats;
   failure: string | undefined;
@@ -198,6 +200,7 @@ export class Store {
   #backgroundDone: Promise<void> = RESOLVED;
   #flushes = 0;
   #merges = 0;
+  #moves = 0;
   #walStats: LogWriterStats = { records: 0, writes: 0, syncs: 0, groupMax: 0 };
   /** Latest unsettled write per key, for issue-order reads. */
   #pendingByKey = new Map<string, Promise<void>>();
@@ -775,6 +778,7 @@ export class Store {
       flushes: this.#flushes,
       writeStalls: this.#stalls,
       merges: this.#merges,
+      moves: this.#moves,
       blockCache: this.#cache.stats(),
       bloom: { ...this.#filterStats },
       failure: this.#failure?.message,
@@ -881,6 +885,19 @@ export class Store {
     try {
       const l0 = v.levels[0]!;
       const l1 = v.levels[1]!;
+      if (isDisjoint([...l0, ...l1])) {
+        // Nothing overlaps (sequential writes): move level 0's tables down
+        // as they are, with no rewrite (LevelDB's trivial move).
+        const moved = new Set(l0.map((t) => t.fileNumber));
+        await this.#commit({
+          added: this.#state.levels[0]!
+            .filter((m) => moved.has(m.fileNumber))
+            .map((meta) => ({ level: 1, meta })),
+          removed: l0.map((t) => ({ level: 0, fileNumber: t.fileNumber })),
+        });
+        this.#moves++;
+        return;
+      }
       const deeper = v.levels.slice(2).some((l) => l.length > 0);
       const sources: Array<Iterator<SourceEntry>> = [];
       for (let i = l0.length - 1; i >= 0; i--) sources.push(fullScan([l0[i]!]));
@@ -915,12 +932,19 @@ export class Store {
    */
   async #commit(edit: VersionEdit): Promise<void> {
     const opened = new Map<number, TableReader>();
+    const current = new Map<number, TableReader>();
+    for (const level of this.#version.levels) {
+      for (const t of level) current.set(t.fileNumber, t);
+    }
+    const moved = new Set<number>();
     try {
       for (const { meta } of edit.added) {
-        opened.set(meta.fileNumber, await this.#openTable(meta));
+        const open = current.get(meta.fileNumber);
+        if (open) moved.add(meta.fileNumber);
+        opened.set(meta.fileNumber, open ?? await this.#openTable(meta));
       }
     } catch (error) {
-      for (const r of opened.values()) r.close();
+      for (const r of opened.values()) if (!moved.has(r.fileNumber)) r.close();
       throw error;
     }
     try {
@@ -932,7 +956,7 @@ export class Store {
       edit.nextFile = this.#state.nextFile;
       await this.#manifest.append(edit);
     } catch (error) {
-      for (const r of opened.values()) r.close();
+      for (const r of opened.values()) if (!moved.has(r.fileNumber)) r.close();
       throw error;
     }
     applyEdit(this.#state, edit, this.#manifest.name, this.#manifest.bytes);
@@ -1015,6 +1039,17 @@ export class Store {
   get manifestName(): string {
     return this.#manifest.name;
   }
+}
+
+/** True when no two tables' key ranges overlap. */
+function isDisjoint(tables: readonly TableReader[]): boolean {
+  const sorted = [...tables].sort((a, b) =>
+    a.props.smallest < b.props.smallest ? -1 : 1
+  );
+  for (let i = 1; i < sorted.length; i++) {
+    if (sorted[i - 1]!.props.largest >= sorted[i]!.props.smallest) return false;
+  }
+  return true;
 }
 
 /** Fresh bytes of a value, or undefined. */

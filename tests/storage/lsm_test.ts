@@ -229,7 +229,10 @@ Deno.test("flushed data survives reopen and obsolete WAL segments are deleted", 
   await store.settle();
   const stats = store.stats();
   assert.ok(stats.flushes > 10, `${stats.flushes} flushes`);
-  assert.ok(stats.merges > 0, `${stats.merges} merges`);
+  assert.ok(
+    stats.merges + stats.moves > 0,
+    `${stats.merges} merges, ${stats.moves} moves`,
+  );
   assert.ok(stats.levels[0]!.tables < 4);
   await store.close();
   const files = await names(tmp.path);
@@ -327,4 +330,35 @@ Deno.test("a directory with tables but no CURRENT is refused, not wiped", async 
   const before = await names(tmp.path);
   await assert.rejects(openStore(tmp.path), /CURRENT is missing/);
   assert.deepEqual(await names(tmp.path), before);
+});
+
+Deno.test("sequential writes move level-0 tables down without rewriting them", async () => {
+  await using tmp = await tempDir();
+  let store = await openStore(tmp.path, {
+    memtableBytes: 4096,
+    l0MergeTrigger: 2,
+    sync: "none",
+  });
+  for (let i = 0; i < 3000; i++) {
+    await store.put(
+      `key${String(i).padStart(6, "0")}`,
+      `v${i}`.padEnd(60, "."),
+    );
+  }
+  await store.settle();
+  const stats = store.stats();
+  assert.ok(stats.moves > 0, `${stats.moves} moves`);
+  assert.equal(stats.merges, 0, "no table needed rewriting");
+  assert.ok(stats.levels[1]!.tables > 0);
+  await store.close();
+  store = await openStore(tmp.path);
+  assert.equal(await store.count(), 3000);
+  assert.equal(text(await store.get("key001234")), "v1234".padEnd(60, "."));
+  const keys: string[] = [];
+  for await (const k of store.keys({ start: "key002990" })) keys.push(text(k)!);
+  assert.deepEqual(
+    keys,
+    Array.from({ length: 10 }, (_, i) => `key00${2990 + i}`),
+  );
+  await store.close();
 });
