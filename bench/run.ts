@@ -79,9 +79,13 @@ function freshPath(name: string): string {
 async function withStore<T>(
   sync: "always" | "none",
   body: (store: Store) => Promise<T>,
+  memtableBytes?: number,
 ): Promise<T> {
   const dir = freshPath(`kv-${sync}`);
-  const store = await openStore(dir, { sync });
+  const store = await openStore(
+    dir,
+    memtableBytes === undefined ? { sync } : { sync, memtableBytes },
+  );
   try {
     return await body(store);
   } finally {
@@ -287,6 +291,22 @@ function kvNone(ms: number): Promise<Measurement> {
   });
 }
 
+/**
+ * Memtable big enough for the whole key space (about 12 MB here): the
+ * write path alone, with no flush or merge during the run.
+ */
+const IN_MEMORY_MEMTABLE_BYTES = 64 * 1024 * 1024;
+
+function kvNoneInMemory(ms: number): Promise<Measurement> {
+  return withStore("none", async (store) => {
+    const op = (i: number) => store.put(keyOf(i), memoryValue);
+    await fastLoop(WARMUP_MS, op);
+    const m = await fastLoop(ms, op);
+    if (store.stats().flushes > 0) throw new Error("The in-memory run flushed");
+    return m;
+  }, IN_MEMORY_MEMTABLE_BYTES);
+}
+
 function denoKvSetOne(ms: number): Promise<Measurement> {
   return withDenoKv(async (kv) => {
     const op = (i: number) => kv.set(["k", keyOf(i)], durableValue);
@@ -316,12 +336,21 @@ const readDenoKvDir = freshPath("denokv-read");
 await Deno.mkdir(readDenoKvDir);
 const readDenoKv = await Deno.openKv(`${readDenoKvDir}/db.sqlite`);
 const readMap = new Map<string, Uint8Array>();
+// The same keys held in a memtable: gets served from memory alone.
+const memStoreDir = freshPath("kv-read-memtable");
+const memStore = await openStore(memStoreDir, {
+  sync: "none",
+  memtableBytes: IN_MEMORY_MEMTABLE_BYTES,
+});
 
 async function preload(): Promise<number> {
   const start = performance.now();
   for (let i = 0; i < KEY_SPACE; i += PRELOAD_BATCH_OPS) {
     const chunk = keys.slice(i, i + PRELOAD_BATCH_OPS);
     await readStore.batch(
+      chunk.map((key) => ({ type: "put", key, value: memoryValue })),
+    );
+    await memStore.batch(
       chunk.map((key) => ({ type: "put", key, value: memoryValue })),
     );
     const atomic = readDenoKv.atomic();
@@ -417,11 +446,22 @@ const workloads: Workload[] = [
     run: kvNone,
   },
   {
+    id: "kvNoneMem",
+    label:
+      "kv put, sync none, 1 writer, memtable holding the key space (64 MiB)",
+    run: kvNoneInMemory,
+  },
+  {
     id: "mapGet",
     label: "JS Map.get, awaited, random order (in-memory ceiling)",
     run: mapGet,
   },
   { id: "kvGet", label: "kv get, 100k keys, random order", run: kvGet },
+  {
+    id: "kvGetMem",
+    label: "kv get, same keys held in the memtable (64 MiB), random order",
+    run: (ms) => reads(ms, "kv get", (i) => memStore.get(readKey(i))),
+  },
   { id: "dkvGet", label: "Deno KV get, same keys", run: denoKvGet },
   {
     id: "kvGetHot",
@@ -453,8 +493,10 @@ const rows: Row[] = [
   { id: "dkvMany", vs: "rawAsync" },
   { id: "mapSet" },
   { id: "kvNone", vs: "mapSet", target: { opsPerSec: 300_000 } },
+  { id: "kvNoneMem", vs: "mapSet", target: { opsPerSec: 300_000 } },
   { id: "mapGet" },
   { id: "kvGet", vs: "mapGet", target: { opsPerSec: 1_000_000 } },
+  { id: "kvGetMem", vs: "mapGet", target: { opsPerSec: 1_000_000 } },
   { id: "dkvGet", vs: "mapGet" },
   { id: "kvGetHot", vs: "mapGet", target: { opsPerSec: 1_000_000 } },
   { id: "kvGetAsc", vs: "mapGet" },
@@ -536,6 +578,7 @@ try {
   }
 } finally {
   await readStore.close();
+  await memStore.close();
   readDenoKv.close();
   await Deno.remove(root, { recursive: true });
 }
