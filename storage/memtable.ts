@@ -110,6 +110,13 @@ export class Memtable {
     return this.#bytes;
   }
 
+  /**
+   * Bytes of writes issued to this memtable but not yet applied (waiting
+   * for their fsync). Counted when deciding to freeze, so that a burst of
+   * writes cannot overshoot the memtable size before any is applied.
+   */
+  reserved = 0;
+
   /** Applies a write at sequence `seq`; a tombstone when value is undefined. */
   apply(
     seq: number,

@@ -397,8 +397,12 @@ export class Store {
    * for a flush, which keeps memory bounded however fast they come.
    */
   #mustStall(): boolean {
-    return this.#mem.bytes >= this.#memtableBytes &&
-      this.#imms.length >= IMMUTABLE_MEMTABLES_MAX;
+    return this.#memFull() && this.#imms.length >= IMMUTABLE_MEMTABLES_MAX;
+  }
+
+  /** Whether the memtable, counting writes not yet applied, is full. */
+  #memFull(): boolean {
+    return this.#mem.bytes + this.#mem.reserved >= this.#memtableBytes;
   }
 
   /** Queues a write behind a flush; it runs, in order, once there is room. */
@@ -485,10 +489,7 @@ export class Store {
 
   /** Appends a sequenced write to the log of the current memtable. */
   #perform(ops: WalOp[], seq: number): Promise<void> {
-    if (
-      this.#mem.bytes >= this.#memtableBytes &&
-      this.#imms.length < IMMUTABLE_MEMTABLES_MAX
-    ) {
+    if (this.#memFull() && this.#imms.length < IMMUTABLE_MEMTABLES_MAX) {
       this.#freeze();
     }
     const mem = this.#mem;
@@ -505,13 +506,17 @@ export class Store {
     }
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     const settle = this.#track(ops, promise);
+    const reserved = reservedBytes(ops);
+    mem.reserved += reserved;
     log.append(seq, ops, {
       onDurable: () => {
+        mem.reserved -= reserved;
         this.#applyOps(mem, seq, ops);
         settle();
         resolve();
       },
       onFailed: (error) => {
+        mem.reserved -= reserved;
         settle();
         reject(error);
       },
@@ -1039,6 +1044,13 @@ export class Store {
   get manifestName(): string {
     return this.#manifest.name;
   }
+}
+
+/** What a write will add to a memtable, roughly, before it is applied. */
+function reservedBytes(ops: WalOp[]): number {
+  let n = 0;
+  for (const op of ops) n += 48 + op.key.length + (op.value?.length ?? 0);
+  return n;
 }
 
 /** True when no two tables' key ranges overlap. */

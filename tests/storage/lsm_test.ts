@@ -362,3 +362,23 @@ Deno.test("sequential writes move level-0 tables down without rewriting them", a
   );
   await store.close();
 });
+
+Deno.test("a burst of unawaited durable writes still freezes and flushes memtables at their size", async () => {
+  await using tmp = await tempDir();
+  const store = await openStore(tmp.path, { memtableBytes: 2048 });
+  const writes: Array<Promise<void>> = [];
+  for (let i = 0; i < 3000; i++) {
+    writes.push(store.put(`key${i % 500}`, `v${i} ${"x".repeat(i % 60)}`));
+  }
+  await Promise.all(writes);
+  const stats = store.stats();
+  // Writes not yet applied count toward the memtable's size: without that,
+  // all 3000 would land in one memtable far over its 2 KiB.
+  assert.ok(stats.flushes > 20, `${stats.flushes} flushes`);
+  assert.ok(
+    stats.memtableBytes < 64 * 1024,
+    `memtable at ${stats.memtableBytes} bytes`,
+  );
+  assert.equal(await store.count(), 500);
+  await store.close();
+});
