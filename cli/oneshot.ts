@@ -4,7 +4,7 @@
  * output through the given functions.
  */
 import type { Store } from "../storage/mod.ts";
-import { renderBytes, renderStats, renderValue } from "./render.ts";
+import { renderBytes, renderValue, statsLines } from "./render.ts";
 
 /** Output channels of a one-shot command. */
 export interface Output {
@@ -69,7 +69,7 @@ export async function runOneShot(
       return 0;
     }
     case "stats":
-      for (const line of renderStats(store.stats(), await store.count())) {
+      for (const line of await statsLines(store)) {
         io.out(line);
       }
       return 0;

@@ -2,7 +2,7 @@
  * Rendering of values, keys and statistics for the REPL and one-shot
  * commands. Pure functions.
  */
-import type { StoreStats } from "../storage/mod.ts";
+import type { Store, StoreStats } from "../storage/mod.ts";
 import { USAGE } from "./command.ts";
 
 const strict = new TextDecoder("utf-8", { fatal: true });
@@ -64,12 +64,20 @@ export function renderValue(bytes: Uint8Array): string {
  * `numKeys` is the exact count (the store's own figure is an estimate once
  * data is in tables).
  */
-export function renderStats(stats: StoreStats, numKeys: number): string[] {
+export function renderStats(
+  stats: StoreStats,
+  numKeys: number,
+  exact = true,
+): string[] {
   const r = stats.recovery;
   const truncatedBytes = r.truncated.reduce((n, c) => n + c.bytes, 0);
   const repairedBytes = r.repaired.reduce((n, c) => n + c.bytes, 0);
   const lines: Array<[string, string | number]> = [
     ["num_keys", numKeys],
+    [
+      "num_keys_exact",
+      exact ? "yes" : "no (an upper bound; COUNT gives the exact number)",
+    ],
     ["last_sequence", stats.lastSequence],
     ["memtable_bytes", stats.memtableBytes],
     ["immutable_memtables", stats.immutableMemtables],
@@ -104,6 +112,21 @@ export function renderStats(stats: StoreStats, numKeys: number): string[] {
     ["recovery", describeRecovery(stats)],
   );
   return ["Statistics:", ...lines.map(([k, v]) => `  ${k}: ${v}`)];
+}
+
+/**
+ * Largest store (by its own upper-bound estimate) whose STATS counts keys
+ * exactly: counting is a merged scan of every table.
+ */
+export const STATS_EXACT_COUNT_MAX = 1_000_000;
+
+/** The STATS lines for `store`: an exact key count when it is cheap enough. */
+export async function statsLines(store: Store): Promise<string[]> {
+  const estimate = store.stats();
+  const exact = estimate.numKeysExact ||
+    estimate.numKeys <= STATS_EXACT_COUNT_MAX;
+  const n = exact ? await store.count() : estimate.numKeys;
+  return renderStats(store.stats(), n, exact);
 }
 
 /** One sentence on what the last open's recovery did. */

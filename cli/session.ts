@@ -9,7 +9,7 @@
 import type { Store } from "../storage/mod.ts";
 import { type Command, parseCommand } from "./command.ts";
 import { LINE_BYTES_MAX, LINE_TOO_LONG } from "./lines.ts";
-import { renderBytes, renderHelp, renderStats, renderValue } from "./render.ts";
+import { renderBytes, renderHelp, renderValue, statsLines } from "./render.ts";
 
 /** Most commands issued but not yet answered; reading pauses beyond it. */
 export const PIPELINE_DEPTH_MAX = 4096;
@@ -71,7 +71,7 @@ export function issue(store: Store, command: Command): Issued {
       case "STATS":
         return {
           response: lines(
-            store.count().then((n) => renderStats(store.stats(), n)),
+            statsLines(store),
           ),
           quit,
         };
