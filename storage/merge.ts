@@ -16,7 +16,11 @@ import type { TableReader } from "./sstable/mod.ts";
 export interface SourceEntry {
   key: string;
   seq: number;
-  value: string | undefined;
+  /**
+   * The value: a binary string (memtables) or a view into a table block
+   * (read-only); undefined for a tombstone.
+   */
+  value: string | Uint8Array | undefined;
   expiry: number;
 }
 

@@ -17,7 +17,7 @@
  * - After a failed write, fsync, flush or manifest edit the store rejects
  *   writes (fail-stop); reads keep working.
  */
-import { binaryToBytes, prefixSuccessor } from "../util/mod.ts";
+import { binaryToBytes, copyBytes, prefixSuccessor } from "../util/mod.ts";
 import { shouldMergeL0, writeTables } from "./compaction.ts";
 import { type Env, type FileLock, joinPath, type WritableFile } from "./env.ts";
 import { StoreClosedError, StoreFailedError } from "./errors.ts";
@@ -1065,8 +1065,11 @@ function isDisjoint(tables: readonly TableReader[]): boolean {
 }
 
 /** Fresh bytes of a value, or undefined. */
-function copyOut(value: string | undefined): Uint8Array | undefined {
-  return value === undefined ? undefined : binaryToBytes(value);
+function copyOut(
+  value: string | Uint8Array | undefined,
+): Uint8Array | undefined {
+  if (value === undefined) return undefined;
+  return typeof value === "string" ? binaryToBytes(value) : copyBytes(value);
 }
 
 /** Validates scan options into a binary-string range and a limit. */
@@ -1120,7 +1123,7 @@ async function* iterate(
       if (e.value === undefined) continue;
       yield keysOnly
         ? binaryToBytes(e.key)
-        : { key: binaryToBytes(e.key), value: binaryToBytes(e.value) };
+        : { key: binaryToBytes(e.key), value: copyOut(e.value)! };
       if (++n >= limit) return;
     }
   } finally {

@@ -55,7 +55,7 @@ export function lookup(
   sources: Sources,
   key: string,
   seq: number,
-): string | undefined {
+): string | Uint8Array | undefined {
   const v = sources.mem.get(key, seq);
   if (v) return v.value;
   for (const imm of sources.imms) {

@@ -69,6 +69,23 @@ let pool = new Uint8Array(POOL_BYTES);
 let poolOffset = 0;
 
 /**
+ * A fresh copy of `bytes`, carved from the same shared pool as
+ * {@linkcode binaryToBytes} when small.
+ */
+export function copyBytes(bytes: Uint8Array): Uint8Array {
+  const n = bytes.length;
+  if (n > POOL_COPY_BYTES_MAX) return bytes.slice();
+  if (poolOffset + n > POOL_BYTES) {
+    pool = new Uint8Array(POOL_BYTES);
+    poolOffset = 0;
+  }
+  const out = pool.subarray(poolOffset, poolOffset + n);
+  poolOffset = (poolOffset + n + 7) & ~7;
+  out.set(bytes);
+  return out;
+}
+
+/**
  * Fresh bytes of a binary string. REQUIRES: every code unit is below 256.
  *
  * Results up to 4 KiB are views into a shared 64 KiB pool (as Node's Buffer

@@ -90,7 +90,7 @@ export class BlockBuilder {
   addData(
     key: string,
     seq: number,
-    value: string | undefined,
+    value: string | Uint8Array | undefined,
     expiry: number,
   ): void {
     const kind = value === undefined ? EntryTag.DELETE : EntryTag.PUT;
@@ -105,7 +105,12 @@ export class BlockBuilder {
       putFixed64(this.#buf, at, expiry);
       at += 8;
     }
-    if (value !== undefined) at = putBinary(this.#buf, at, value);
+    if (typeof value === "string") {
+      at = putBinary(this.#buf, at, value);
+    } else if (value !== undefined) {
+      this.#buf.set(value, at);
+      at += value.length;
+    }
     this.#length = at;
   }
 
@@ -150,8 +155,11 @@ export function keyBytes(key: string): number {
 export interface DataBlock {
   keys: string[];
   seqs: number[];
-  /** Binary-string values; undefined for tombstones. */
-  values: Array<string | undefined>;
+  /**
+   * Values as views into the block's verified contents (never written
+   * to); undefined for tombstones.
+   */
+  values: Array<Uint8Array | undefined>;
   expiries: number[];
   /** Approximate memory, for the block cache. */
   bytes: number;
@@ -248,8 +256,8 @@ export function decodeDataBlock(
 /** A data entry's fields. */
 export interface DataValue {
   seq: number;
-  /** Binary-string value; undefined for a tombstone. */
-  value: string | undefined;
+  /** A view into the block's contents; undefined for a tombstone. */
+  value: Uint8Array | undefined;
   expiry: number;
 }
 
@@ -288,7 +296,7 @@ export function parseDataValue(
   }
   return {
     seq,
-    value: kind === EntryTag.PUT ? bytesToBinary(contents, at, end) : undefined,
+    value: kind === EntryTag.PUT ? contents.subarray(at, end) : undefined,
     expiry,
   };
 }

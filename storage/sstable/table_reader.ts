@@ -62,8 +62,8 @@ export interface FilterStats {
 /** One entry found by a point lookup. */
 export interface TableEntry {
   seq: number;
-  /** Binary-string value; undefined for a tombstone. */
-  value: string | undefined;
+  /** A view into the block's contents; undefined for a tombstone. */
+  value: Uint8Array | undefined;
   expiry: number;
 }
 

@@ -120,7 +120,12 @@ export class TableWriter {
   }
 
   /** Adds an entry; value undefined is a tombstone. */
-  add(key: string, seq: number, value: string | undefined, expiry: number) {
+  add(
+    key: string,
+    seq: number,
+    value: string | Uint8Array | undefined,
+    expiry: number,
+  ) {
     assert(!this.#finished, "add after finish");
     const m = this.#meta;
     if (m.entries === 0) m.smallest = key;
