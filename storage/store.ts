@@ -648,30 +648,22 @@ export class Store {
   scan(options: ScanOptions = {}): AsyncGenerator<Entry> {
     if (this.#closed) throw new StoreClosedError();
     const { range, limit } = scanRange(options);
-    return iterate(
-      this.#pinAtIssue().view,
-      range,
-      limit,
-      true,
-      false,
-    ) as AsyncGenerator<
-      Entry
-    >;
+    const { view } = this.#pinAtIssue();
+    return releaseIfAbandoned(
+      iterate(view, range, limit, true, false) as AsyncGenerator<Entry>,
+      view,
+    );
   }
 
   /** Keys only, in the same order and view as {@linkcode scan}. */
   keys(options: ScanOptions = {}): AsyncGenerator<Uint8Array> {
     if (this.#closed) throw new StoreClosedError();
     const { range, limit } = scanRange(options);
-    return iterate(
-      this.#pinAtIssue().view,
-      range,
-      limit,
-      true,
-      true,
-    ) as AsyncGenerator<
-      Uint8Array
-    >;
+    const { view } = this.#pinAtIssue();
+    return releaseIfAbandoned(
+      iterate(view, range, limit, true, true) as AsyncGenerator<Uint8Array>,
+      view,
+    );
   }
 
   /** Number of keys, in all or within a prefix or range (exact). */
@@ -1104,6 +1096,26 @@ function scanRange(options: ScanOptions): {
   if (start !== undefined) range.start = start;
   if (end !== undefined) range.end = end;
   return { range, limit };
+}
+
+/**
+ * Releases the views of scans that were dropped without being finished or
+ * broken out of (the generator was garbage collected), so that forgetting
+ * a scan cannot pin memtable versions and table files forever.
+ */
+const abandonedScans = new FinalizationRegistry<View | Promise<View>>(
+  (pinned) => {
+    void Promise.resolve(pinned).then((view) => view.release());
+  },
+);
+
+/** Registers a scan's generator with {@linkcode abandonedScans}. */
+function releaseIfAbandoned<T extends object>(
+  generator: T,
+  view: View | Promise<View>,
+): T {
+  abandonedScans.register(generator, view);
+  return generator;
 }
 
 /** Iterates a view's merged entries; releases it at the end if `own`. */

@@ -382,3 +382,48 @@ Deno.test("a burst of unawaited durable writes still freezes and flushes memtabl
   assert.equal(await store.count(), 500);
   await store.close();
 });
+
+Deno.test("a scan dropped without being read releases its view once collected", async () => {
+  // Needs --v8-flags=--expose-gc (the test task passes it) to force a GC.
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) {
+    console.log(
+      "SKIPPED: run with --v8-flags=--expose-gc to force garbage collection",
+    );
+    return;
+  }
+  await using tmp = await tempDir();
+  const store = await openStore(tmp.path, {
+    memtableBytes: 1024,
+    l0MergeTrigger: 2,
+  });
+  for (let i = 0; i < 200; i++) {
+    await store.put(`k${String(i).padStart(3, "0")}`, "v".repeat(40));
+  }
+  await store.settle();
+  const tablesBefore = (await names(tmp.path)).filter((n) =>
+    n.endsWith(".sst")
+  );
+  assert.ok(tablesBefore.length > 0);
+  (() => {
+    store.scan(); // pinned, never read, dropped
+  })();
+  for (let i = 0; i < 200; i++) {
+    await store.put(`k${String(i).padStart(3, "0")}`, "w".repeat(40));
+  }
+  await store.settle();
+  // Without the release on collection, the dropped scan would pin the old
+  // tables forever (it may already have been collected by now).
+  let stillThere = (await names(tmp.path)).filter((n) =>
+    tablesBefore.includes(n)
+  );
+  for (let attempt = 0; attempt < 50 && stillThere.length > 0; attempt++) {
+    gc();
+    await new Promise((r) => setTimeout(r, 10));
+    stillThere = (await names(tmp.path)).filter((n) =>
+      tablesBefore.includes(n)
+    );
+  }
+  assert.deepEqual(stillThere, [], "collected scan released its tables");
+  await store.close();
+});
