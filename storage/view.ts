@@ -19,7 +19,7 @@ import {
   type SourceEntry,
   tableSource,
 } from "./merge.ts";
-import type { TableReader } from "./sstable/mod.ts";
+import { bloomHash1, bloomHash2, type TableReader } from "./sstable/mod.ts";
 import type { Version } from "./version.ts";
 
 /** The sources of a read. `imms` is ordered newest first. */
@@ -63,15 +63,18 @@ export function lookup(
     if (iv) return iv.value;
   }
   const levels = sources.version.levels;
+  // The filter hashes, computed once for every table probed.
+  const h1 = bloomHash1(key);
+  const h2 = bloomHash2(key);
   const l0 = levels[0]!;
   for (let i = l0.length - 1; i >= 0; i--) {
-    const e = l0[i]!.get(key);
+    const e = l0[i]!.get(key, h1, h2);
     if (e && e.seq <= seq) return e.value;
   }
   for (let l = 1; l < levels.length; l++) {
     const t = tableFor(levels[l]!, key);
     if (!t) continue;
-    const e = t.get(key);
+    const e = t.get(key, h1, h2);
     if (e && e.seq <= seq) return e.value;
   }
   return undefined;

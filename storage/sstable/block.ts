@@ -301,6 +301,9 @@ export function parseDataValue(
   };
 }
 
+/** Reused buffer in which searchDataBlock rebuilds prefix-compressed keys. */
+let keyScratch = new Uint8Array(256);
+
 /**
  * Compares binary string `key` with the bytes `b[start, start + n)`:
  * negative, zero or positive, like memcmp.
@@ -380,16 +383,26 @@ export function searchDataBlock(
   }
   let at = getFixed32(contents, limit + lo * 4);
   if (at >= limit) throw bad("restart offset out of range");
-  let last = "";
+  // Keys are rebuilt in a reused byte buffer and compared as bytes: no
+  // string is made for the entries scanned past.
+  let keyLength = 0;
   for (let i = 0; at < limit && i <= BLOCK_RESTART_INTERVAL * 2; i++) {
     header(at);
-    if (shared > last.length) {
+    if (shared > keyLength) {
       throw bad("shared prefix longer than the last key");
     }
-    const k = (shared === 0 ? "" : last.slice(0, shared)) +
-      bytesToBinary(contents, body, body + unshared);
+    keyLength = shared + unshared;
+    if (keyLength > keyScratch.length) {
+      const grown = new Uint8Array(Math.max(keyLength, keyScratch.length * 2));
+      grown.set(keyScratch.subarray(0, shared));
+      keyScratch = grown;
+    }
+    for (let j = 0; j < unshared; j++) {
+      keyScratch[shared + j] = contents[body + j]!;
+    }
     const valueStart = body + unshared;
-    if (k === key) {
+    const c = compareKeyBytes(key, keyScratch, 0, keyLength);
+    if (c === 0) {
       return parseDataValue(
         contents,
         valueStart,
@@ -398,8 +411,7 @@ export function searchDataBlock(
         offset,
       );
     }
-    if (k > key) return undefined;
-    last = k;
+    if (c < 0) return undefined;
     at = valueStart + valueLength;
   }
   return undefined;

@@ -63,13 +63,16 @@ export function buildBloom(
  * True when `key` may be in the filter; false means certainly absent.
  * A filter with k = 0 (disabled) or a k above 30 (unknown) says "may".
  */
-export function bloomMayContain(filter: Uint8Array, key: string): boolean {
+export function bloomMayContain(
+  filter: Uint8Array,
+  key: string,
+  h1: number = bloomHash1(key),
+  h2: number = bloomHash2(key),
+): boolean {
   const bytes = filter.length - 1;
   const k = filter[bytes]!;
   if (k === 0 || k > 30 || bytes <= 0) return true;
   const bits = bytes * 8;
-  const h1 = bloomHash1(key);
-  const h2 = bloomHash2(key);
   for (let i = 0; i < k; i++) {
     const bit = ((h1 + Math.imul(i, h2)) >>> 0) % bits;
     if ((filter[bit >>> 3]! & (1 << (bit & 7))) === 0) return false;

@@ -37,7 +37,7 @@ import {
   searchDataBlock,
 } from "./block.ts";
 import type { BlockCache, CachedBlock } from "./block_cache.ts";
-import { bloomMayContain } from "./bloom.ts";
+import { bloomHash1, bloomHash2, bloomMayContain } from "./bloom.ts";
 import { tableName } from "./table_writer.ts";
 
 /** The properties block of a table. */
@@ -235,10 +235,17 @@ export class TableReader {
     return lowerBound(this.index.keys, key);
   }
 
-  /** The entry for `key` (a tombstone included), or undefined. */
-  get(key: string): TableEntry | undefined {
+  /**
+   * The entry for `key` (a tombstone included), or undefined. `h1`/`h2` are
+   * the key's filter hashes, when the caller probes several tables.
+   */
+  get(
+    key: string,
+    h1: number = bloomHash1(key),
+    h2: number = bloomHash2(key),
+  ): TableEntry | undefined {
     if (key < this.props.smallest || key > this.props.largest) return undefined;
-    if (!bloomMayContain(this.filter, key)) {
+    if (!bloomMayContain(this.filter, key, h1, h2)) {
       this.filterStats.negatives++;
       return undefined;
     }
