@@ -189,9 +189,12 @@ export async function main(args: string[]): Promise<number> {
     return 2;
   }
   if (values.help) {
-    writeOut(
-      (name && name !== "repl" ? commandUsage(name) : USAGE_TEXT) + "\n",
-    );
+    const text = name === "bench"
+      ? BENCH_USAGE
+      : name && name !== "repl"
+      ? commandUsage(name)
+      : USAGE_TEXT;
+    writeOut(text + "\n");
     return 0;
   }
   const sync = values.sync as SyncMode;

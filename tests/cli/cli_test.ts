@@ -217,3 +217,39 @@ Deno.test("a corrupt log fails to open with the file and offset, and --repair op
   assert.match(repaired.stdout, /num_keys: 0\n/);
   assert.match(repaired.stdout, /recovery_repaired_bytes: \d+/);
 });
+
+Deno.test("kv bench runs every db_bench workload and reports a row for each", async () => {
+  const r = await runKv([
+    "bench",
+    "--num",
+    "3000",
+    "--reads",
+    "2000",
+    "--sync",
+    "none",
+    "--memtable-size",
+    "16K",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const rows = r.stdout.split("\n").filter((l) =>
+    /^\| [a-z]+ \| kv \|/.test(l)
+  );
+  assert.deepEqual(rows.map((l) => l.split("|")[1]!.trim()), [
+    "fillseq",
+    "fillrandom",
+    "overwrite",
+    "readrandom",
+    "readmissing",
+    "readseq",
+    "seekrandom",
+  ]);
+  for (const row of rows) {
+    const opsPerSec = Number(row.split("|")[3]!.trim().replaceAll(",", ""));
+    assert.ok(opsPerSec > 0, row);
+  }
+  const bad = await runKv(["bench", "--benchmarks", "fillseq,nope"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /unknown benchmark "nope"/);
+  const help = await runKv(["bench", "--help"]);
+  assert.match(help.stdout, /^Usage: kv bench/);
+});
