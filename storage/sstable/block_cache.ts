@@ -1,9 +1,12 @@
 /**
- * A least-recently-used cache of data blocks, bounded in bytes and shared
- * by every table of a store. A block is cached as its verified raw contents
- * (enough for point lookups); iteration adds the decoded form, and the
- * cache counts both. Map iteration order is insertion order, so
- * re-inserting on a hit keeps the least recently used entry first.
+ * A cache of data blocks shared by every table of a store, bounded in
+ * bytes, with CLOCK eviction: a hit only sets the block's reference bit (no
+ * map update), and the hand evicts blocks not referenced since it last
+ * passed. A block is cached as its verified raw contents (enough for point
+ * lookups); iteration adds the decoded form, and the cache counts both.
+ *
+ * Each table keeps its cached blocks in its own slot array (indexed by
+ * block number), so a lookup is an array read, not a hash.
  */
 import type { DataBlock } from "./block.ts";
 
@@ -21,72 +24,89 @@ export interface CachedBlock {
   decoded: DataBlock | undefined;
   /** Bytes charged to the cache. */
   bytes: number;
-  /** Cache clock at the last move to the recent end. */
-  touched: number;
+  /** Referenced since the clock hand last passed. */
+  ref: boolean;
+  /** The owning table's slots, and this block's index in them. */
+  slots: Array<CachedBlock | undefined>;
+  index: number;
 }
 
-/** One number per block: tables stay far below 2^32 bytes and 2^21 files. */
-function cacheKey(fileNumber: number, offset: number): number {
-  return fileNumber * 0x1_0000_0000 + offset;
-}
-
-/** LRU cache of blocks keyed by file number and block offset. */
+/** CLOCK cache of table blocks. */
 export class BlockCache {
-  #map = new Map<number, CachedBlock>();
+  #ring: CachedBlock[] = [];
+  #hand = 0;
   #bytes = 0;
-  #tick = 0;
   hits = 0;
   misses = 0;
 
   constructor(readonly capacityBytes: number) {}
 
-  /** The cached block, counting a hit or a miss. */
-  get(fileNumber: number, offset: number): CachedBlock | undefined {
-    const key = cacheKey(fileNumber, offset);
-    const block = this.#map.get(key);
+  /** The cached block in `slots[index]`, counting a hit or a miss. */
+  get(
+    slots: Array<CachedBlock | undefined>,
+    index: number,
+  ): CachedBlock | undefined {
+    const block = slots[index];
     if (block === undefined) {
       this.misses++;
       return undefined;
     }
     this.hits++;
-    // Move to the recent end only when the block has aged: a hot block is
-    // not re-inserted on every hit (an approximate LRU, far fewer map ops).
-    if (this.#tick - block.touched > this.#map.size >>> 2) {
-      block.touched = this.#tick;
-      this.#map.delete(key);
-      this.#map.set(key, block);
-    }
-    this.#tick++;
+    block.ref = true;
     return block;
   }
 
-  /** Caches a block, evicting the least recently used beyond capacity. */
-  set(fileNumber: number, offset: number, block: CachedBlock): void {
-    if (block.bytes > this.capacityBytes) return;
-    const key = cacheKey(fileNumber, offset);
-    block.touched = this.#tick++;
-    const old = this.#map.get(key);
-    if (old) {
-      this.#bytes -= old.bytes;
-      this.#map.delete(key);
-    }
-    this.#map.set(key, block);
+  /** Caches `block` in `slots[index]`, evicting beyond capacity. */
+  set(
+    slots: Array<CachedBlock | undefined>,
+    index: number,
+    block: CachedBlock,
+  ): void {
+    if (block.bytes > this.capacityBytes || slots[index] !== undefined) return;
+    block.slots = slots;
+    block.index = index;
+    block.ref = true;
+    slots[index] = block;
+    this.#ring.push(block);
     this.#bytes += block.bytes;
     this.#evict();
   }
 
   /** Charges `delta` more bytes to a cached block (it was decoded). */
   grow(block: CachedBlock, delta: number): void {
+    if (block.slots[block.index] !== block) return;
     block.bytes += delta;
     this.#bytes += delta;
     this.#evict();
   }
 
+  /** Drops every block of a table that is being closed. */
+  dropAll(slots: Array<CachedBlock | undefined>): void {
+    for (let i = 0; i < slots.length; i++) {
+      const b = slots[i];
+      if (b) {
+        b.ref = false;
+        slots[i] = undefined;
+      }
+    }
+    // The ring still holds them: they go at the hand's next pass, first.
+  }
+
   #evict(): void {
-    for (const [k, b] of this.#map) {
-      if (this.#bytes <= this.capacityBytes) break;
-      this.#map.delete(k);
+    const ring = this.#ring;
+    while (this.#bytes > this.capacityBytes && ring.length > 0) {
+      if (this.#hand >= ring.length) this.#hand = 0;
+      const b = ring[this.#hand]!;
+      const live = b.slots[b.index] === b;
+      if (live && b.ref) {
+        b.ref = false;
+        this.#hand++;
+        continue;
+      }
+      if (live) b.slots[b.index] = undefined;
       this.#bytes -= b.bytes;
+      ring[this.#hand] = ring[ring.length - 1]!;
+      ring.pop();
     }
   }
 
@@ -96,7 +116,7 @@ export class BlockCache {
       hits: this.hits,
       misses: this.misses,
       bytes: this.#bytes,
-      blocks: this.#map.size,
+      blocks: this.#ring.length,
     };
   }
 }

@@ -163,11 +163,14 @@ export class TableReader {
     return this.index.keys.length;
   }
 
+  /** Cached blocks of this table, by block number. */
+  #slots: Array<CachedBlock | undefined> = [];
+
   /** Data block `i`'s verified contents, from the cache or read. */
   #cached(i: number): CachedBlock {
-    const offset = this.index.offsets[i]!;
-    const cached = this.cache.get(this.fileNumber, offset);
+    const cached = this.cache.get(this.#slots, i);
     if (cached) return cached;
+    const offset = this.index.offsets[i]!;
     const raw = new Uint8Array(this.index.sizes[i]! + BLOCK_TRAILER_BYTES);
     if (this.file.readSync(offset, raw) !== raw.length) {
       throw new CorruptionError(
@@ -180,9 +183,11 @@ export class TableReader {
       raw: verifyBlock(this.path, raw, offset),
       decoded: undefined,
       bytes: raw.length + 64,
-      touched: 0,
+      ref: true,
+      slots: this.#slots,
+      index: i,
     };
-    this.cache.set(this.fileNumber, offset, block);
+    this.cache.set(this.#slots, i, block);
     return block;
   }
 
@@ -276,8 +281,9 @@ export class TableReader {
     return undefined;
   }
 
-  /** Closes the file. */
+  /** Closes the file and drops its cached blocks. */
   close(): void {
+    this.cache.dropAll(this.#slots);
     this.file.close();
   }
 }

@@ -190,6 +190,8 @@ Deno.test("one operation log gives identical results under different configurati
       blockBytes: 512,
       bloomBitsPerKey: 10,
       l0MergeTrigger: 2,
+      // A cache of a few blocks: evictions on almost every read.
+      blockCacheBytes: 8192,
     },
     { memtableBytes: 4 * 1024 * 1024, blockBytes: 4096, bloomBitsPerKey: 10 },
     {
