@@ -47,7 +47,7 @@ export interface StoreOptions {
   blockBytes?: number;
   /** Bloom filter bits per key in new tables (0 = none); default 10. */
   bloomBitsPerKey?: number;
-  /** Block cache capacity; default 32 MiB. */
+  /** Block cache capacity; default 64 MiB. */
   blockCacheBytes?: number;
   /** Level-0 tables that trigger a merge into level 1; default 8. */
   l0MergeTrigger?: number;
