@@ -22,6 +22,7 @@ const GLOBAL_FLAGS = `Options:
                     none: when queued; the OS writes it back, fsync on close
   --repair          open a corrupt write-ahead log by keeping its valid prefix
                     (the rest is copied to DIR/lost/)
+  --limit N         scan only: at most N entries
   --memtable-size N memtable size that triggers a flush to a table
                     (bytes, or with K/M suffix; default 4M)
   -h, --help        show help
