@@ -201,6 +201,12 @@ Deno.test("one operation log gives identical results under different configurati
       l0MergeTrigger: 4,
     },
     { memtableBytes: 16384, blockBytes: 512, bloomBitsPerKey: 0, sync: "none" },
+    {
+      memtableBytes: 2048,
+      blockBytes: 1024,
+      l0MergeTrigger: 3,
+      sync: "interval",
+    },
   ];
   const transcripts: string[][] = [];
   for (const config of configs) {
