@@ -4,6 +4,9 @@
  */
 import { parseArgs } from "node:util";
 import {
+  type CheckReport,
+  checkStore,
+  denoEnv,
   openStore,
   type StoreOptions,
   SYNC_MODES,
@@ -137,6 +140,35 @@ async function bench(
   }
 }
 
+/** Runs `kv check DIR`: 0 when healthy, 1 on any problem. */
+async function runCheck(dir: string): Promise<number> {
+  let report: CheckReport;
+  try {
+    report = await checkStore(denoEnv, dir);
+  } catch (error) {
+    printErr(`Error: ${(error as Error).message}`);
+    return 1;
+  }
+  const n = (x: number) => x.toLocaleString("en-US");
+  writeOut(
+    `Checked "${dir}": manifest ${report.manifest ?? "none"}, ${
+      n(report.tables)
+    } tables ` +
+      `(${n(report.tableEntries)} entries in ${n(report.blocks)} blocks), ` +
+      `${n(report.walSegments)} WAL segment(s) (${
+        n(report.walRecords)
+      } records)\n`,
+  );
+  for (const note of report.notes) writeOut(`note: ${note}\n`);
+  for (const problem of report.problems) printErr(`problem: ${problem}`);
+  if (report.problems.length > 0) {
+    printErr(`${report.problems.length} problem(s) found`);
+    return 1;
+  }
+  writeOut("OK: every checksum verified, nothing missing or inconsistent\n");
+  return 0;
+}
+
 /** Parses "4194304", "512K" or "4M" (KiB/MiB); undefined if malformed. */
 export function parseSize(text: string): number | undefined {
   const m = /^(\d{1,12})([kKmM]?)$/.exec(text);
@@ -228,6 +260,15 @@ export async function main(args: string[]): Promise<number> {
       );
       return 2;
     }
+  }
+  if (name === "check") {
+    const [min, max] = ONESHOT_ARITY.check!;
+    if (rest.length < min || rest.length > max) {
+      printErr("Error: wrong number of arguments for check");
+      printErr(commandUsage("check"));
+      return 2;
+    }
+    return await runCheck(rest[0] ?? values.data!);
   }
   if (name === "bench") {
     return await bench(values, sync, memtableBytes);

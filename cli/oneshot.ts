@@ -21,6 +21,7 @@ export const ONESHOT_ARITY: Readonly<Record<string, [number, number]>> = {
   delete: [1, 1],
   scan: [0, 1],
   stats: [0, 0],
+  check: [0, 1],
 };
 
 /** Usage line of each one-shot command. */
@@ -31,6 +32,8 @@ export const ONESHOT_USAGE: Readonly<Record<string, string>> = {
   scan:
     "kv scan [PREFIX]      list keys and values (tab-separated), in key order",
   stats: "kv stats              print statistics",
+  check:
+    "kv check [DIR]        verify every checksum and file of a closed store (default --data)",
 };
 
 /** Runs one command; returns the process exit code. */

@@ -32,3 +32,4 @@ export { denoEnv } from "./env_deno.ts";
 export { SYNC_MODES, type SyncMode } from "./log_writer.ts";
 export { type RecoveryCut, type RecoveryReport } from "./recovery.ts";
 export * as limits from "./limits.ts";
+export { type CheckReport, checkStore } from "./check.ts";
