@@ -135,14 +135,14 @@ export async function openStore(
     const started = env.now();
     const names = await env.list(dir);
     const current = await readCurrent(env, dir);
-    if (
-      !current &&
-      names.some((n) => n.endsWith(".sst") || n.startsWith(MANIFEST_PREFIX))
-    ) {
-      // Treating this as a new store would delete every table as unused.
+    // A manifest without CURRENT is a crash while the first one was being
+    // installed (nothing was flushed yet): open as new, replaying the log.
+    // Tables without CURRENT are not: treating that as a new store would
+    // delete every table as unused.
+    if (!current && names.some((n) => n.endsWith(".sst"))) {
       const path = joinPath(dir, "CURRENT");
       throw new CorruptionError(
-        `Cannot open "${dir}": CURRENT is missing but the directory holds tables or manifests; ` +
+        `Cannot open "${dir}": CURRENT is missing but the directory holds tables; ` +
           `restore CURRENT (a line naming the newest MANIFEST-NNNNNN) to open it`,
         path,
         0,

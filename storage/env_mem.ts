@@ -1,0 +1,302 @@
+/**
+ * A simulated filesystem implementing {@linkcode Env}, for crash testing:
+ * it remembers, per file, what was made durable by syncData and, per
+ * directory, which creates, renames and removes were made durable by
+ * syncDir. powerCut() returns the filesystem a machine would find after
+ * losing power: synced content plus a seeded choice of each file's unsynced
+ * tail (none, a prefix, or a torn, garbage-filled version), and directory
+ * changes since the last syncDir undone.
+ *
+ * The fault model is documented in docs/testing.md.
+ */
+import { Prng } from "../util/mod.ts";
+import type {
+  Env,
+  FileLock,
+  ReadableFile,
+  Timer,
+  WritableFile,
+} from "./env.ts";
+
+/** One file's bytes: everything written, and the durable prefix of it. */
+interface Inode {
+  data: Uint8Array;
+  length: number;
+  /** Content as of the last syncData (durable). */
+  synced: Uint8Array;
+}
+
+/** Error thrown once the simulated power is cut, or by an injected fault. */
+export class SimulatedFault extends Error {
+  override name = "SimulatedFault";
+}
+
+function dirOf(path: string): string {
+  const i = path.lastIndexOf("/");
+  return i <= 0 ? "/" : path.slice(0, i);
+}
+
+function baseOf(path: string): string {
+  return path.slice(path.lastIndexOf("/") + 1);
+}
+
+/** The simulated filesystem. */
+export class MemEnv implements Env {
+  /** Live directory entries: dir → name → inode. */
+  #dirs = new Map<string, Map<string, Inode>>();
+  /** Durable directory entries (as of each dir's last syncDir). */
+  #durableDirs = new Map<string, Map<string, Inode>>();
+  #locks = new Set<string>();
+  /** File operations so far; the count a crash point refers to. */
+  ops = 0;
+  /** After this many operations every operation fails (power is cut). */
+  cutAfter = Number.POSITIVE_INFINITY;
+  /** Fails just operation number `failAt` (1-based) of the given kind. */
+  failAt: {
+    kind: "write" | "sync" | "rename" | "open" | "read";
+    n: number;
+    code: string;
+  } | undefined;
+  #counts = { write: 0, sync: 0, rename: 0, open: 0, read: 0 };
+
+  #step(kind: "write" | "sync" | "rename" | "open" | "read" | "other"): void {
+    this.ops++;
+    if (this.ops > this.cutAfter) {
+      throw new SimulatedFault(`EIO: power cut (operation ${this.ops})`);
+    }
+    if (kind === "other") return;
+    const n = ++this.#counts[kind];
+    if (this.failAt && this.failAt.kind === kind && this.failAt.n === n) {
+      throw new SimulatedFault(
+        `${this.failAt.code}: injected fault (${kind} ${n})`,
+      );
+    }
+  }
+
+  #dir(dir: string): Map<string, Inode> {
+    const d = this.#dirs.get(dir);
+    if (!d) throw new SimulatedFault(`ENOENT: no directory "${dir}"`);
+    return d;
+  }
+
+  #inode(path: string): Inode {
+    const inode = this.#dir(dirOf(path)).get(baseOf(path));
+    if (!inode) throw new SimulatedFault(`ENOENT: no file "${path}"`);
+    return inode;
+  }
+
+  mkdirAll(dir: string): Promise<void> {
+    this.#step("other");
+    // Directories themselves are durable at once: the model covers entries.
+    if (!this.#dirs.has(dir)) {
+      this.#dirs.set(dir, new Map());
+      this.#durableDirs.set(dir, new Map());
+    }
+    return Promise.resolve();
+  }
+
+  list(dir: string): Promise<string[]> {
+    this.#step("other");
+    return Promise.resolve([...this.#dir(dir).keys()]);
+  }
+
+  openWritable(path: string): Promise<WritableFile> {
+    this.#step("open");
+    const d = this.#dir(dirOf(path));
+    let inode = d.get(baseOf(path));
+    if (!inode) {
+      inode = {
+        data: new Uint8Array(256),
+        length: 0,
+        synced: new Uint8Array(0),
+      };
+      d.set(baseOf(path), inode);
+    }
+    const node = inode;
+    const env = this;
+    return Promise.resolve({
+      path,
+      append(bytes: Uint8Array) {
+        env.#step("write");
+        if (node.length + bytes.length > node.data.length) {
+          let size = node.data.length * 2;
+          while (size < node.length + bytes.length) size *= 2;
+          const grown = new Uint8Array(size);
+          grown.set(node.data.subarray(0, node.length));
+          node.data = grown;
+        }
+        node.data.set(bytes, node.length);
+        node.length += bytes.length;
+      },
+      syncData() {
+        try {
+          env.#step("sync");
+        } catch (error) {
+          return Promise.reject(error);
+        }
+        node.synced = node.data.slice(0, node.length);
+        return Promise.resolve();
+      },
+      close() {},
+    });
+  }
+
+  openReadable(path: string): Promise<ReadableFile> {
+    try {
+      this.#step("open");
+      const inode = this.#inode(path);
+      const env = this;
+      const size = inode.length;
+      const read = (offset: number, buf: Uint8Array) => {
+        env.#step("read");
+        const n = Math.max(0, Math.min(buf.length, size - offset));
+        buf.set(inode.data.subarray(offset, offset + n));
+        return n;
+      };
+      return Promise.resolve({
+        path,
+        size,
+        read: (offset: number, buf: Uint8Array) => {
+          try {
+            return Promise.resolve(read(offset, buf));
+          } catch (error) {
+            return Promise.reject(error);
+          }
+        },
+        readSync: read,
+        close() {},
+      });
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  truncate(path: string, length: number): Promise<void> {
+    try {
+      this.#step("write");
+      const inode = this.#inode(path);
+      inode.length = Math.min(inode.length, length);
+      this.#step("sync");
+      inode.synced = inode.data.slice(0, inode.length);
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  rename(from: string, to: string): Promise<void> {
+    try {
+      this.#step("rename");
+      const inode = this.#inode(from);
+      this.#dir(dirOf(from)).delete(baseOf(from));
+      this.#dir(dirOf(to)).set(baseOf(to), inode);
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  remove(path: string): Promise<void> {
+    try {
+      this.#step("other");
+      this.#inode(path);
+      this.#dir(dirOf(path)).delete(baseOf(path));
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  syncDir(dir: string): Promise<void> {
+    try {
+      this.#step("sync");
+      this.#durableDirs.set(dir, new Map(this.#dir(dir)));
+      return Promise.resolve();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+  }
+
+  tryLock(path: string): Promise<FileLock | undefined> {
+    if (this.#locks.has(path)) return Promise.resolve(undefined);
+    this.#locks.add(path);
+    return Promise.resolve({ release: () => this.#locks.delete(path) });
+  }
+
+  now(): number {
+    return Date.now();
+  }
+
+  setTimer(ms: number, fn: () => void): Timer {
+    const id = setTimeout(fn, ms);
+    return { cancel: () => clearTimeout(id) };
+  }
+
+  yieldNow(): Promise<void> {
+    return new Promise((resolve) => {
+      const channel = new MessageChannel();
+      channel.port1.onmessage = () => {
+        channel.port1.close();
+        resolve();
+      };
+      channel.port2.postMessage(0);
+      channel.port2.close();
+    });
+  }
+
+  /**
+   * The filesystem after a power cut: each durable directory entry, with
+   * its file's synced content plus, chosen by `rng`, nothing more, a prefix
+   * of the unsynced tail, or that prefix with a garbage-filled end. No lock
+   * survives. This environment is left as it was.
+   */
+  powerCut(rng: Prng): MemEnv {
+    const after = new MemEnv();
+    const copies = new Map<Inode, Inode>();
+    for (const [dir, entries] of this.#durableDirs) {
+      const d = new Map<string, Inode>();
+      for (const [name, inode] of entries) {
+        let copy = copies.get(inode);
+        if (!copy) {
+          copy = survivor(inode, rng);
+          copies.set(inode, copy);
+        }
+        d.set(name, copy);
+      }
+      after.#dirs.set(dir, d);
+      after.#durableDirs.set(dir, new Map(d));
+    }
+    return after;
+  }
+}
+
+/** What one file holds after a power cut. */
+function survivor(inode: Inode, rng: Prng): Inode {
+  const synced = inode.synced;
+  let content = synced;
+  const unsynced = inode.length - synced.length;
+  // Writes past the synced length may be partly on disk; bytes written over
+  // the synced region (never done by the store) are not modelled.
+  if (unsynced > 0 && synced.length <= inode.length) {
+    const choice = rng.int(3);
+    if (choice > 0) {
+      const keep = rng.int(unsynced + 1);
+      content = new Uint8Array(synced.length + keep);
+      content.set(synced);
+      content.set(
+        inode.data.subarray(synced.length, synced.length + keep),
+        synced.length,
+      );
+      if (choice === 2 && keep > 0) {
+        // A torn write: the last sector-ish piece is garbage.
+        const from = synced.length + rng.int(keep);
+        for (let i = from; i < content.length; i++) {
+          content[i] = rng.nextU32() & 0xff;
+        }
+      }
+    }
+  }
+  const data = new Uint8Array(Math.max(256, content.length));
+  data.set(content);
+  return { data, length: content.length, synced: content.slice() };
+}
