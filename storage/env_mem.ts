@@ -113,11 +113,10 @@ export class MemEnv implements Env {
       d.set(baseOf(path), inode);
     }
     const node = inode;
-    const env = this;
     return Promise.resolve({
       path,
-      append(bytes: Uint8Array) {
-        env.#step("write");
+      append: (bytes: Uint8Array) => {
+        this.#step("write");
         if (node.length + bytes.length > node.data.length) {
           let size = node.data.length * 2;
           while (size < node.length + bytes.length) size *= 2;
@@ -128,9 +127,9 @@ export class MemEnv implements Env {
         node.data.set(bytes, node.length);
         node.length += bytes.length;
       },
-      syncData() {
+      syncData: () => {
         try {
-          env.#step("sync");
+          this.#step("sync");
         } catch (error) {
           return Promise.reject(error);
         }
@@ -145,10 +144,9 @@ export class MemEnv implements Env {
     try {
       this.#step("open");
       const inode = this.#inode(path);
-      const env = this;
       const size = inode.length;
       const read = (offset: number, buf: Uint8Array) => {
-        env.#step("read");
+        this.#step("read");
         const n = Math.max(0, Math.min(buf.length, size - offset));
         buf.set(inode.data.subarray(offset, offset + n));
         return n;
