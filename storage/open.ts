@@ -12,6 +12,8 @@ import {
   BLOCK_CACHE_BYTES_DEFAULT,
   BLOOM_BITS_PER_KEY_DEFAULT,
   L0_MERGE_TRIGGER,
+  MANIFEST_BYTES_MAX,
+  MANIFEST_ROTATE_BYTES,
   MEMTABLE_BYTES_DEFAULT,
   MEMTABLE_BYTES_MIN,
 } from "./limits.ts";
@@ -51,6 +53,11 @@ export interface StoreOptions {
   blockCacheBytes?: number;
   /** Level-0 tables that trigger a merge into level 1; default 8. */
   l0MergeTrigger?: number;
+  /**
+   * Manifest size at which a fresh one (a snapshot) replaces it; default
+   * 4 MiB. Small values make tests exercise manifest rotation.
+   */
+  manifestRotateBytes?: number;
 }
 
 function checkInt(
@@ -115,6 +122,12 @@ export async function openStore(
     options.blockCacheBytes ?? BLOCK_CACHE_BYTES_DEFAULT,
     0,
     16 * 1024 * 1024 * 1024,
+  );
+  const manifestRotateBytes = checkInt(
+    "manifestRotateBytes",
+    options.manifestRotateBytes ?? MANIFEST_ROTATE_BYTES,
+    64,
+    MANIFEST_BYTES_MAX / 2,
   );
   const l0MergeTrigger = checkInt(
     "l0MergeTrigger",
@@ -249,6 +262,7 @@ export async function openStore(
       mode,
       memtableBytes,
       l0MergeTrigger,
+      manifestRotateBytes,
       tableOptions: { blockBytes, bloomBitsPerKey },
       cache,
       filterStats,

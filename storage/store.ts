@@ -33,7 +33,6 @@ import {
   BATCH_OPS_MAX,
   IMMUTABLE_MEMTABLES_MAX,
   LOG_QUEUED_BYTES_MAX,
-  MANIFEST_ROTATE_BYTES,
   STALLED_WRITES_MAX,
 } from "./limits.ts";
 import { LogWriter, type LogWriterStats, type SyncMode } from "./log_writer.ts";
@@ -154,6 +153,7 @@ export interface StoreParts {
   mode: SyncMode;
   memtableBytes: number;
   l0MergeTrigger: number;
+  manifestRotateBytes: number;
   tableOptions: TableOptions;
   cache: BlockCache;
   filterStats: FilterStats;
@@ -179,6 +179,7 @@ export class Store {
   #mode: SyncMode;
   #memtableBytes: number;
   #l0MergeTrigger: number;
+  #manifestRotateBytes: number;
   #tableOptions: TableOptions;
   #cache: BlockCache;
   #filterStats: FilterStats;
@@ -233,6 +234,7 @@ export class Store {
     this.#mode = p.mode;
     this.#memtableBytes = p.memtableBytes;
     this.#l0MergeTrigger = p.l0MergeTrigger;
+    this.#manifestRotateBytes = p.manifestRotateBytes;
     this.#tableOptions = p.tableOptions;
     this.#cache = p.cache;
     this.#filterStats = p.filterStats;
@@ -945,7 +947,7 @@ export class Store {
       throw error;
     }
     try {
-      if (this.#manifest.bytes >= MANIFEST_ROTATE_BYTES) {
+      if (this.#manifest.bytes >= this.#manifestRotateBytes) {
         await this.#rotateManifest();
       }
       // Numbers handed out while the tables were written or opened (a

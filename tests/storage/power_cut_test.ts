@@ -19,7 +19,13 @@ import { Prng } from "../../util/mod.ts";
 import { testSeed, text } from "../helpers.ts";
 
 const DIR = "/db";
-const OPTIONS = { memtableBytes: 1024, l0MergeTrigger: 2 } as const;
+// A 256-byte manifest limit makes manifest rotation (write a snapshot,
+// sync, swap CURRENT, delete the old one) happen every few flushes.
+const OPTIONS = {
+  memtableBytes: 1024,
+  l0MergeTrigger: 2,
+  manifestRotateBytes: 256,
+} as const;
 
 interface Op {
   puts: Array<[string, string | undefined]>;
