@@ -202,3 +202,26 @@ Deno.test("an I/O error at any write, sync, rename, open or read loses no acknow
   }
   console.log(`explored ${explored} injected faults`);
 });
+
+Deno.test("randomized power cuts over many seeds of longer workloads lose no acknowledged write", async () => {
+  const base = testSeed("random power cuts");
+  const seeds = Number(Deno.env.get("KV_POWER_CUT_SEEDS") ?? 100);
+  let cuts = 0;
+  for (let s = 0; s < seeds; s++) {
+    const seed = (base + s) >>> 0;
+    const rng = new Prng(seed);
+    const ops = script(rng, 300 + rng.int(300));
+    const env = new MemEnv();
+    // Somewhere in the run: the script takes two to four thousand operations.
+    env.cutAfter = rng.int(3000);
+    const acked = await run(env, ops);
+    await expectPrefix(
+      env.powerCut(rng),
+      ops,
+      acked,
+      `seed ${seed}, cut after operation ${env.cutAfter}`,
+    );
+    cuts++;
+  }
+  console.log(`${cuts} seeds, each cut at a random operation`);
+});
