@@ -86,7 +86,11 @@ export class MemEnv implements Env {
   }
 
   mkdirAll(dir: string): Promise<void> {
-    this.#step("other");
+    try {
+      this.#step("other");
+    } catch (error) {
+      return Promise.reject(error);
+    }
     // Directories themselves are durable at once: the model covers entries.
     if (!this.#dirs.has(dir)) {
       this.#dirs.set(dir, new Map());
@@ -96,8 +100,12 @@ export class MemEnv implements Env {
   }
 
   list(dir: string): Promise<string[]> {
-    this.#step("other");
-    return Promise.resolve([...this.#dir(dir).keys()]);
+    try {
+      this.#step("other");
+      return Promise.resolve([...this.#dir(dir).keys()]);
+    } catch (error) {
+      return Promise.reject(error);
+    }
   }
 
   openWritable(path: string): Promise<WritableFile> {
