@@ -161,9 +161,29 @@ export async function openStore(
         0,
       );
     }
-    const state: ManifestState = current
-      ? (await readManifest(env, dir, current)).state
-      : emptyState();
+    const manifestRead = current
+      ? await readManifest(env, dir, current)
+      : undefined;
+    const state: ManifestState = manifestRead?.state ?? emptyState();
+    // A manifest whose last edit failed its checksum was read as if that
+    // edit were a torn write. If the state before it does not fit the
+    // directory (a missing table, a WAL that does not follow), the edit was
+    // committed and then damaged: say so, naming the manifest.
+    const blameManifest = (error: unknown): unknown => {
+      if (
+        !(error instanceof CorruptionError) || !manifestRead ||
+        manifestRead.tornBytes === 0
+      ) {
+        return error;
+      }
+      const path = joinPath(dir, current!);
+      return new CorruptionError(
+        `Corrupt manifest "${path}": its last edit (at offset ${manifestRead.validBytes}) ` +
+          `fails its checksum, and the state before it does not match the directory (${error.message})`,
+        path,
+        manifestRead.validBytes,
+      );
+    };
     // Never reuse a file number, even one a crash left unrecorded.
     let maxNumber = 0;
     for (const name of names) {
@@ -180,10 +200,12 @@ export async function openStore(
         const name = tableName(meta.fileNumber);
         const path = joinPath(dir, name);
         if (!names.includes(name)) {
-          throw new CorruptionError(
-            `Table "${path}" named by manifest "${current}" is missing`,
-            path,
-            0,
+          throw blameManifest(
+            new CorruptionError(
+              `Table "${path}" named by manifest "${current}" is missing`,
+              path,
+              0,
+            ),
           );
         }
         const reader = await TableReader.open(
@@ -221,7 +243,9 @@ export async function openStore(
           mem.apply(seq++, op.key, op.value, op.expiry);
         }
       },
-    );
+    ).catch((error) => {
+      throw blameManifest(error);
+    });
     let last = segments.at(-1);
     if (!last) {
       const number = state.nextFile++;
