@@ -92,3 +92,20 @@ export interface Env {
 export function joinPath(dir: string, name: string): string {
   return dir.endsWith("/") ? dir + name : `${dir}/${name}`;
 }
+
+/**
+ * Resolves after one turn of the event loop (a message is delivered as a
+ * macrotask, so IO callbacks run first). Zero timers nested this way are
+ * clamped to 4 ms; messages are not. The usual Env.yieldNow.
+ */
+export function macrotask(): Promise<void> {
+  return new Promise((resolve) => {
+    const channel = new MessageChannel();
+    channel.port1.onmessage = () => {
+      channel.port1.close();
+      resolve();
+    };
+    channel.port2.postMessage(0);
+    channel.port2.close();
+  });
+}

@@ -4,12 +4,13 @@
  * reads the wall clock or sets timers.
  */
 import * as fs from "node:fs";
-import type {
-  Env,
-  FileLock,
-  ReadableFile,
-  Timer,
-  WritableFile,
+import {
+  type Env,
+  type FileLock,
+  macrotask,
+  type ReadableFile,
+  type Timer,
+  type WritableFile,
 } from "./env.ts";
 
 class DenoWritableFile implements WritableFile {
@@ -160,16 +161,7 @@ export const denoEnv: Env = {
     return Date.now();
   },
   yieldNow(): Promise<void> {
-    return new Promise((resolve) => {
-      // A message is delivered as a macrotask: IO runs before it arrives.
-      const channel = new MessageChannel();
-      channel.port1.onmessage = () => {
-        channel.port1.close();
-        resolve();
-      };
-      channel.port2.postMessage(0);
-      channel.port2.close();
-    });
+    return macrotask();
   },
   setTimer(ms, fn): Timer {
     const id = setTimeout(fn, ms);

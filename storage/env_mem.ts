@@ -10,12 +10,13 @@
  * The fault model is documented in docs/testing.md.
  */
 import { Prng } from "../util/mod.ts";
-import type {
-  Env,
-  FileLock,
-  ReadableFile,
-  Timer,
-  WritableFile,
+import {
+  type Env,
+  type FileLock,
+  macrotask,
+  type ReadableFile,
+  type Timer,
+  type WritableFile,
 } from "./env.ts";
 
 /** One file's bytes: everything written, and the durable prefix of it. */
@@ -239,15 +240,7 @@ export class MemEnv implements Env {
   }
 
   yieldNow(): Promise<void> {
-    return new Promise((resolve) => {
-      const channel = new MessageChannel();
-      channel.port1.onmessage = () => {
-        channel.port1.close();
-        resolve();
-      };
-      channel.port2.postMessage(0);
-      channel.port2.close();
-    });
+    return macrotask();
   }
 
   /**

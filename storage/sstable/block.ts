@@ -174,6 +174,46 @@ export interface IndexBlock {
 
 const scratch: VarintResult = { value: 0, offset: 0 };
 
+/** Where a block's entries end: the start of its restart array. */
+function entriesEnd(contents: Uint8Array, bad: (why: string) => Error): number {
+  if (contents.length < 4) throw bad("too short for a restart count");
+  const n = getFixed32(contents, contents.length - 4);
+  if (n < 1 || n > (contents.length - 4) / 4) {
+    throw bad("restart count out of range");
+  }
+  return contents.length - 4 - n * 4;
+}
+
+/** The entry header last read by {@linkcode readHeader}. */
+const header = { shared: 0, unshared: 0, valueLength: 0, body: 0 };
+
+/**
+ * Reads the entry header at `at` into `header`, checking that the key
+ * suffix and value fit before `limit`.
+ */
+function readHeader(
+  contents: Uint8Array,
+  at: number,
+  limit: number,
+  bad: (why: string) => Error,
+): void {
+  if (!getVarint32(contents, at, limit, scratch)) throw bad("bad entry header");
+  header.shared = scratch.value;
+  if (!getVarint32(contents, scratch.offset, limit, scratch)) {
+    throw bad("bad entry header");
+  }
+  header.unshared = scratch.value;
+  if (!getVarint32(contents, scratch.offset, limit, scratch)) {
+    throw bad("bad entry header");
+  }
+  header.valueLength = scratch.value;
+  header.body = scratch.offset;
+  const left = limit - header.body;
+  if (header.unshared > left || header.valueLength > left - header.unshared) {
+    throw bad("entry runs past the block");
+  }
+}
+
 /**
  * Walks the entries of verified block contents, calling `visit` with each
  * full key and its value range. Throws CorruptionError on any bad length.
@@ -190,34 +230,16 @@ function walkEntries(
       file,
       offset,
     );
-  if (contents.length < 4) throw bad("too short for a restart count");
-  const restarts = getFixed32(contents, contents.length - 4);
-  if (restarts < 1 || restarts > (contents.length - 4) / 4) {
-    throw bad("restart count out of range");
-  }
-  const limit = contents.length - 4 - restarts * 4;
+  const limit = entriesEnd(contents, bad);
   let at = 0;
   let last = "";
   let first = true;
   while (at < limit) {
-    if (!getVarint32(contents, at, limit, scratch)) {
-      throw bad("bad entry header");
-    }
-    const shared = scratch.value;
-    if (!getVarint32(contents, scratch.offset, limit, scratch)) {
-      throw bad("bad entry header");
-    }
-    const unshared = scratch.value;
-    if (!getVarint32(contents, scratch.offset, limit, scratch)) {
-      throw bad("bad entry header");
-    }
-    const valueLength = scratch.value;
-    at = scratch.offset;
+    readHeader(contents, at, limit, bad);
+    const { shared, unshared, valueLength } = header;
+    at = header.body;
     if (shared > last.length) {
       throw bad("shared prefix longer than the last key");
-    }
-    if (unshared > limit - at || valueLength > limit - at - unshared) {
-      throw bad("entry runs past the block");
     }
     const key = (shared === 0 ? "" : last.slice(0, shared)) +
       bytesToBinary(contents, at, at + unshared);
@@ -340,35 +362,8 @@ export function searchDataBlock(
       file,
       offset,
     );
-  if (contents.length < 4) throw bad("too short for a restart count");
-  const n = getFixed32(contents, contents.length - 4);
-  if (n < 1 || n > (contents.length - 4) / 4) {
-    throw bad("restart count out of range");
-  }
-  const limit = contents.length - 4 - n * 4;
-  // Header of the entry at `at`: fills shared/unshared/valueLength/body.
-  let shared = 0;
-  let unshared = 0;
-  let valueLength = 0;
-  let body = 0;
-  const header = (at: number) => {
-    if (!getVarint32(contents, at, limit, scratch)) {
-      throw bad("bad entry header");
-    }
-    shared = scratch.value;
-    if (!getVarint32(contents, scratch.offset, limit, scratch)) {
-      throw bad("bad entry header");
-    }
-    unshared = scratch.value;
-    if (!getVarint32(contents, scratch.offset, limit, scratch)) {
-      throw bad("bad entry header");
-    }
-    valueLength = scratch.value;
-    body = scratch.offset;
-    if (unshared > limit - body || valueLength > limit - body - unshared) {
-      throw bad("entry runs past the block");
-    }
-  };
+  const limit = entriesEnd(contents, bad);
+  const n = (contents.length - 4 - limit) / 4;
   // The last restart whose key is <= key.
   let lo = 0;
   let hi = n - 1;
@@ -376,10 +371,13 @@ export function searchDataBlock(
     const mid = (lo + hi + 1) >>> 1;
     const at = getFixed32(contents, limit + mid * 4);
     if (at >= limit) throw bad("restart offset out of range");
-    header(at);
-    if (shared !== 0) throw bad("restart entry with a shared prefix");
-    if (compareKeyBytes(key, contents, body, unshared) < 0) hi = mid - 1;
-    else lo = mid;
+    readHeader(contents, at, limit, bad);
+    if (header.shared !== 0) {
+      throw bad("restart entry with a shared prefix");
+    }
+    if (compareKeyBytes(key, contents, header.body, header.unshared) < 0) {
+      hi = mid - 1;
+    } else lo = mid;
   }
   let at = getFixed32(contents, limit + lo * 4);
   if (at >= limit) throw bad("restart offset out of range");
@@ -387,7 +385,8 @@ export function searchDataBlock(
   // string is made for the entries scanned past.
   let keyLength = 0;
   for (let i = 0; at < limit && i <= BLOCK_RESTART_INTERVAL * 2; i++) {
-    header(at);
+    readHeader(contents, at, limit, bad);
+    const { shared, unshared, valueLength, body } = header;
     if (shared > keyLength) {
       throw bad("shared prefix longer than the last key");
     }
