@@ -191,6 +191,8 @@ export class Store {
   #segment: number;
   #imms: Frozen[] = [];
   #olderSegments: number[];
+  /** The frozen memtables, newest first (replaced, never mutated: views keep theirs). */
+  #immsNewestFirst: readonly Memtable[] = [];
   #log: LogWriter;
   #lastApplied: number;
   #nextSeq: number;
@@ -548,6 +550,7 @@ export class Store {
       return f;
     });
     this.#imms.push({ mem: this.#mem, segment: this.#segment, closed });
+    this.#frozenChanged();
     this.#mem = new Memtable(this.#mem.readers);
     this.#segment = number;
     this.#log = this.#newLog(name, file, 0);
@@ -565,11 +568,16 @@ export class Store {
 
   /** The current sources, frozen memtables newest first. */
   #sources(): Sources {
-    const imms: Memtable[] = [];
-    for (let i = this.#imms.length - 1; i >= 0; i--) {
-      imms.push(this.#imms[i]!.mem);
-    }
-    return { mem: this.#mem, imms, version: this.#version };
+    return {
+      mem: this.#mem,
+      imms: this.#immsNewestFirst,
+      version: this.#version,
+    };
+  }
+
+  /** Recomputes the frozen memtables, newest first, when the list changes. */
+  #frozenChanged(): void {
+    this.#immsNewestFirst = this.#imms.map((f) => f.mem).reverse();
   }
 
   /** The value of `key`, or undefined when absent. */
@@ -863,6 +871,7 @@ export class Store {
       logNumber,
     });
     this.#imms.shift();
+    this.#frozenChanged();
     this.#flushes++;
     this.#drainStalled();
     // The edit is durable: the segments' data is in tables.
