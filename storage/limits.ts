@@ -98,6 +98,12 @@ export const TABLE_BYTES_TARGET = 2 * 1024 * 1024;
 /** Number of level-0 tables that triggers merging them into level 1. */
 export const L0_MERGE_TRIGGER = 8;
 
+/**
+ * Level 0 at this many times its merge trigger stops flushes until the
+ * running merge ends (LevelDB's stop trigger): reads stay bounded.
+ */
+export const L0_STOP_FACTOR = 3;
+
 /** Default block cache capacity in bytes. */
 export const BLOCK_CACHE_BYTES_DEFAULT = 64 * 1024 * 1024;
 

@@ -33,7 +33,9 @@ import {
   tableName,
   TableReader,
 } from "./sstable/mod.ts";
+import { InlineRunner } from "./jobs.ts";
 import { Store } from "./store.ts";
+import { WorkerRunner } from "./worker_runner.ts";
 
 /** Options of {@linkcode openStore}. */
 export interface StoreOptions {
@@ -58,6 +60,12 @@ export interface StoreOptions {
    * 4 MiB. Small values make tests exercise manifest rotation.
    */
   manifestRotateBytes?: number;
+  /**
+   * Where flushes and merges run: "worker" (a worker thread, using the
+   * machine's other cores; the default with the real filesystem) or
+   * "inline" (on the store's own thread; the only choice with another Env).
+   */
+  background?: "worker" | "inline";
 }
 
 function checkInt(
@@ -93,6 +101,18 @@ export async function openStore(
   options: StoreOptions = {},
 ): Promise<Store> {
   const env = options.env ?? denoEnv;
+  const background = options.background ??
+    (env === denoEnv ? "worker" : "inline");
+  if (background !== "worker" && background !== "inline") {
+    throw new TypeError(
+      `Unknown background mode "${background}": use worker or inline`,
+    );
+  }
+  if (background === "worker" && env !== denoEnv) {
+    throw new TypeError(
+      'background "worker" needs the real filesystem: use "inline" with a custom env',
+    );
+  }
   const mode = options.sync ?? "always";
   if (!SYNC_MODES.includes(mode)) {
     throw new TypeError(
@@ -301,6 +321,12 @@ export async function openStore(
       segmentBytes: last.size,
       file,
       recovery: report,
+      ...(background === "worker"
+        ? { flushRunner: new WorkerRunner(), mergeRunner: new WorkerRunner() }
+        : {
+          flushRunner: new InlineRunner(env),
+          mergeRunner: new InlineRunner(env),
+        }),
     });
   } catch (error) {
     file?.close();

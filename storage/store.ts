@@ -18,7 +18,7 @@
  *   writes (fail-stop); reads keep working.
  */
 import { binaryToBytes, copyBytes, prefixSuccessor } from "../util/mod.ts";
-import { shouldMergeL0, writeTables } from "./compaction.ts";
+import { shouldMergeL0 } from "./compaction.ts";
 import { type Env, type FileLock, joinPath, type WritableFile } from "./env.ts";
 import { StoreClosedError, StoreFailedError } from "./errors.ts";
 import { BatchOpKind } from "./format.ts";
@@ -32,6 +32,7 @@ import {
   BATCH_BYTES_MAX,
   BATCH_OPS_MAX,
   IMMUTABLE_MEMTABLES_MAX,
+  L0_STOP_FACTOR,
   LOG_QUEUED_BYTES_MAX,
   STALLED_WRITES_MAX,
 } from "./limits.ts";
@@ -42,13 +43,9 @@ import {
   ManifestWriter,
   type VersionEdit,
 } from "./manifest.ts";
+import { encodeEntries, filesFor, type JobRunner } from "./jobs.ts";
 import { Memtable } from "./memtable.ts";
-import {
-  fullScan,
-  memtableSource,
-  mergeSources,
-  type SourceEntry,
-} from "./merge.ts";
+import { memtableSource } from "./merge.ts";
 import type { RecoveryReport } from "./recovery.ts";
 import { segmentName } from "./recovery.ts";
 import {
@@ -66,6 +63,12 @@ import { encodedRecordBytes, type WalOp } from "./wal.ts";
 export type { Bytes } from "./input.ts";
 
 const RESOLVED = Promise.resolve();
+
+/**
+ * With sync "none", every this many bytes of writes one write resolves
+ * only after a turn of the event loop (see #perform).
+ */
+const EVENT_LOOP_TURN_BYTES = 256 * 1024;
 
 /** One operation of an atomic {@linkcode Store.batch}. */
 export type BatchOp =
@@ -167,6 +170,10 @@ export interface StoreParts {
   segmentBytes: number;
   file: WritableFile;
   recovery: RecoveryReport;
+  /** Where flushes run. */
+  flushRunner: JobRunner;
+  /** Where merges run (may be the same runner). */
+  mergeRunner: JobRunner;
 }
 
 /** A kv store. Create one with `openStore` (storage/open.ts). */
@@ -181,6 +188,8 @@ export class Store {
   #l0MergeTrigger: number;
   #manifestRotateBytes: number;
   #tableOptions: TableOptions;
+  #flushRunner: JobRunner;
+  #mergeRunner: JobRunner;
   #cache: BlockCache;
   #filterStats: FilterStats;
   #state: ManifestState;
@@ -199,8 +208,12 @@ export class Store {
   #closed = false;
   #closing: Promise<void> | undefined;
   #failure: StoreFailedError | undefined;
-  #background = false;
-  #backgroundDone: Promise<void> = RESOLVED;
+  #flushRunning = false;
+  #flushDone: Promise<void> = RESOLVED;
+  #mergeRunning = false;
+  #mergeDone: Promise<void> = RESOLVED;
+  /** The last manifest edit in progress: edits run one at a time. */
+  #commitTail: Promise<void> = RESOLVED;
   #flushes = 0;
   #merges = 0;
   #moves = 0;
@@ -226,6 +239,8 @@ export class Store {
   > = [];
   #stalledBytes = 0;
   #stalls = 0;
+  /** Bytes of unsynced writes acknowledged since the event loop last turned. */
+  #bytesSinceTurn = 0;
 
   /** @internal Use `openStore`. */
   constructor(p: StoreParts) {
@@ -238,6 +253,8 @@ export class Store {
     this.#l0MergeTrigger = p.l0MergeTrigger;
     this.#manifestRotateBytes = p.manifestRotateBytes;
     this.#tableOptions = p.tableOptions;
+    this.#flushRunner = p.flushRunner;
+    this.#mergeRunner = p.mergeRunner;
     this.#cache = p.cache;
     this.#filterStats = p.filterStats;
     this.#state = p.state;
@@ -506,7 +523,13 @@ export class Store {
         return Promise.reject(error);
       }
       this.#applyOps(mem, seq, ops);
-      return RESOLVED;
+      // A writer awaiting only promises resolved at once never lets the
+      // event loop turn, and background work (log writes, flush and merge
+      // results, manifest edits) waits on it: let it turn now and then.
+      this.#bytesSinceTurn += reservedBytes(ops);
+      if (this.#bytesSinceTurn < EVENT_LOOP_TURN_BYTES) return RESOLVED;
+      this.#bytesSinceTurn = 0;
+      return this.#env.yieldNow();
     }
     const { promise, resolve, reject } = Promise.withResolvers<void>();
     const settle = this.#track(ops, promise);
@@ -805,63 +828,92 @@ export class Store {
    * tests and tools that want a settled tree.
    */
   async settle(): Promise<void> {
-    while (this.#background) await this.#backgroundDone;
+    await this.#backgroundIdle();
     if (this.#failure) throw this.#failure;
   }
 
-  // ---- background work: flushes, then level-0 merges ----
-
-  #scheduleBackgroundForClose(): void {
-    if (this.#background) return;
-    this.#background = true;
-    this.#backgroundDone = this.#runBackground();
+  /** Resolves once neither background lane is running. */
+  async #backgroundIdle(): Promise<void> {
+    while (this.#flushRunning || this.#mergeRunning) {
+      await Promise.all([this.#flushDone, this.#mergeDone]);
+    }
   }
 
-  #scheduleBackground(): void {
-    if (this.#background || this.#closed) return;
-    this.#background = true;
-    this.#backgroundDone = this.#runBackground();
+  // ---- background work: a flush lane and a merge lane ----
+  //
+  // Flushes and level-0 merges run side by side (each job on its own
+  // worker thread when the runners are workers): a long merge does not hold
+  // up the flushes that writers may be stalled on. They touch different
+  // tables: a merge takes the level-0 tables there when it starts and all
+  // of level 1, which only merges write; tables flushed meanwhile are newer
+  // than everything it reads. Their manifest edits are serialized.
+
+  /** Starts each lane that is idle and has work. */
+  #scheduleBackground(forClose = false): void {
+    if ((this.#closed && !forClose) || this.#failure) return;
+    if (!this.#flushRunning && this.#imms.length > 0) {
+      this.#flushRunning = true;
+      this.#flushDone = this.#flushLane();
+    }
+    if (!this.#mergeRunning && this.#mergeDue()) {
+      this.#mergeRunning = true;
+      this.#mergeDone = this.#mergeLane();
+    }
   }
 
-  async #runBackground(): Promise<void> {
+  #mergeDue(): boolean {
+    return shouldMergeL0(
+      { l0Tables: this.#version.levels[0]!.length },
+      this.#l0MergeTrigger,
+    );
+  }
+
+  async #flushLane(): Promise<void> {
     try {
-      while (!this.#failure) {
-        // Flushes first (writers may be stalled on them), but once level 0
-        // reaches twice its trigger, merge first: under a steady stream of
-        // writes there is always a memtable to flush, and every level-0
-        // table is one more place a read must look.
-        const l0 = this.#version.levels[0]!.length;
-        const mergeDue = shouldMergeL0({ l0Tables: l0 }, this.#l0MergeTrigger);
+      while (!this.#failure && this.#imms.length > 0) {
+        // Level 0 at its stop size: wait for the merge rather than make
+        // every read look through more tables.
         if (
-          mergeDue &&
-          (this.#imms.length === 0 || l0 >= 2 * this.#l0MergeTrigger)
+          this.#version.levels[0]!.length >= L0_STOP_FACTOR *
+              this.#l0MergeTrigger && this.#mergeRunning
         ) {
-          await this.#mergeL0();
-        } else if (this.#imms.length > 0) {
-          await this.#flushOldest();
-        } else {
-          break;
+          await this.#mergeDone;
+          continue;
         }
+        await this.#flushOldest();
+        this.#scheduleBackground(true);
       }
     } catch (error) {
       this.#fail(error);
     } finally {
-      this.#background = false;
+      this.#flushRunning = false;
+    }
+  }
+
+  async #mergeLane(): Promise<void> {
+    try {
+      while (!this.#failure && this.#mergeDue()) await this.#mergeL0();
+    } catch (error) {
+      this.#fail(error);
+    } finally {
+      this.#mergeRunning = false;
     }
   }
 
   async #flushOldest(): Promise<void> {
     const frozen = this.#imms[0]!;
     await frozen.closed;
-    const metas = await writeTables(
-      this.#env,
-      this.dir,
+    const entries = encodeEntries(
       memtableSource(frozen.mem, Number.POSITIVE_INFINITY, {}),
-      () => this.#state.nextFile++,
-      this.#tableOptions,
-      false,
-      () => this.#yield(),
+      frozen.mem.bytes,
     );
+    const metas = await this.#flushRunner.run({
+      kind: "flush",
+      dir: this.dir,
+      entries,
+      ...this.#reserveFiles(entries.length),
+      options: this.#tableOptions,
+    });
     const logNumber = this.#imms[1]?.segment ?? this.#segment;
     await this.#commit({
       added: metas.map((meta) => ({ level: 0, meta })),
@@ -907,18 +959,18 @@ export class Store {
         return;
       }
       const deeper = v.levels.slice(2).some((l) => l.length > 0);
-      const sources: Array<Iterator<SourceEntry>> = [];
-      for (let i = l0.length - 1; i >= 0; i--) sources.push(fullScan([l0[i]!]));
-      sources.push(fullScan(l1));
-      const metas = await writeTables(
-        this.#env,
-        this.dir,
-        mergeSources(sources, false),
-        () => this.#state.nextFile++,
-        this.#tableOptions,
-        !deeper,
-        () => this.#yield(),
-      );
+      // Runs newest first: level 0 newest to oldest, then level 1.
+      const runs = l0.map((t) => [t.fileNumber]).reverse();
+      runs.push(l1.map((t) => t.fileNumber));
+      const inputBytes = [...l0, ...l1].reduce((n, t) => n + t.size, 0);
+      const metas = await this.#mergeRunner.run({
+        kind: "merge",
+        dir: this.dir,
+        runs,
+        dropTombstones: !deeper,
+        ...this.#reserveFiles(inputBytes),
+        options: this.#tableOptions,
+      });
       await this.#commit({
         added: metas.map((meta) => ({ level: 1, meta })),
         removed: [
@@ -934,11 +986,29 @@ export class Store {
   }
 
   /**
+   * Reserves file numbers for a job's output: numbers handed out later (a
+   * freeze, another job) never collide with the ones it writes.
+   */
+  #reserveFiles(inputBytes: number): { firstFile: number; files: number } {
+    const files = filesFor(inputBytes);
+    const firstFile = this.#state.nextFile;
+    this.#state.nextFile += files;
+    return { firstFile, files };
+  }
+
+  /**
    * Opens the edit's new tables, makes the edit durable in the manifest,
    * then installs the new version. The old version's tables that nothing
-   * else holds are deleted when it is released.
+   * else holds are deleted when it is released. Edits from the two lanes
+   * run one after the other.
    */
-  async #commit(edit: VersionEdit): Promise<void> {
+  #commit(edit: VersionEdit): Promise<void> {
+    const run = this.#commitTail.then(() => this.#commitNow(edit));
+    this.#commitTail = run.catch(() => {});
+    return run;
+  }
+
+  async #commitNow(edit: VersionEdit): Promise<void> {
     const opened = new Map<number, TableReader>();
     const current = new Map<number, TableReader>();
     for (const level of this.#version.levels) {
@@ -1028,13 +1098,15 @@ export class Store {
     try {
       // Stalled writes were accepted: let flushes make room for them.
       while (this.#stalled.length > 0 && !this.#failure) {
-        this.#scheduleBackgroundForClose();
-        await this.#backgroundDone;
+        this.#scheduleBackground(true);
+        await this.#backgroundIdle();
       }
       let firstError: unknown;
       for (const f of this.#imms) await f.closed.catch((e) => firstError ??= e);
       await this.#log.close().catch((e) => firstError ??= e);
-      while (this.#background) await this.#backgroundDone;
+      await this.#backgroundIdle();
+      this.#flushRunner.close();
+      this.#mergeRunner.close();
       this.#manifest.close();
       this.#tables.closeAll();
       if (firstError) throw firstError;

@@ -42,14 +42,23 @@ Deno.test("the compiled kv executable runs a session (skips when denort cannot b
     stdout: "piped",
   }).output();
   assert.match(new TextDecoder().decode(version.stdout), /^kv \d/);
+  // A small memtable, so that tables are flushed by the background worker
+  // thread, whose module the executable must include.
   const child = new Deno.Command(bin, {
-    args: ["--data", `${tmp.path}/data`],
+    args: ["--data", `${tmp.path}/data`, "--memtable-size", "4K"],
     stdin: "piped",
     stdout: "piped",
   }).spawn();
   const w = child.stdin.getWriter();
-  await w.write(new TextEncoder().encode("PUT a 1\nGET a\n"));
+  let script = "";
+  for (let i = 0; i < 300; i++) script += `PUT key${i} value ${i}\n`;
+  await w.write(new TextEncoder().encode(script + "GET key7\nCOUNT\n"));
   await w.close();
   const out = await child.output();
-  assert.equal(new TextDecoder().decode(out.stdout), "OK\n1\n");
+  assert.equal(
+    new TextDecoder().decode(out.stdout),
+    "OK\n".repeat(300) + "value 7\n300\n",
+  );
+  const files = [...Deno.readDirSync(`${tmp.path}/data`)].map((e) => e.name);
+  assert.ok(files.some((n) => n.endsWith(".sst")), `tables: ${files}`);
 });

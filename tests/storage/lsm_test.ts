@@ -174,6 +174,8 @@ Deno.test("random operations with constant flushes and merges match a sorted mod
       blockBytes: 512,
       l0MergeTrigger: 3,
       sync: "none",
+      // Flushes and merges in worker threads, and on the store's thread.
+      background: i % 2 === 0 ? "worker" : "inline",
     }, tmp.path);
     const files = await names(tmp.path);
     assert.ok(
@@ -200,6 +202,7 @@ Deno.test("one operation log gives identical results under different configurati
       blockBytes: 4096,
       bloomBitsPerKey: 0,
       l0MergeTrigger: 4,
+      background: "inline",
     },
     { memtableBytes: 16384, blockBytes: 512, bloomBitsPerKey: 0, sync: "none" },
     {

@@ -1,0 +1,37 @@
+/**
+ * Entry point of the background worker thread: runs the jobs the store
+ * posts (storage/jobs.ts) on the real filesystem, one at a time, in order,
+ * and posts back the new tables' metadata or the error.
+ */
+import { denoEnv } from "./env_deno.ts";
+import { CorruptionError } from "./errors.ts";
+import { type Job, runJob } from "./jobs.ts";
+import type { JobReply } from "./worker_runner.ts";
+
+const scope = globalThis as unknown as {
+  onmessage: ((event: MessageEvent<{ id: number; job: Job }>) => void) | null;
+  postMessage(message: JobReply): void;
+};
+
+let queue = Promise.resolve();
+scope.onmessage = ({ data: { id, job } }) => {
+  queue = queue.then(async () => {
+    let reply: JobReply;
+    try {
+      reply = { id, metas: await runJob(denoEnv, job) };
+    } catch (error) {
+      const e = error instanceof Error ? error : new Error(String(error));
+      reply = {
+        id,
+        error: {
+          name: e.name,
+          message: e.message,
+          ...(e instanceof CorruptionError
+            ? { file: e.file, offset: e.offset }
+            : {}),
+        },
+      };
+    }
+    scope.postMessage(reply);
+  });
+};

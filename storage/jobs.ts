@@ -1,0 +1,221 @@
+/**
+ * Background table writing — flushes and merges — described as plain data
+ * (a job), so that the same code runs on the store's thread (any Env, such
+ * as the simulated one of the power-cut tests) or in a worker thread on the
+ * real filesystem, where it leaves the store's thread free to serve reads
+ * and writes on the machine's other core.
+ *
+ * A job writes new tables and returns their metadata; it never touches the
+ * manifest. The store installs the tables with a manifest edit afterwards,
+ * so a job that dies half way leaves only files that the next open removes.
+ *
+ * Invariants:
+ * - A job names its output files from a range of file numbers reserved by
+ *   the store before it starts, and fails rather than go past it.
+ * - A flush job's entries are those of a frozen memtable, one (the newest)
+ *   per key, in key order, encoded by {@linkcode encodeEntries}.
+ * - A merge job's input tables are kept alive by the store until it ends.
+ */
+import {
+  bytesToBinary,
+  getFixed64,
+  getVarint32,
+  putBinary,
+  putFixed64,
+  putVarint32,
+  type VarintResult,
+} from "../util/mod.ts";
+import { writeTables } from "./compaction.ts";
+import type { Env } from "./env.ts";
+import { CorruptionError } from "./errors.ts";
+import { TABLE_BYTES_TARGET } from "./limits.ts";
+import { fullScan, mergeSources, type SourceEntry } from "./merge.ts";
+import {
+  BlockCache,
+  type TableMeta,
+  type TableOptions,
+  TableReader,
+} from "./sstable/mod.ts";
+
+/** Writes a frozen memtable's entries out as level-0 tables. */
+export interface FlushJob {
+  kind: "flush";
+  dir: string;
+  /** The entries, from {@linkcode encodeEntries}. */
+  entries: Uint8Array;
+  /** First of the file numbers reserved for the output. */
+  firstFile: number;
+  /** How many file numbers are reserved. */
+  files: number;
+  options: TableOptions;
+}
+
+/** Merges sorted runs of tables into new tables. */
+export interface MergeJob {
+  kind: "merge";
+  dir: string;
+  /**
+   * Sorted runs, newest first: each a list of table file numbers in key
+   * order, not overlapping each other. For a key in several runs, the
+   * newest run's entry wins.
+   */
+  runs: number[][];
+  /** Leave deletes out (the output is the bottom of the tree). */
+  dropTombstones: boolean;
+  firstFile: number;
+  files: number;
+  options: TableOptions;
+}
+
+export type Job = FlushJob | MergeJob;
+
+/** Runs jobs: on the store's thread, or in a worker. */
+export interface JobRunner {
+  run(job: Job): Promise<TableMeta[]>;
+  /** Stops the runner; jobs still running fail. */
+  close(): void;
+}
+
+/**
+ * File numbers to reserve for a job whose input is about `inputBytes`:
+ * outputs are cut at TABLE_BYTES_TARGET and hold no more than the input,
+ * so this is a generous bound.
+ */
+export function filesFor(inputBytes: number): number {
+  return 2 * Math.ceil(inputBytes / TABLE_BYTES_TARGET) + 2;
+}
+
+const FLAG_VALUE = 1;
+
+/**
+ * Encodes entries (keys strictly increasing, values binary strings) as one
+ * buffer that can be moved to a worker without a copy: per entry, varint
+ * key length, key, fixed64 seq, fixed64 expiry, a flag byte (1 = value,
+ * 0 = tombstone), then varint value length and value.
+ */
+export function encodeEntries(
+  entries: Iterator<SourceEntry>,
+  sizeHint: number,
+): Uint8Array {
+  let buf = new Uint8Array(Math.max(1024, sizeHint));
+  let at = 0;
+  for (let r = entries.next(); !r.done; r = entries.next()) {
+    const { key, seq, value, expiry } = r.value;
+    if (typeof value === "object") {
+      throw new TypeError("encodeEntries takes binary-string values");
+    }
+    const need = 5 + key.length + 17 + 5 + (value?.length ?? 0);
+    if (at + need > buf.length) {
+      const grown = new Uint8Array(Math.max(buf.length * 2, at + need));
+      grown.set(buf.subarray(0, at));
+      buf = grown;
+    }
+    at = putBinary(buf, putVarint32(buf, at, key.length), key);
+    putFixed64(buf, at, seq);
+    putFixed64(buf, at + 8, expiry);
+    at += 16;
+    if (value === undefined) {
+      buf[at++] = 0;
+    } else {
+      buf[at++] = FLAG_VALUE;
+      at = putBinary(buf, putVarint32(buf, at, value.length), value);
+    }
+  }
+  return buf.subarray(0, at);
+}
+
+/** The entries of a buffer made by {@linkcode encodeEntries}. */
+export function* decodeEntries(buf: Uint8Array): Generator<SourceEntry> {
+  const v: VarintResult = { value: 0, offset: 0 };
+  let at = 0;
+  const bad = () =>
+    new CorruptionError(
+      `Malformed flush entries at offset ${at}`,
+      "(flush job)",
+      at,
+    );
+  while (at < buf.length) {
+    if (!getVarint32(buf, at, buf.length, v)) throw bad();
+    const keyEnd = v.offset + v.value;
+    if (keyEnd + 17 > buf.length) throw bad();
+    const key = bytesToBinary(buf, v.offset, keyEnd);
+    const seq = getFixed64(buf, keyEnd);
+    const expiry = getFixed64(buf, keyEnd + 8);
+    at = keyEnd + 17;
+    let value: string | undefined;
+    if (buf[keyEnd + 16] === FLAG_VALUE) {
+      if (!getVarint32(buf, at, buf.length, v)) throw bad();
+      if (v.offset + v.value > buf.length) throw bad();
+      value = bytesToBinary(buf, v.offset, v.offset + v.value);
+      at = v.offset + v.value;
+    }
+    yield { key, seq, value, expiry };
+  }
+}
+
+/** Runs `job` with `env`; `yieldNow` lets a shared event loop breathe. */
+export async function runJob(
+  env: Env,
+  job: Job,
+  yieldNow: () => Promise<void> = () => Promise.resolve(),
+): Promise<TableMeta[]> {
+  let next = job.firstFile;
+  const end = job.firstFile + job.files;
+  const nextFile = () => {
+    if (next >= end) {
+      throw new RangeError(
+        `A ${job.kind} job needed more than the ${job.files} file numbers reserved for it`,
+      );
+    }
+    return next++;
+  };
+  if (job.kind === "flush") {
+    return await writeTables(
+      env,
+      job.dir,
+      decodeEntries(job.entries),
+      nextFile,
+      job.options,
+      false,
+      yieldNow,
+    );
+  }
+  // Merge input is read once, start to end, bypassing any cache.
+  const cache = new BlockCache(0);
+  const filterStats = { negatives: 0, falsePositives: 0 };
+  const readers: TableReader[] = [];
+  try {
+    const sources: Array<Iterator<SourceEntry>> = [];
+    for (const run of job.runs) {
+      const tables: TableReader[] = [];
+      for (const n of run) {
+        const t = await TableReader.open(env, job.dir, n, cache, filterStats);
+        readers.push(t);
+        tables.push(t);
+      }
+      sources.push(fullScan(tables));
+    }
+    return await writeTables(
+      env,
+      job.dir,
+      mergeSources(sources, false),
+      nextFile,
+      job.options,
+      job.dropTombstones,
+      yieldNow,
+    );
+  } finally {
+    for (const t of readers) t.close();
+  }
+}
+
+/** Runs jobs on the calling thread, with the store's Env. */
+export class InlineRunner implements JobRunner {
+  constructor(private readonly env: Env) {}
+
+  run(job: Job): Promise<TableMeta[]> {
+    return runJob(this.env, job, () => this.env.yieldNow());
+  }
+
+  close(): void {}
+}

@@ -1,0 +1,193 @@
+/**
+ * Background jobs: a flush's entries survive their encoding; flushes and
+ * merges give the same tables on the store's thread and in a worker; a
+ * worker reports damage as a CorruptionError naming the table; a job never
+ * writes past the file numbers reserved for it.
+ */
+import assert from "node:assert/strict";
+import { denoEnv } from "../../storage/env_deno.ts";
+import { CorruptionError } from "../../storage/errors.ts";
+import {
+  decodeEntries,
+  encodeEntries,
+  filesFor,
+  InlineRunner,
+  type Job,
+  type JobRunner,
+} from "../../storage/jobs.ts";
+import type { SourceEntry } from "../../storage/merge.ts";
+import {
+  BlockCache,
+  type TableMeta,
+  tableName,
+  TableReader,
+} from "../../storage/sstable/mod.ts";
+import { WorkerRunner } from "../../storage/worker_runner.ts";
+import { Prng } from "../../util/mod.ts";
+import { tempDir, testSeed } from "../helpers.ts";
+
+const OPTIONS = { blockBytes: 512, bloomBitsPerKey: 10 };
+
+/** `n` entries with distinct sorted keys, some tombstones and empty values. */
+function entries(rng: Prng, n: number, seqBase: number): SourceEntry[] {
+  const keys = new Set<string>();
+  while (keys.size < n) {
+    keys.add(String.fromCharCode(...rng.bytes(1 + rng.int(20))));
+  }
+  return [...keys].sort().map((key, i) => ({
+    key,
+    seq: seqBase + i,
+    value: rng.chance(0.1)
+      ? undefined
+      : String.fromCharCode(...rng.bytes(rng.int(300))),
+    expiry: rng.chance(0.1) ? 1_800_000_000_000 + i : 0,
+  }));
+}
+
+function flushJob(dir: string, rows: SourceEntry[], firstFile: number): Job {
+  const buf = encodeEntries(rows.values(), 16);
+  return {
+    kind: "flush",
+    dir,
+    entries: buf,
+    firstFile,
+    files: filesFor(buf.length),
+    options: OPTIONS,
+  };
+}
+
+/** Every entry of the tables, in order, values as binary strings. */
+async function readAll(dir: string, metas: TableMeta[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const m of metas) {
+    const t = await TableReader.open(
+      denoEnv,
+      dir,
+      m.fileNumber,
+      new BlockCache(0),
+      { negatives: 0, falsePositives: 0 },
+    );
+    try {
+      for (const b of t.scanBlocks()) {
+        for (let i = 0; i < b.keys.length; i++) {
+          const v = b.values[i];
+          out.push(JSON.stringify([
+            b.keys[i],
+            b.seqs[i],
+            v === undefined ? null : String.fromCharCode(...v),
+            b.expiries[i],
+          ]));
+        }
+      }
+    } finally {
+      t.close();
+    }
+  }
+  return out;
+}
+
+Deno.test("flush entries round trip through their encoding", () => {
+  const seed = testSeed("jobs encoding");
+  const rng = new Prng(seed);
+  const rows = entries(rng, 2000, 1);
+  rows.push({
+    key: "\xff".repeat(300),
+    seq: 2 ** 53 - 1,
+    value: "",
+    expiry: 0,
+  });
+  // A small size hint makes the buffer grow many times.
+  const decoded = [...decodeEntries(encodeEntries(rows.values(), 1))];
+  assert.deepEqual(decoded, rows, `seed ${seed}`);
+  assert.throws(
+    () => [...decodeEntries(encodeEntries(rows.values(), 1).subarray(0, 50))],
+    CorruptionError,
+  );
+});
+
+Deno.test("flushes and merges write the same tables inline and in a worker", async () => {
+  const seed = testSeed("jobs inline vs worker");
+  const results: string[][] = [];
+  for (
+    const make of [() => new InlineRunner(denoEnv), () => new WorkerRunner()]
+  ) {
+    await using tmp = await tempDir();
+    const runner: JobRunner = make();
+    try {
+      const rng = new Prng(seed);
+      // Three overlapping runs, newest first in the merge.
+      const runs: number[][] = [];
+      let next = 1;
+      for (let r = 0; r < 3; r++) {
+        const rows = entries(rng, 3000, 1 + r * 10_000);
+        const metas = await runner.run(flushJob(tmp.path, rows, next));
+        next += filesFor(1 << 20);
+        assert.deepEqual(
+          await readAll(tmp.path, metas),
+          rows.map((e) =>
+            JSON.stringify([e.key, e.seq, e.value ?? null, e.expiry])
+          ),
+        );
+        runs.unshift(metas.map((m) => m.fileNumber));
+      }
+      const merged = await runner.run({
+        kind: "merge",
+        dir: tmp.path,
+        runs,
+        dropTombstones: true,
+        firstFile: next,
+        files: filesFor(1 << 20),
+        options: OPTIONS,
+      });
+      const all = await readAll(tmp.path, merged);
+      assert.ok(all.length > 3000, `merged ${all.length} entries`);
+      results.push(all);
+    } finally {
+      runner.close();
+    }
+  }
+  assert.deepEqual(results[1], results[0], `seed ${seed}`);
+});
+
+Deno.test("a worker reports a damaged table as a CorruptionError naming it", async () => {
+  await using tmp = await tempDir();
+  const runner = new WorkerRunner();
+  try {
+    const rows = entries(new Prng(7), 500, 1);
+    const [meta] = await runner.run(flushJob(tmp.path, rows, 1));
+    const path = `${tmp.path}/${tableName(meta!.fileNumber)}`;
+    const bytes = await Deno.readFile(path);
+    bytes[10]! ^= 0x10;
+    await Deno.writeFile(path, bytes);
+    await assert.rejects(
+      runner.run({
+        kind: "merge",
+        dir: tmp.path,
+        runs: [[meta!.fileNumber]],
+        dropTombstones: false,
+        firstFile: 100,
+        files: 4,
+        options: OPTIONS,
+      }),
+      (error: unknown) =>
+        error instanceof CorruptionError && error.file === path &&
+        /checksum/.test(error.message),
+    );
+  } finally {
+    runner.close();
+  }
+  await assert.rejects(
+    runner.run(flushJob(tmp.path, [], 1)),
+    /background worker was stopped/,
+  );
+});
+
+Deno.test("a job that needs more file numbers than reserved fails", async () => {
+  await using tmp = await tempDir();
+  const rows = entries(new Prng(11), 20_000, 1);
+  const job = flushJob(tmp.path, rows, 1);
+  await assert.rejects(
+    new InlineRunner(denoEnv).run({ ...job, files: 1 }),
+    /more than the 1 file numbers reserved/,
+  );
+});
