@@ -171,7 +171,7 @@ export class TableReader {
     const cached = this.cache.get(this.#slots, i);
     if (cached) return cached;
     const offset = this.index.offsets[i]!;
-    const raw = new Uint8Array(this.index.sizes[i]! + BLOCK_TRAILER_BYTES);
+    const raw = this.cache.buffer(this.index.sizes[i]! + BLOCK_TRAILER_BYTES);
     if (this.file.readSync(offset, raw) !== raw.length) {
       throw new CorruptionError(
         `Corrupt table "${this.path}" at offset ${offset}: short read of a data block`,

@@ -1,0 +1,74 @@
+/**
+ * The block cache: CLOCK eviction within capacity, and buffer recycling
+ * that never hands out memory something can still see — a decoded block's
+ * (iterators hold views into it) or the block being inserted.
+ */
+import assert from "node:assert/strict";
+import {
+  BlockCache,
+  type CachedBlock,
+  type DataBlock,
+} from "../../../storage/sstable/mod.ts";
+
+function block(cache: BlockCache, n: number, fill: number): CachedBlock {
+  const raw = cache.buffer(n);
+  raw.fill(fill);
+  return { raw, decoded: undefined, bytes: n, ref: true, slots: [], index: 0 };
+}
+
+const DECODED: DataBlock = {
+  keys: [],
+  seqs: [],
+  values: [],
+  expiries: [],
+  bytes: 0,
+};
+
+Deno.test("evicted blocks that were never decoded lend their buffers to new ones", () => {
+  const cache = new BlockCache(3000);
+  const slots: Array<CachedBlock | undefined> = [];
+  const a = block(cache, 1000, 1);
+  a.decoded = DECODED;
+  cache.set(slots, 0, a);
+  const b = block(cache, 1000, 2);
+  cache.set(slots, 1, b);
+  const c = block(cache, 1000, 3);
+  cache.set(slots, 2, c);
+  // A fourth block evicts (references cleared, then the first candidates).
+  const d = block(cache, 1000, 4);
+  cache.set(slots, 3, d);
+  assert.ok(cache.stats().bytes <= 3000, `bytes ${cache.stats().bytes}`);
+  assert.equal(slots[3], d, "the block just inserted stays cached");
+  assert.ok(d.raw.every((x) => x === 4), "and its bytes stay its own");
+  const evicted = [a, b, c].filter((x) => !slots.includes(x));
+  assert.equal(evicted.length, 1);
+  const next = cache.buffer(1000);
+  if (evicted[0] === a) {
+    assert.notEqual(next.buffer, a.raw.buffer, "a decoded block's buffer");
+    assert.ok(a.raw.every((x) => x === 1));
+  } else {
+    assert.equal(next.buffer, evicted[0]!.raw.buffer, "recycled");
+  }
+  // Every live block keeps its own bytes.
+  for (const [i, x] of slots.entries()) {
+    if (x) assert.ok(x.raw.every((v) => v === i + 1), `block ${i}`);
+  }
+});
+
+Deno.test("a block being inserted is never evicted or recycled by its own insert", () => {
+  for (const capacity of [1000, 1500, 2600]) {
+    const cache = new BlockCache(capacity);
+    const slots: Array<CachedBlock | undefined> = [];
+    for (let i = 0; i < 200; i++) {
+      const x = block(cache, 500 + ((i * 37) % 500), i & 0xff);
+      // Some older blocks were hit since the hand passed.
+      if (i % 3 === 0 && slots[i - 1]) cache.get(slots, i - 1);
+      cache.set(slots, i, x);
+      assert.equal(slots[i], x, `capacity ${capacity}, block ${i} evicted`);
+      const other = cache.buffer(x.raw.length);
+      assert.notEqual(other.buffer, x.raw.buffer, `block ${i} recycled`);
+      assert.ok(x.raw.every((v) => v === (i & 0xff)));
+      assert.ok(cache.stats().bytes <= capacity);
+    }
+  }
+});
