@@ -1,8 +1,10 @@
 /**
  * Entry point of the background worker thread: runs the jobs the store
- * posts (storage/jobs.ts) on the real filesystem, one at a time, in order,
- * and posts back the new tables' metadata or the error.
+ * posts (storage/jobs.ts) on the real filesystem and posts back the new
+ * tables' metadata or the error. Jobs run side by side (a flush is not held
+ * up by a long merge), taking turns every few thousand entries.
  */
+import { macrotask } from "./env.ts";
 import { denoEnv } from "./env_deno.ts";
 import { CorruptionError } from "./errors.ts";
 import { type Job, runJob } from "./jobs.ts";
@@ -13,25 +15,22 @@ const scope = globalThis as unknown as {
   postMessage(message: JobReply): void;
 };
 
-let queue = Promise.resolve();
-scope.onmessage = ({ data: { id, job } }) => {
-  queue = queue.then(async () => {
-    let reply: JobReply;
-    try {
-      reply = { id, metas: await runJob(denoEnv, job) };
-    } catch (error) {
-      const e = error instanceof Error ? error : new Error(String(error));
-      reply = {
-        id,
-        error: {
-          name: e.name,
-          message: e.message,
-          ...(e instanceof CorruptionError
-            ? { file: e.file, offset: e.offset }
-            : {}),
-        },
-      };
-    }
-    scope.postMessage(reply);
-  });
+scope.onmessage = async ({ data: { id, job } }) => {
+  let reply: JobReply;
+  try {
+    reply = { id, metas: await runJob(denoEnv, job, macrotask) };
+  } catch (error) {
+    const e = error instanceof Error ? error : new Error(String(error));
+    reply = {
+      id,
+      error: {
+        name: e.name,
+        message: e.message,
+        ...(e instanceof CorruptionError
+          ? { file: e.file, offset: e.offset }
+          : {}),
+      },
+    };
+  }
+  scope.postMessage(reply);
 };

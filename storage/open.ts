@@ -299,6 +299,9 @@ export async function openStore(
     report.manifest = current;
     report.tables = opened.length;
     report.durationMs = env.now() - started;
+    // One worker thread for both lanes: with the store's own thread, that
+    // is two busy threads, as many as this machine class has cores.
+    const worker = new WorkerRunner();
     return new Store({
       env,
       dir,
@@ -322,7 +325,7 @@ export async function openStore(
       file,
       recovery: report,
       ...(background === "worker"
-        ? { flushRunner: new WorkerRunner(), mergeRunner: new WorkerRunner() }
+        ? { flushRunner: worker, mergeRunner: worker }
         : {
           flushRunner: new InlineRunner(env),
           mergeRunner: new InlineRunner(env),

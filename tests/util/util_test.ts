@@ -9,6 +9,7 @@ import {
   maskCrc,
   prefixSuccessor,
   Prng,
+  putBinary,
   putFixed32,
   putFixed64,
   putVarint32,
@@ -110,6 +111,24 @@ Deno.test("binary strings keep bytes and bytewise order", () => {
     binaryToBytes(textToBinary("é€")),
     new TextEncoder().encode("é€"),
   );
+});
+
+Deno.test("putBinary writes exactly a binary string's bytes, ASCII or not", () => {
+  const rng = new Prng(23);
+  const buf = new Uint8Array(4096).fill(0xee);
+  for (let i = 0; i < 2000; i++) {
+    const n = rng.int(300);
+    // ASCII only, or with one high byte somewhere, or random bytes.
+    const bytes = rng.bytes(n).map((b) => b & 0x7f);
+    const kind = i % 3;
+    if (kind === 1 && n > 0) bytes[rng.int(n)] = 0x80 | rng.int(128);
+    if (kind === 2) bytes.set(rng.bytes(n));
+    const at = rng.int(100);
+    buf.fill(0xee);
+    assert.equal(putBinary(buf, at, bytesToBinary(bytes)), at + n);
+    assert.deepEqual(buf.subarray(at, at + n), bytes, `case ${i}, ${n} bytes`);
+    assert.equal(buf[at + n], 0xee, `case ${i}: wrote past the end`);
+  }
 });
 
 Deno.test("prefixSuccessor bounds every string with the prefix", () => {
