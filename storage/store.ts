@@ -200,8 +200,11 @@ export class Store {
   #segment: number;
   #imms: Frozen[] = [];
   #olderSegments: number[];
-  /** The frozen memtables, newest first (replaced, never mutated: views keep theirs). */
-  #immsNewestFirst: readonly Memtable[] = [];
+  /**
+   * Memtable, frozen memtables newest first, and version, as reads take
+   * them (replaced, never mutated: views keep theirs).
+   */
+  #current!: Sources;
   #log: LogWriter;
   #lastApplied: number;
   #nextSeq: number;
@@ -262,6 +265,7 @@ export class Store {
     this.#tables = new TableSet((reader) => this.#deleteTable(reader));
     this.#version = new Version(p.tables, this.#tables);
     this.#mem = p.mem;
+    this.#sourcesChanged();
     this.#segment = p.segment;
     this.#olderSegments = p.olderSegments;
     this.#log = this.#newLog(segmentName(p.segment), p.file, p.segmentBytes);
@@ -573,8 +577,8 @@ export class Store {
       return f;
     });
     this.#imms.push({ mem: this.#mem, segment: this.#segment, closed });
-    this.#frozenChanged();
     this.#mem = new Memtable(this.#mem.readers);
+    this.#sourcesChanged();
     this.#segment = number;
     this.#log = this.#newLog(name, file, 0);
     if (this.#failure) this.#log.failWith(this.#failure);
@@ -591,16 +595,19 @@ export class Store {
 
   /** The current sources, frozen memtables newest first. */
   #sources(): Sources {
-    return {
-      mem: this.#mem,
-      imms: this.#immsNewestFirst,
-      version: this.#version,
-    };
+    return this.#current;
   }
 
-  /** Recomputes the frozen memtables, newest first, when the list changes. */
-  #frozenChanged(): void {
-    this.#immsNewestFirst = this.#imms.map((f) => f.mem).reverse();
+  /**
+   * Rebuilds the current sources after the memtable, the frozen list or
+   * the version changed (not per read: a get allocates nothing for them).
+   */
+  #sourcesChanged(): void {
+    this.#current = {
+      mem: this.#mem,
+      imms: this.#imms.map((f) => f.mem).reverse(),
+      version: this.#version,
+    };
   }
 
   /** The value of `key`, or undefined when absent. */
@@ -923,7 +930,7 @@ export class Store {
       logNumber,
     });
     this.#imms.shift();
-    this.#frozenChanged();
+    this.#sourcesChanged();
     this.#flushes++;
     this.#drainStalled();
     // The edit is durable: the segments' data is in tables.
@@ -1050,6 +1057,7 @@ export class Store {
     }
     const old = this.#version;
     this.#version = new Version(levels, this.#tables);
+    this.#sourcesChanged();
     old.unref();
   }
 

@@ -48,6 +48,20 @@ export function bytesToBinary(
     for (let i = start; i < end; i++) s += String.fromCharCode(bytes[i]!);
     return s;
   }
+  // ASCII is its own UTF-8, and the native decoder makes the string
+  // several times faster than fromCharCode (checking costs a loop).
+  let ascii = true;
+  for (let i = start; i < end; i++) {
+    if (bytes[i]! >= 0x80) {
+      ascii = false;
+      break;
+    }
+  }
+  if (ascii) {
+    return decoder.decode(
+      start === 0 && end === bytes.length ? bytes : bytes.subarray(start, end),
+    );
+  }
   if (n <= CHUNK) {
     return String.fromCharCode.apply(
       null,

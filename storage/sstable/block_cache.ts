@@ -32,6 +32,8 @@ export interface CachedBlock {
   bytes: number;
   /** Referenced since the clock hand last passed. */
   ref: boolean;
+  /** Point lookups served from the raw contents (see TableReader.get). */
+  lookups: number;
   /** The owning table's slots, and this block's index in them. */
   slots: Array<CachedBlock | undefined>;
   index: number;

@@ -69,6 +69,9 @@ export interface TableEntry {
 
 const scratch: VarintResult = { value: 0, offset: 0 };
 
+/** Point lookups in a cached block after which it is decoded. */
+const DECODE_AFTER_LOOKUPS = 3;
+
 /** Bytes a sequential scan reads at a time. */
 const SCAN_READ_BYTES = 1024 * 1024;
 
@@ -184,6 +187,7 @@ export class TableReader {
       decoded: undefined,
       bytes: raw.length + 64,
       ref: true,
+      lookups: 0,
       slots: this.#slots,
       index: i,
     };
@@ -257,6 +261,10 @@ export class TableReader {
     const b = this.blockFor(key);
     if (b < this.blocks) {
       const c = this.#cached(b);
+      // A block looked up again and again is decoded once: a binary search
+      // of its key strings is several times faster than searching its raw
+      // bytes. One looked up once or twice while cached is not worth it.
+      if (!c.decoded && ++c.lookups >= DECODE_AFTER_LOOKUPS) this.block(b);
       if (c.decoded) {
         const d = c.decoded;
         const i = lowerBound(d.keys, key);

@@ -113,7 +113,7 @@ Deno.test("binary strings keep bytes and bytewise order", () => {
   );
 });
 
-Deno.test("putBinary writes exactly a binary string's bytes, ASCII or not", () => {
+Deno.test("bytesToBinary and putBinary convert exactly, ASCII or not", () => {
   const rng = new Prng(23);
   const buf = new Uint8Array(4096).fill(0xee);
   for (let i = 0; i < 2000; i++) {
@@ -123,6 +123,11 @@ Deno.test("putBinary writes exactly a binary string's bytes, ASCII or not", () =
     const kind = i % 3;
     if (kind === 1 && n > 0) bytes[rng.int(n)] = 0x80 | rng.int(128);
     if (kind === 2) bytes.set(rng.bytes(n));
+    const from = rng.int(n + 1);
+    const to = from + rng.int(n - from + 1);
+    let expected = "";
+    for (let j = from; j < to; j++) expected += String.fromCharCode(bytes[j]!);
+    assert.equal(bytesToBinary(bytes, from, to), expected, `case ${i}`);
     const at = rng.int(100);
     buf.fill(0xee);
     assert.equal(putBinary(buf, at, bytesToBinary(bytes)), at + n);

@@ -13,7 +13,15 @@ import {
 function block(cache: BlockCache, n: number, fill: number): CachedBlock {
   const raw = cache.buffer(n);
   raw.fill(fill);
-  return { raw, decoded: undefined, bytes: n, ref: true, slots: [], index: 0 };
+  return {
+    raw,
+    decoded: undefined,
+    bytes: n,
+    ref: true,
+    lookups: 0,
+    slots: [],
+    index: 0,
+  };
 }
 
 const DECODED: DataBlock = {
