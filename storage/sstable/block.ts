@@ -265,14 +265,31 @@ export function decodeDataBlock(
     expiries: [],
     bytes: contents.length * 2 + 64,
   };
+  // One error factory and one result slot for the whole block: decoding
+  // allocates only what the block keeps (keys, and views of values).
+  const bad = entryError(file, offset);
+  const e = parsed;
   walkEntries(contents, file, offset, (key, start, end) => {
-    const e = parseDataValue(contents, start, end, file, offset);
+    parseValueInto(contents, start, end, bad, e);
     block.keys.push(key);
     block.seqs.push(e.seq);
     block.expiries.push(e.expiry);
     block.values.push(e.value);
   });
   return block;
+}
+
+/** Result slot of parseValueInto for decodeDataBlock. */
+const parsed: DataValue = { seq: 0, value: undefined, expiry: 0 };
+
+/** The error for a bad entry in the block at `offset` of `file`. */
+function entryError(file: string, offset: number): (why: string) => Error {
+  return (why) =>
+    new CorruptionError(
+      `Corrupt entry in table "${file}" block at offset ${offset}: ${why}`,
+      file,
+      offset,
+    );
 }
 
 /** A data entry's fields. */
@@ -291,12 +308,19 @@ export function parseDataValue(
   file: string,
   offset: number,
 ): DataValue {
-  const bad = (why: string) =>
-    new CorruptionError(
-      `Corrupt entry in table "${file}" block at offset ${offset}: ${why}`,
-      file,
-      offset,
-    );
+  const out: DataValue = { seq: 0, value: undefined, expiry: 0 };
+  parseValueInto(contents, start, end, entryError(file, offset), out);
+  return out;
+}
+
+/** Parses a data entry's value field into `out`. */
+function parseValueInto(
+  contents: Uint8Array,
+  start: number,
+  end: number,
+  bad: (why: string) => Error,
+  out: DataValue,
+): void {
   if (end - start < 9) throw bad("value shorter than its tag and sequence");
   const tag = contents[start]!;
   const kind = tag & ~EntryTag.HAS_EXPIRY;
@@ -316,11 +340,9 @@ export function parseDataValue(
   if (kind === EntryTag.DELETE && at !== end) {
     throw bad("tombstone with a value");
   }
-  return {
-    seq,
-    value: kind === EntryTag.PUT ? contents.subarray(at, end) : undefined,
-    expiry,
-  };
+  out.seq = seq;
+  out.value = kind === EntryTag.PUT ? contents.subarray(at, end) : undefined;
+  out.expiry = expiry;
 }
 
 /** Reused buffer in which searchDataBlock rebuilds prefix-compressed keys. */
