@@ -70,6 +70,14 @@ const RESOLVED = Promise.resolve();
  */
 const EVENT_LOOP_TURN_BYTES = 256 * 1024;
 
+/**
+ * While background work runs, every this many entries read (gets, scan
+ * entries) one resolves only after a turn of the event loop, so that a
+ * reader awaiting promises resolved at once cannot hold up the commits of
+ * flushes and merges (whose results arrive as events).
+ */
+const READS_PER_TURN = 1024;
+
 /** One operation of an atomic {@linkcode Store.batch}. */
 export type BatchOp =
   | { type: "put"; key: Bytes; value: Bytes }
@@ -244,6 +252,15 @@ export class Store {
   #stalls = 0;
   /** Bytes of unsynced writes acknowledged since the event loop last turned. */
   #bytesSinceTurn = 0;
+  /** Entries read since the event loop last turned (see READS_PER_TURN). */
+  #readsSinceTurn = 0;
+  /** For scans: a turn of the event loop when one is due, else undefined. */
+  #readTurn = (): Promise<void> | undefined => {
+    if (!this.#flushRunning && !this.#mergeRunning) return undefined;
+    if (++this.#readsSinceTurn < READS_PER_TURN) return undefined;
+    this.#readsSinceTurn = 0;
+    return this.#env.yieldNow();
+  };
 
   /** @internal Use `openStore`. */
   constructor(p: StoreParts) {
@@ -626,9 +643,11 @@ export class Store {
       : undefined;
     try {
       if (!pending) {
-        return Promise.resolve(
-          copyOut(lookup(this.#sources(), k, Number.POSITIVE_INFINITY)),
+        const value = copyOut(
+          lookup(this.#sources(), k, Number.POSITIVE_INFINITY),
         );
+        const turn = this.#readTurn();
+        return turn ? turn.then(() => value) : Promise.resolve(value);
       }
     } catch (error) {
       return Promise.reject(error);
@@ -690,7 +709,7 @@ export class Store {
     const { range, limit } = scanRange(options);
     const { view } = this.#pinAtIssue();
     return releaseIfAbandoned(
-      new ScanIterator<Entry>(view, range, limit, true, false),
+      new ScanIterator<Entry>(view, range, limit, true, false, this.#readTurn),
       view,
     );
   }
@@ -701,7 +720,14 @@ export class Store {
     const { range, limit } = scanRange(options);
     const { view } = this.#pinAtIssue();
     return releaseIfAbandoned(
-      new ScanIterator<Uint8Array>(view, range, limit, true, true),
+      new ScanIterator<Uint8Array>(
+        view,
+        range,
+        limit,
+        true,
+        true,
+        this.#readTurn,
+      ),
       view,
     );
   }
@@ -769,7 +795,14 @@ export class Store {
       scan: (options: ScanOptions = {}) => {
         if (released) throw new RangeError("Snapshot was released");
         const { range, limit } = scanRange(options);
-        return new ScanIterator<Entry>(pinned, range, limit, false, false);
+        return new ScanIterator<Entry>(
+          pinned,
+          range,
+          limit,
+          false,
+          false,
+          this.#readTurn,
+        );
       },
       release: () => {
         if (released) return;
@@ -1227,6 +1260,8 @@ class ScanIterator<T extends Entry | Uint8Array> implements AsyncGenerator<T> {
     private readonly limit: number,
     private readonly own: boolean,
     private readonly keysOnly: boolean,
+    /** A turn of the event loop to wait for first, when one is due. */
+    private readonly turn: () => Promise<void> | undefined,
   ) {}
 
   next(): Promise<IteratorResult<T, undefined>> {
@@ -1239,7 +1274,9 @@ class ScanIterator<T extends Entry | Uint8Array> implements AsyncGenerator<T> {
       });
     }
     try {
-      return Promise.resolve(this.#step());
+      const result = this.#step();
+      const turn = this.turn();
+      return turn ? turn.then(() => result) : Promise.resolve(result);
     } catch (error) {
       this.#finish();
       return Promise.reject(error);

@@ -70,7 +70,7 @@ export interface TableEntry {
 const scratch: VarintResult = { value: 0, offset: 0 };
 
 /** Point lookups in a cached block after which it is decoded. */
-const DECODE_AFTER_LOOKUPS = 3;
+const DECODE_AFTER_LOOKUPS = 16;
 
 /** Bytes a sequential scan reads at a time. */
 const SCAN_READ_BYTES = 1024 * 1024;
@@ -262,8 +262,10 @@ export class TableReader {
     if (b < this.blocks) {
       const c = this.#cached(b);
       // A block looked up again and again is decoded once: a binary search
-      // of its key strings is several times faster than searching its raw
-      // bytes. One looked up once or twice while cached is not worth it.
+      // of its key strings is faster than searching its raw bytes. Decoding
+      // costs several lookups' worth and triples the block's share of the
+      // cache, so blocks looked up a few times while cached (random reads
+      // over more data than the cache) stay raw.
       if (!c.decoded && ++c.lookups >= DECODE_AFTER_LOOKUPS) this.block(b);
       if (c.decoded) {
         const d = c.decoded;
