@@ -7,6 +7,9 @@
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: false });
 
+/** Strings at least this long are tried with the native UTF-8 encoder. */
+const NATIVE_ENCODE_MIN = 48;
+
 /** UTF-8 encodes a string. */
 export function utf8(text: string): Uint8Array {
   return encoder.encode(text);
@@ -120,6 +123,10 @@ export function binaryToBytes(binary: string): Uint8Array {
   } else {
     out = new Uint8Array(n);
   }
+  // As in putBinary: ASCII through the native encoder, else a loop.
+  if (n >= NATIVE_ENCODE_MIN && encoder.encodeInto(binary, out).read === n) {
+    return out;
+  }
   for (let i = 0; i < n; i++) out[i] = binary.charCodeAt(i);
   return out;
 }
@@ -134,9 +141,6 @@ export function textToBinary(text: string): string {
   }
   return text;
 }
-
-/** Strings at least this long are tried with the native UTF-8 encoder. */
-const NATIVE_ENCODE_MIN = 48;
 
 /**
  * Writes a binary string's bytes into `buf` at `offset`; returns the end.

@@ -128,6 +128,7 @@ Deno.test("bytesToBinary and putBinary convert exactly, ASCII or not", () => {
     let expected = "";
     for (let j = from; j < to; j++) expected += String.fromCharCode(bytes[j]!);
     assert.equal(bytesToBinary(bytes, from, to), expected, `case ${i}`);
+    assert.deepEqual(binaryToBytes(expected), bytes.subarray(from, to));
     const at = rng.int(100);
     buf.fill(0xee);
     assert.equal(putBinary(buf, at, bytesToBinary(bytes)), at + n);
