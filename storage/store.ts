@@ -144,6 +144,8 @@ export interface Frozen {
   segment: number;
   /** Settles once every write to `mem` is applied and its segment synced. */
   closed: Promise<void>;
+  /** The flush job writing `mem` out, once started. */
+  tables?: Promise<TableMeta[]>;
 }
 
 /** A read-only view of the store at one moment, until released. */
@@ -938,20 +940,21 @@ export class Store {
     }
   }
 
+  /**
+   * Flushes the oldest frozen memtable: its job may already be running (the
+   * jobs of every frozen memtable start at once, so that one's table writes
+   * and fsyncs overlap another's encoding), but commits go in order.
+   */
   async #flushOldest(): Promise<void> {
+    for (const f of this.#imms) {
+      if (f.tables) continue;
+      f.tables = this.#startFlush(f);
+      // Its failure is handled when its turn to commit comes (or by the
+      // fail-stop of an earlier one): not an unhandled rejection meanwhile.
+      f.tables.catch(() => {});
+    }
     const frozen = this.#imms[0]!;
-    await frozen.closed;
-    const entries = encodeEntries(
-      memtableSource(frozen.mem, Number.POSITIVE_INFINITY, {}),
-      frozen.mem.bytes,
-    );
-    const metas = await this.#flushRunner.run({
-      kind: "flush",
-      dir: this.dir,
-      entries,
-      ...this.#reserveFiles(entries.length),
-      options: this.#tableOptions,
-    });
+    const metas = await frozen.tables!;
     const logNumber = this.#imms[1]?.segment ?? this.#segment;
     await this.#commit({
       added: metas.map((meta) => ({ level: 0, meta })),
@@ -975,6 +978,22 @@ export class Store {
         () => {},
       );
     }
+  }
+
+  /** Starts the job writing frozen memtable `f` out as level-0 tables. */
+  async #startFlush(f: Frozen): Promise<TableMeta[]> {
+    await f.closed;
+    const entries = encodeEntries(
+      memtableSource(f.mem, Number.POSITIVE_INFINITY, {}),
+      f.mem.bytes,
+    );
+    return await this.#flushRunner.run({
+      kind: "flush",
+      dir: this.dir,
+      entries,
+      ...this.#reserveFiles(entries.length),
+      options: this.#tableOptions,
+    });
   }
 
   async #mergeL0(): Promise<void> {
