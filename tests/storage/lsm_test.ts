@@ -479,3 +479,46 @@ Deno.test("a corrupt record in the live WAL after flushed tables refuses to open
   assert.deepEqual(got, want);
   await store.close();
 });
+
+Deno.test("a loop of reads resolved at once still lets background flushes commit", async () => {
+  // With sync "none", writes and reads served from memory resolve at once,
+  // and a loop awaiting only them never lets the event loop turn: the
+  // worker's results (events) would wait until the loop ends. Reads must
+  // make room for a turn now and then while background work runs.
+  await using tmp = await tempDir();
+  const store = await openStore(tmp.path, {
+    sync: "none",
+    memtableBytes: 4096,
+    background: "worker",
+  });
+  try {
+    const frozen = () => store.stats().immutableMemtables;
+    let i = 0;
+    // Write every key, then until a memtable is frozen, waiting for its flush.
+    while (i < 300 || frozen() === 0) {
+      await store.put(`key${i % 300}`, `value ${i} ${"x".repeat(40)}`);
+      assert.ok(++i < 100_000, "no memtable froze");
+    }
+    const flushes = store.stats().flushes;
+    let gets = 0;
+    while (frozen() > 0 && gets < 4_000_000) {
+      for (let j = 0; j < 1024; j++, gets++) {
+        assert.ok(await store.get(`key${j % 300}`));
+      }
+    }
+    assert.equal(frozen(), 0, `flush not committed after ${gets} gets`);
+    assert.ok(store.stats().flushes > flushes);
+    // The same for the entries of scans.
+    while (frozen() === 0) {
+      await store.put(`key${i % 300}`, `value ${i} ${"x".repeat(40)}`);
+      assert.ok(++i < 200_000, "no memtable froze");
+    }
+    let entries = 0;
+    while (frozen() > 0 && entries < 4_000_000) {
+      for await (const _ of store.keys()) entries++;
+    }
+    assert.equal(frozen(), 0, `flush not committed after ${entries} entries`);
+  } finally {
+    await store.close();
+  }
+});
