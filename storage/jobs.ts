@@ -142,11 +142,12 @@ export function* decodeEntries(buf: Uint8Array): Generator<SourceEntry> {
     const seq = getFixed64(buf, keyEnd);
     const expiry = getFixed64(buf, keyEnd + 8);
     at = keyEnd + 17;
-    let value: string | undefined;
+    let value: Uint8Array | undefined;
     if (buf[keyEnd + 16] === FLAG_VALUE) {
       if (!getVarint32(buf, at, buf.length, v)) throw bad();
       if (v.offset + v.value > buf.length) throw bad();
-      value = bytesToBinary(buf, v.offset, v.offset + v.value);
+      // A view, not a string: the table writer copies the bytes as they are.
+      value = buf.subarray(v.offset, v.offset + v.value);
       at = v.offset + v.value;
     }
     yield { key, seq, value, expiry };

@@ -103,6 +103,16 @@ export function copyBytes(bytes: Uint8Array): Uint8Array {
 }
 
 /**
+ * False when a sample of a binary string's chars shows bytes from 0x80:
+ * then the native encoder, which stops at the first of them, is not tried.
+ */
+function mayBeAscii(binary: string): boolean {
+  const n = binary.length;
+  return (binary.charCodeAt(0) | binary.charCodeAt(n >> 1) |
+    binary.charCodeAt(n - 1)) < 0x80;
+}
+
+/**
  * Fresh bytes of a binary string. REQUIRES: every code unit is below 256.
  *
  * Results up to 4 KiB are views into a shared 64 KiB pool (as Node's Buffer
@@ -124,7 +134,10 @@ export function binaryToBytes(binary: string): Uint8Array {
     out = new Uint8Array(n);
   }
   // As in putBinary: ASCII through the native encoder, else a loop.
-  if (n >= NATIVE_ENCODE_MIN && encoder.encodeInto(binary, out).read === n) {
+  if (
+    n >= NATIVE_ENCODE_MIN && mayBeAscii(binary) &&
+    encoder.encodeInto(binary, out).read === n
+  ) {
     return out;
   }
   for (let i = 0; i < n; i++) out[i] = binary.charCodeAt(i);
@@ -152,7 +165,7 @@ export function putBinary(
   binary: string,
 ): number {
   const n = binary.length;
-  if (n >= NATIVE_ENCODE_MIN) {
+  if (n >= NATIVE_ENCODE_MIN && mayBeAscii(binary)) {
     // ASCII is its own UTF-8 and the native encoder copies it several
     // times faster than a loop. Any char from 0x80 takes two bytes, so
     // the encoder then stops short of the end and the loop below redoes it.
