@@ -43,7 +43,7 @@ import {
   ManifestWriter,
   type VersionEdit,
 } from "./manifest.ts";
-import { encodeEntries, filesFor, type JobRunner } from "./jobs.ts";
+import { encodeEntries, filesFor, type Job, type JobRunner } from "./jobs.ts";
 import { Memtable } from "./memtable.ts";
 import { memtableSource, type SourceEntry } from "./merge.ts";
 import type { RecoveryReport } from "./recovery.ts";
@@ -225,6 +225,8 @@ export class Store {
   #flushDone: Promise<void> = RESOLVED;
   #mergeRunning = false;
   #mergeDone: Promise<void> = RESOLVED;
+  /** Jobs running, so that close() can wait for every one. */
+  #jobs = new Set<Promise<TableMeta[]>>();
   /** The last manifest edit in progress: edits run one at a time. */
   #commitTail: Promise<void> = RESOLVED;
   #flushes = 0;
@@ -983,11 +985,14 @@ export class Store {
   /** Starts the job writing frozen memtable `f` out as level-0 tables. */
   async #startFlush(f: Frozen): Promise<TableMeta[]> {
     await f.closed;
+    // After a failure nothing more is committed: write nothing more either
+    // (close() may already have waited for the jobs it knew of).
+    if (this.#failure) throw this.#failure;
     const entries = encodeEntries(
       memtableSource(f.mem, Number.POSITIVE_INFINITY, {}),
       f.mem.bytes,
     );
-    return await this.#flushRunner.run({
+    return await this.#runJob(this.#flushRunner, {
       kind: "flush",
       dir: this.dir,
       entries,
@@ -1020,7 +1025,7 @@ export class Store {
       const runs = l0.map((t) => [t.fileNumber]).reverse();
       runs.push(l1.map((t) => t.fileNumber));
       const inputBytes = [...l0, ...l1].reduce((n, t) => n + t.size, 0);
-      const metas = await this.#mergeRunner.run({
+      const metas = await this.#runJob(this.#mergeRunner, {
         kind: "merge",
         dir: this.dir,
         runs,
@@ -1040,6 +1045,15 @@ export class Store {
     } finally {
       v.unref();
     }
+  }
+
+  /** Runs `job`, keeping track of it until it settles. */
+  #runJob(runner: JobRunner, job: Job): Promise<TableMeta[]> {
+    const running = runner.run(job);
+    this.#jobs.add(running);
+    const forget = () => this.#jobs.delete(running);
+    running.then(forget, forget);
+    return running;
   }
 
   /**
@@ -1163,6 +1177,9 @@ export class Store {
       for (const f of this.#imms) await f.closed.catch((e) => firstError ??= e);
       await this.#log.close().catch((e) => firstError ??= e);
       await this.#backgroundIdle();
+      // A job whose result nobody will commit (the store failed) may still
+      // be writing: no file is written after close returns.
+      await Promise.allSettled(this.#jobs);
       this.#flushRunner.close();
       this.#mergeRunner.close();
       this.#manifest.close();

@@ -76,6 +76,12 @@ async function run(env: MemEnv, ops: Op[]): Promise<number> {
     // The power went out: nothing after this was acknowledged.
   }
   await store.close().catch(() => {});
+  // Nothing of the store may touch the filesystem once close() returned
+  // (a flush or merge job left running after a failure, say): by then the
+  // lock is released and another process may own the directory.
+  const opsAtClose = env.ops;
+  for (let i = 0; i < 10; i++) await env.yieldNow();
+  assert.equal(env.ops, opsAtClose, "a file operation after close()");
   return acked;
 }
 
@@ -224,4 +230,33 @@ Deno.test("randomized power cuts over many seeds of longer workloads lose no ack
     cuts++;
   }
   console.log(`${cuts} seeds, each cut at a random operation`);
+});
+
+Deno.test("after a failure mid-flush, nothing touches the files once close() returns", async () => {
+  // Many writers at once fill memtables faster than they flush, so that
+  // flush jobs of several frozen memtables run together when an fsync or
+  // write fails; close() must wait for every job it started.
+  let failures = 0;
+  for (const kind of ["sync", "write"] as const) {
+    for (let n = 1; n <= 60; n++) {
+      const env = new MemEnv();
+      const store = await openStore(DIR, { ...OPTIONS, env });
+      env.failAt = { kind, n, code: "EIO" };
+      const writes: Array<Promise<void>> = [];
+      for (let i = 0; i < 400; i++) {
+        writes.push(store.put(`k${i % 50}`, `value ${i} ${"x".repeat(30)}`));
+      }
+      const results = await Promise.allSettled(writes);
+      if (results.some((r) => r.status === "rejected")) failures++;
+      await store.close().catch(() => {});
+      const opsAtClose = env.ops;
+      for (let i = 0; i < 10; i++) await env.yieldNow();
+      assert.equal(
+        env.ops,
+        opsAtClose,
+        `${kind} ${n} failing: a file operation after close()`,
+      );
+    }
+  }
+  assert.ok(failures > 0, "no injected fault failed a write");
 });
