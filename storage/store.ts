@@ -1080,6 +1080,10 @@ export class Store {
   }
 
   async #commitNow(edit: VersionEdit): Promise<void> {
+    // Fail-stop covers the manifest too: after any failure (a failed edit's
+    // bytes may be half on disk) nothing more is appended to it. The data
+    // of an uncommitted flush is still in its WAL segment.
+    if (this.#failure) throw this.#failure;
     const opened = new Map<number, TableReader>();
     const current = new Map<number, TableReader>();
     for (const level of this.#version.levels) {
@@ -1097,6 +1101,7 @@ export class Store {
       throw error;
     }
     try {
+      if (this.#failure) throw this.#failure;
       if (this.#manifest.bytes >= this.#manifestRotateBytes) {
         await this.#rotateManifest();
       }
@@ -1106,6 +1111,8 @@ export class Store {
       await this.#manifest.append(edit);
     } catch (error) {
       for (const r of opened.values()) if (!moved.has(r.fileNumber)) r.close();
+      // At once, before the other lane's queued edit can run.
+      this.#fail(error);
       throw error;
     }
     applyEdit(this.#state, edit, this.#manifest.name, this.#manifest.bytes);

@@ -106,10 +106,19 @@ export class WorkerRunner implements JobRunner {
       return;
     }
     const { name, message, file, offset } = reply.error;
-    const error = name === "CorruptionError" && file !== undefined
-      ? new CorruptionError(message, file, offset ?? 0)
-      : new Error(message);
-    if (!(error instanceof CorruptionError)) error.name = name;
+    let error: Error;
+    if (name === "CorruptionError" && file !== undefined) {
+      error = new CorruptionError(message, file, offset ?? 0);
+    } else {
+      // The classes callers tell apart keep their class; others their name.
+      const Class = name === "RangeError"
+        ? RangeError
+        : name === "TypeError"
+        ? TypeError
+        : Error;
+      error = new Class(message);
+      error.name = name;
+    }
     waiter.reject(error);
   }
 }

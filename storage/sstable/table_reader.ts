@@ -198,11 +198,15 @@ export class TableReader {
   /** Data block `i`, decoded (for iteration). */
   block(i: number): DataBlock {
     const c = this.#cached(i);
-    if (!c.decoded) {
-      c.decoded = decodeDataBlock(c.raw, this.path, this.index.offsets[i]!);
-      this.cache.grow(c, c.decoded.bytes);
-    }
-    return c.decoded;
+    return c.decoded ?? this.#decode(c, i);
+  }
+
+  /** Decodes cached block `i` once, charging the cache for it. */
+  #decode(c: CachedBlock, i: number): DataBlock {
+    const decoded = decodeDataBlock(c.raw, this.path, this.index.offsets[i]!);
+    c.decoded = decoded;
+    this.cache.grow(c, decoded.bytes);
+    return decoded;
   }
 
   /**
@@ -266,7 +270,7 @@ export class TableReader {
       // costs several lookups' worth and triples the block's share of the
       // cache, so blocks looked up a few times while cached (random reads
       // over more data than the cache) stay raw.
-      if (!c.decoded && ++c.lookups >= DECODE_AFTER_LOOKUPS) this.block(b);
+      if (!c.decoded && ++c.lookups >= DECODE_AFTER_LOOKUPS) this.#decode(c, b);
       if (c.decoded) {
         const d = c.decoded;
         const i = lowerBound(d.keys, key);

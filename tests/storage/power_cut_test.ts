@@ -14,6 +14,7 @@
  */
 import assert from "node:assert/strict";
 import { checkStore, openStore, type Store } from "../../storage/mod.ts";
+import type { Env } from "../../storage/env.ts";
 import { MemEnv } from "../../storage/env_mem.ts";
 import { Prng } from "../../util/mod.ts";
 import { testSeed, text } from "../helpers.ts";
@@ -259,4 +260,61 @@ Deno.test("after a failure mid-flush, nothing touches the files once close() ret
     }
   }
   assert.ok(failures > 0, "no injected fault failed a write");
+});
+
+Deno.test("after a manifest edit fails, no other edit is appended to the manifest", async () => {
+  // A failed edit's bytes may be half on disk; a later edit appended after
+  // them would turn a torn tail into corruption with valid edits after it.
+  // Flushes and merges commit from two lanes, so one may be queued behind
+  // the edit that fails.
+  let hit = 0;
+  for (let failing = 2; failing <= 40; failing++) {
+    const inner = new MemEnv();
+    let syncs = 0;
+    let failed = false;
+    const late: string[] = [];
+    const openManifestWatched = async (path: string) => {
+      const file = await inner.openWritable(path);
+      if (!path.includes("MANIFEST")) return file;
+      return {
+        path: file.path,
+        append(bytes: Uint8Array) {
+          if (failed) late.push(`${bytes.length} bytes to ${path}`);
+          file.append(bytes);
+        },
+        syncData() {
+          if (++syncs !== failing) return file.syncData();
+          failed = true;
+          return Promise.reject(new Error("EIO: injected manifest fsync"));
+        },
+        close: () => file.close(),
+      };
+    };
+    // MemEnv's methods, bound to it, with manifest files watched.
+    const env = new Proxy(inner, {
+      get(target, prop) {
+        if (prop === "openWritable") return openManifestWatched;
+        const value = Reflect.get(target, prop);
+        return typeof value === "function" ? value.bind(target) : value;
+      },
+    }) as Env;
+    const store = await openStore(DIR, {
+      env,
+      memtableBytes: 4096,
+      l0MergeTrigger: 2,
+      sync: "none",
+    });
+    const writes: Array<Promise<void>> = [];
+    for (let i = 0; i < 3000; i++) {
+      writes.push(
+        store.put(`k${i % 500}`, `v${i} ${"x".repeat(40)}`).catch(() => {}),
+      );
+    }
+    await Promise.all(writes);
+    await store.settle().catch(() => {});
+    await store.close().catch(() => {});
+    if (failed) hit++;
+    assert.deepEqual(late, [], `manifest fsync ${failing} failing`);
+  }
+  assert.ok(hit > 0, "no manifest fsync failed");
 });
