@@ -3,6 +3,7 @@ import {
   binaryToBytes,
   bytesToBinary,
   crc32c,
+  crc32cUpdate,
   getFixed32,
   getFixed64,
   getVarint32,
@@ -32,6 +33,34 @@ Deno.test("crc32c over a range equals crc32c of the slice", () => {
   const data = rng.bytes(1000);
   for (const [s, e] of [[0, 0], [3, 17], [1, 999], [500, 1000]] as const) {
     assert.equal(crc32c(data, s, e), crc32c(data.slice(s, e)));
+  }
+});
+
+Deno.test("crc32c matches a bitwise reference at every alignment and length", () => {
+  const reference = (data: Uint8Array): number => {
+    let c = 0xffffffff;
+    for (const byte of data) {
+      c ^= byte;
+      for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
+    }
+    return ~c >>> 0;
+  };
+  const rng = new Prng(19);
+  const backing = rng.bytes(5000);
+  for (let i = 0; i < 400; i++) {
+    // Views at every byte offset of their buffer, short and long (the bulk
+    // of a long input is read as 32-bit words).
+    const offset = rng.int(8);
+    const n = i < 40 ? i : rng.int(4000);
+    const view = backing.subarray(offset, offset + n);
+    const want = reference(view);
+    assert.equal(crc32c(view), want, `offset ${offset}, ${n} bytes`);
+    const cut = rng.int(n + 1);
+    assert.equal(
+      crc32cUpdate(crc32c(view, 0, cut), view, cut, n),
+      want,
+      `offset ${offset}, ${n} bytes split at ${cut}`,
+    );
   }
 });
 
