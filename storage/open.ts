@@ -299,9 +299,6 @@ export async function openStore(
     report.manifest = current;
     report.tables = opened.length;
     report.durationMs = env.now() - started;
-    // One worker thread for both lanes: with the store's own thread, that
-    // is two busy threads, as many as this machine class has cores.
-    const worker = new WorkerRunner();
     return new Store({
       env,
       dir,
@@ -324,12 +321,11 @@ export async function openStore(
       segmentBytes: last.size,
       file,
       recovery: report,
-      ...(background === "worker"
-        ? { flushRunner: worker, mergeRunner: worker }
-        : {
-          flushRunner: new InlineRunner(env),
-          mergeRunner: new InlineRunner(env),
-        }),
+      // One worker thread for both lanes: with the store's own thread, that
+      // is two busy threads, as many as this machine class has cores.
+      runner: background === "worker"
+        ? new WorkerRunner()
+        : new InlineRunner(env),
     });
   } catch (error) {
     file?.close();

@@ -180,10 +180,8 @@ export interface StoreParts {
   segmentBytes: number;
   file: WritableFile;
   recovery: RecoveryReport;
-  /** Where flushes run. */
-  flushRunner: JobRunner;
-  /** Where merges run (may be the same runner). */
-  mergeRunner: JobRunner;
+  /** Where flush and merge jobs run. */
+  runner: JobRunner;
 }
 
 /** A kv store. Create one with `openStore` (storage/open.ts). */
@@ -198,8 +196,7 @@ export class Store {
   #l0MergeTrigger: number;
   #manifestRotateBytes: number;
   #tableOptions: TableOptions;
-  #flushRunner: JobRunner;
-  #mergeRunner: JobRunner;
+  #runner: JobRunner;
   #cache: BlockCache;
   #filterStats: FilterStats;
   #state: ManifestState;
@@ -277,8 +274,7 @@ export class Store {
     this.#l0MergeTrigger = p.l0MergeTrigger;
     this.#manifestRotateBytes = p.manifestRotateBytes;
     this.#tableOptions = p.tableOptions;
-    this.#flushRunner = p.flushRunner;
-    this.#mergeRunner = p.mergeRunner;
+    this.#runner = p.runner;
     this.#cache = p.cache;
     this.#filterStats = p.filterStats;
     this.#state = p.state;
@@ -614,11 +610,6 @@ export class Store {
     this.#walStats.groupMax = Math.max(this.#walStats.groupMax, s.groupMax);
   }
 
-  /** The current sources, frozen memtables newest first. */
-  #sources(): Sources {
-    return this.#current;
-  }
-
   /**
    * Rebuilds the current sources after the memtable, the frozen list or
    * the version changed (not per read: a get allocates nothing for them).
@@ -648,7 +639,7 @@ export class Store {
     try {
       if (!pending) {
         const value = copyOut(
-          lookup(this.#sources(), k, Number.POSITIVE_INFINITY),
+          lookup(this.#current, k, Number.POSITIVE_INFINITY),
         );
         const turn = this.#readTurn();
         return turn ? turn.then(() => value) : Promise.resolve(value);
@@ -672,7 +663,7 @@ export class Store {
     readers.add(seq);
     try {
       await pending.catch(() => {});
-      return copyOut(lookup(this.#sources(), k, seq));
+      return copyOut(lookup(this.#current, k, seq));
     } finally {
       readers.remove(seq);
     }
@@ -685,7 +676,7 @@ export class Store {
 
   /** A view of the current sources, reading at `seq`. */
   #pin(seq: number): View {
-    const s = this.#sources();
+    const s = this.#current;
     const settled = this.#pendingWrites > 0 ? this.#lastWrite : undefined;
     return new View(seq, s.mem, s.imms, s.version, settled);
   }
@@ -992,7 +983,7 @@ export class Store {
       memtableSource(f.mem, Number.POSITIVE_INFINITY, {}),
       f.mem.bytes,
     );
-    return await this.#runJob(this.#flushRunner, {
+    return await this.#runJob({
       kind: "flush",
       dir: this.dir,
       entries,
@@ -1025,7 +1016,7 @@ export class Store {
       const runs = l0.map((t) => [t.fileNumber]).reverse();
       runs.push(l1.map((t) => t.fileNumber));
       const inputBytes = [...l0, ...l1].reduce((n, t) => n + t.size, 0);
-      const metas = await this.#runJob(this.#mergeRunner, {
+      const metas = await this.#runJob({
         kind: "merge",
         dir: this.dir,
         runs,
@@ -1048,8 +1039,8 @@ export class Store {
   }
 
   /** Runs `job`, keeping track of it until it settles. */
-  #runJob(runner: JobRunner, job: Job): Promise<TableMeta[]> {
-    const running = runner.run(job);
+  #runJob(job: Job): Promise<TableMeta[]> {
+    const running = this.#runner.run(job);
     this.#jobs.add(running);
     const forget = () => this.#jobs.delete(running);
     running.then(forget, forget);
@@ -1187,8 +1178,7 @@ export class Store {
       // A job whose result nobody will commit (the store failed) may still
       // be writing: no file is written after close returns.
       await Promise.allSettled(this.#jobs);
-      this.#flushRunner.close();
-      this.#mergeRunner.close();
+      this.#runner.close();
       this.#manifest.close();
       this.#tables.closeAll();
       if (firstError) throw firstError;

@@ -224,12 +224,7 @@ function walkEntries(
   offset: number,
   visit: (key: string, start: number, end: number) => void,
 ): void {
-  const bad = (why: string) =>
-    new CorruptionError(
-      `Corrupt block in table "${file}" at offset ${offset}: ${why}`,
-      file,
-      offset,
-    );
+  const bad = blockError(file, offset);
   const limit = entriesEnd(contents, bad);
   let at = 0;
   let last = "";
@@ -281,6 +276,16 @@ export function decodeDataBlock(
 
 /** Result slot of parseValueInto for decodeDataBlock. */
 const parsed: DataValue = { seq: 0, value: undefined, expiry: 0 };
+
+/** The error for a bad block at `offset` of `file`. */
+function blockError(file: string, offset: number): (why: string) => Error {
+  return (why) =>
+    new CorruptionError(
+      `Corrupt block in table "${file}" at offset ${offset}: ${why}`,
+      file,
+      offset,
+    );
+}
 
 /** The error for a bad entry in the block at `offset` of `file`. */
 function entryError(file: string, offset: number): (why: string) => Error {
@@ -378,12 +383,7 @@ export function searchDataBlock(
   file: string,
   offset: number,
 ): DataValue | undefined {
-  const bad = (why: string) =>
-    new CorruptionError(
-      `Corrupt block in table "${file}" at offset ${offset}: ${why}`,
-      file,
-      offset,
-    );
+  const bad = blockError(file, offset);
   const limit = entriesEnd(contents, bad);
   const n = (contents.length - 4 - limit) / 4;
   // The last restart whose key is <= key.
