@@ -69,7 +69,9 @@ for (let i = 0; i < keys; i += BATCH) {
     console.log(
       `${i + BATCH} keys, ${((now - started) / 1000).toFixed(0)} s, RSS peak ${
         mib(peakRss)
-      }, ` +
+      } (now ${mib(Deno.memoryUsage().rss)}, heap ${
+        mib(Deno.memoryUsage().heapTotal)
+      }, external ${mib(Deno.memoryUsage().external)}), ` +
         `L0 ${s.levels[0]!.tables} L1 ${
           s.levels[1]!.tables
         } tables, ${s.merges} merges, ${s.writeStalls} stalls`,

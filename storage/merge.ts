@@ -43,20 +43,17 @@ export function* tableSource(
   const { start, end, reverse = false } = range;
   const blocks = table.blocks;
   if (!reverse) {
+    // Forward: entries are parsed from the cached blocks in place.
     let b = start === undefined ? 0 : table.blockFor(start);
-    let i = -1;
+    let seeking = start !== undefined;
     for (; b < blocks; b++) {
-      const block = table.block(b);
-      i = i < 0 && start !== undefined ? lowerBound(block.keys, start) : 0;
-      for (; i < block.keys.length; i++) {
-        const key = block.keys[i]!;
+      const c = table.cursor(b);
+      let more = seeking ? c.seek(start!) : c.first();
+      seeking = false;
+      for (; more; more = c.next()) {
+        const key = c.key;
         if (end !== undefined && key >= end) return;
-        yield {
-          key,
-          seq: block.seqs[i]!,
-          value: block.values[i],
-          expiry: block.expiries[i]!,
-        };
+        yield { key, seq: c.seq, value: c.value, expiry: c.expiry };
       }
     }
     return;
@@ -92,14 +89,9 @@ export function* fullScan(
   tables: readonly TableReader[],
 ): Generator<SourceEntry> {
   for (const t of tables) {
-    for (const block of t.scanBlocks()) {
-      for (let i = 0; i < block.keys.length; i++) {
-        yield {
-          key: block.keys[i]!,
-          seq: block.seqs[i]!,
-          value: block.values[i],
-          expiry: block.expiries[i]!,
-        };
+    for (const c of t.scanCursors()) {
+      for (let more = c.first(); more; more = c.next()) {
+        yield { key: c.key, seq: c.seq, value: c.value, expiry: c.expiry };
       }
     }
   }

@@ -14,6 +14,7 @@ import {
   getFixed32,
   getFixed64,
   getVarint32,
+  lowerBound,
   putBinary,
   putFixed32,
   putFixed64,
@@ -436,6 +437,176 @@ export function searchDataBlock(
     at = valueStart + valueLength;
   }
   return undefined;
+}
+
+/**
+ * A forward cursor over verified data block contents that parses one entry
+ * at a time: a scan reads the entries it needs straight from the cached
+ * block, with no decoded copy of the block kept (or charged to the cache).
+ * The current entry is in the public fields; its value is a view into the
+ * contents, valid while the contents are. Damage is a CorruptionError, as
+ * in a decode.
+ */
+export class BlockCursor {
+  key = "";
+  seq = 0;
+  value: Uint8Array | undefined = undefined;
+  expiry = 0;
+  readonly #contents: Uint8Array;
+  readonly #limit: number;
+  readonly #bad: (why: string) => Error;
+  readonly #badEntry: (why: string) => Error;
+  /** Offset of the next entry to parse. */
+  #at = 0;
+  /** Whether the current key came from a restart point (no order check). */
+  #fresh = true;
+
+  constructor(contents: Uint8Array, file: string, offset: number) {
+    this.#contents = contents;
+    this.#bad = blockError(file, offset);
+    this.#badEntry = entryError(file, offset);
+    this.#limit = entriesEnd(contents, this.#bad);
+  }
+
+  /** Moves to the first entry; false when the block has none. */
+  first(): boolean {
+    this.#at = 0;
+    this.#fresh = true;
+    this.key = "";
+    return this.next();
+  }
+
+  /** Moves to the first entry with a key >= `target`; false when none. */
+  seek(target: string): boolean {
+    const contents = this.#contents;
+    const limit = this.#limit;
+    const bad = this.#bad;
+    const n = (contents.length - 4 - limit) / 4;
+    // The last restart whose key is < target: entries before it are less.
+    let lo = 0;
+    let hi = n - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      const at = getFixed32(contents, limit + mid * 4);
+      if (at >= limit) throw bad("restart offset out of range");
+      readHeader(contents, at, limit, bad);
+      if (header.shared !== 0) throw bad("restart entry with a shared prefix");
+      if (
+        compareKeyBytes(target, contents, header.body, header.unshared) <= 0
+      ) {
+        hi = mid - 1;
+      } else lo = mid;
+    }
+    let at = getFixed32(contents, limit + lo * 4);
+    if (at >= limit && limit > 0) throw bad("restart offset out of range");
+    // Keys passed over are rebuilt as bytes and compared as bytes: a
+    // string is made only for the entry landed on.
+    let keyLength = 0;
+    while (at < limit) {
+      readHeader(contents, at, limit, bad);
+      const { shared, unshared, valueLength, body } = header;
+      if (shared > keyLength) {
+        throw bad("shared prefix longer than the last key");
+      }
+      keyLength = shared + unshared;
+      if (keyLength > keyScratch.length) {
+        const grown = new Uint8Array(
+          Math.max(keyLength, keyScratch.length * 2),
+        );
+        grown.set(keyScratch.subarray(0, shared));
+        keyScratch = grown;
+      }
+      for (let j = 0; j < unshared; j++) {
+        keyScratch[shared + j] = contents[body + j]!;
+      }
+      const valueStart = body + unshared;
+      at = valueStart + valueLength;
+      if (compareKeyBytes(target, keyScratch, 0, keyLength) <= 0) {
+        this.#land(bytesToBinary(keyScratch, 0, keyLength), valueStart, at);
+        return true;
+      }
+    }
+    this.#at = limit;
+    return false;
+  }
+
+  /** Makes the entry with `key` and value field [start, end) current. */
+  #land(key: string, start: number, end: number): void {
+    parseValueInto(this.#contents, start, end, this.#badEntry, parsed);
+    this.key = key;
+    this.seq = parsed.seq;
+    this.value = parsed.value;
+    this.expiry = parsed.expiry;
+    this.#fresh = false;
+    this.#at = end;
+  }
+
+  /** Moves to the next entry; false at the end of the block. */
+  next(): boolean {
+    const contents = this.#contents;
+    const limit = this.#limit;
+    let at = this.#at;
+    if (at >= limit) return false;
+    let shared = contents[at]!;
+    let unshared = contents[at + 1]!;
+    let valueLength = contents[at + 2]!;
+    if ((shared | unshared | valueLength) < 0x80 && at + 3 <= limit) {
+      // One-byte lengths, the common case: no varint decoding.
+      at += 3;
+      if (unshared + valueLength > limit - at) {
+        throw this.#bad("entry runs past the block");
+      }
+    } else {
+      readHeader(contents, at, limit, this.#bad);
+      ({ shared, unshared, valueLength } = header);
+      at = header.body;
+    }
+    const last = this.key;
+    if (shared > last.length) {
+      throw this.#bad("shared prefix longer than the last key");
+    }
+    const key = (shared === 0 ? "" : last.slice(0, shared)) +
+      bytesToBinary(contents, at, at + unshared);
+    if (!this.#fresh && key <= last) throw this.#bad("keys out of order");
+    at += unshared;
+    this.#land(key, at, at + valueLength);
+    return true;
+  }
+}
+
+/** Forward iteration over a decoded block, as {@linkcode BlockCursor} does. */
+export class DecodedCursor {
+  key = "";
+  seq = 0;
+  value: Uint8Array | undefined = undefined;
+  expiry = 0;
+  #i = -1;
+
+  constructor(private readonly block: DataBlock) {}
+
+  /** Moves to the first entry; false when the block has none. */
+  first(): boolean {
+    this.#i = -1;
+    return this.next();
+  }
+
+  /** Moves to the first entry with a key >= `target`; false when none. */
+  seek(target: string): boolean {
+    this.#i = lowerBound(this.block.keys, target) - 1;
+    return this.next();
+  }
+
+  /** Moves to the next entry; false at the end of the block. */
+  next(): boolean {
+    const b = this.block;
+    const i = ++this.#i;
+    if (i >= b.keys.length) return false;
+    this.key = b.keys[i]!;
+    this.seq = b.seqs[i]!;
+    this.value = b.values[i];
+    this.expiry = b.expiries[i]!;
+    return true;
+  }
 }
 
 /** Decodes verified index block contents. */

@@ -3,15 +3,16 @@
  * bytes, with CLOCK eviction: a hit only sets the block's reference bit (no
  * map update), and the hand evicts blocks not referenced since it last
  * passed. A block is cached as its verified raw contents (enough for point
- * lookups); iteration adds the decoded form, and the cache counts both.
+ * lookups and forward scans); a block looked up often, or scanned in
+ * reverse, adds the decoded form, and the cache counts both.
  *
  * Each table keeps its cached blocks in its own slot array (indexed by
  * block number), so a lookup is an array read, not a hash.
  *
- * Block buffers are recycled: an evicted block that was never decoded has
- * no views into it outside the cache (point lookups copy what they return
- * before anything else runs), so its buffer is kept for the next block
- * read. Fresh memory costs a page fault per 4 KiB on first touch, which
+ * Block buffers are recycled: an evicted block that was never decoded nor
+ * scanned has no views into it outside the cache (point lookups copy what
+ * they return before anything else runs), so its buffer is kept for the
+ * next block read. Fresh memory costs a page fault per 4 KiB on first touch, which
  * doubled the cost of a cache miss.
  */
 import type { DataBlock } from "./block.ts";
@@ -34,6 +35,11 @@ export interface CachedBlock {
   ref: boolean;
   /** Point lookups served from the raw contents (see TableReader.get). */
   lookups: number;
+  /**
+   * A scan took views of the contents, which may outlive the block's stay
+   * in the cache: its buffer is never recycled.
+   */
+  viewed: boolean;
   /** The owning table's slots, and this block's index in them. */
   slots: Array<CachedBlock | undefined>;
   index: number;
@@ -68,7 +74,7 @@ export class BlockCache {
 
   /** Keeps an evicted block's buffer for reuse when nothing can see it. */
   #recycle(b: CachedBlock): void {
-    if (b.decoded !== undefined) return;
+    if (b.decoded !== undefined || b.viewed) return;
     const buf = b.raw.buffer as ArrayBuffer;
     if (buf.byteLength % BUFFER_GRANULE !== 0) return;
     let list = this.#free.get(buf.byteLength);

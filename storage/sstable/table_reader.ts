@@ -30,8 +30,10 @@ import {
   TABLE_MAGIC,
 } from "../format.ts";
 import {
+  BlockCursor,
   type DataBlock,
   decodeDataBlock,
+  DecodedCursor,
   decodeIndexBlock,
   type IndexBlock,
   searchDataBlock,
@@ -69,7 +71,7 @@ export interface TableEntry {
 
 const scratch: VarintResult = { value: 0, offset: 0 };
 
-/** Point lookups in a cached block after which it is decoded. */
+/** Point lookups and scans of a cached block after which it is decoded. */
 const DECODE_AFTER_LOOKUPS = 16;
 
 /** Bytes a sequential scan reads at a time. */
@@ -188,6 +190,7 @@ export class TableReader {
       bytes: raw.length + 64,
       ref: true,
       lookups: 0,
+      viewed: false,
       slots: this.#slots,
       index: i,
     };
@@ -195,7 +198,21 @@ export class TableReader {
     return block;
   }
 
-  /** Data block `i`, decoded (for iteration). */
+  /**
+   * A cursor over data block `i` (for forward iteration), reading the
+   * cached contents in place.
+   */
+  cursor(i: number): BlockCursor | DecodedCursor {
+    const c = this.#cached(i);
+    // As for point lookups: a block scanned again and again is decoded
+    // once; one scanned now and then is parsed in place each time.
+    if (!c.decoded && ++c.lookups >= DECODE_AFTER_LOOKUPS) this.#decode(c, i);
+    if (c.decoded) return new DecodedCursor(c.decoded);
+    c.viewed = true;
+    return new BlockCursor(c.raw, this.path, this.index.offsets[i]!);
+  }
+
+  /** Data block `i`, decoded (for reverse iteration). */
   block(i: number): DataBlock {
     const c = this.#cached(i);
     return c.decoded ?? this.#decode(c, i);
@@ -209,11 +226,26 @@ export class TableReader {
     return decoded;
   }
 
-  /**
-   * Every data block in order, read sequentially in large chunks and not
-   * cached: for merges, which read a table once, start to end.
-   */
+  /** Every data block in order, decoded, as {@linkcode scanCursors} reads them. */
   *scanBlocks(): Generator<DataBlock> {
+    for (const c of this.scanContents()) {
+      yield decodeDataBlock(c.contents, this.path, c.offset);
+    }
+  }
+
+  /** A cursor over every data block in order, as {@linkcode scanContents} reads them. */
+  *scanCursors(): Generator<BlockCursor> {
+    for (const c of this.scanContents()) {
+      yield new BlockCursor(c.contents, this.path, c.offset);
+    }
+  }
+
+  /**
+   * Every data block's verified contents in order, read sequentially in
+   * large chunks and not cached: for merges, which read a table once,
+   * start to end.
+   */
+  *scanContents(): Generator<{ contents: Uint8Array; offset: number }> {
     let buf = new Uint8Array(0);
     let bufStart = 0;
     for (let i = 0; i < this.blocks; i++) {
@@ -235,11 +267,7 @@ export class TableReader {
         bufStart = offset;
       }
       const raw = buf.subarray(offset - bufStart, offset - bufStart + n);
-      yield decodeDataBlock(
-        verifyBlock(this.path, raw, offset),
-        this.path,
-        offset,
-      );
+      yield { contents: verifyBlock(this.path, raw, offset), offset };
     }
   }
 

@@ -19,6 +19,7 @@ function block(cache: BlockCache, n: number, fill: number): CachedBlock {
     bytes: n,
     ref: true,
     lookups: 0,
+    viewed: false,
     slots: [],
     index: 0,
   };

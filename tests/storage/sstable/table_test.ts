@@ -12,6 +12,10 @@ import {
   TableReader,
   TableWriter,
 } from "../../../storage/sstable/mod.ts";
+import {
+  BlockCursor,
+  type DecodedCursor,
+} from "../../../storage/sstable/block.ts";
 import { CorruptionError } from "../../../storage/mod.ts";
 import { denoEnv } from "../../../storage/env_deno.ts";
 import { bytesToBinary, Prng } from "../../../util/mod.ts";
@@ -55,6 +59,56 @@ async function write(
 }
 
 const stats = () => ({ negatives: 0, falsePositives: 0 });
+
+type Cursor = BlockCursor | DecodedCursor;
+
+/**
+ * Checks block cursors against the rows: walking every block gives every
+ * row, and a seek lands on the first row at or after its target, for every
+ * key, just past every key, and random targets.
+ */
+function checkCursors(
+  cursor: (block: number) => Cursor,
+  t: TableReader,
+  data: Row[],
+  rng: Prng,
+): void {
+  const walked: Row[] = [];
+  for (let b = 0; b < t.blocks; b++) {
+    const c = cursor(b);
+    for (let more = c.first(); more; more = c.next()) walked.push(rowOf(c));
+  }
+  assert.deepEqual(walked, data);
+  const keys = data.map((r) => r.key);
+  const targets = [
+    ...keys,
+    ...keys.map((k) => k + "\0"),
+    "",
+    ...Array.from(
+      { length: 300 },
+      () => String.fromCharCode(...rng.bytes(1 + rng.int(24))),
+    ),
+  ];
+  for (const target of targets) {
+    let want = 0;
+    while (want < keys.length && keys[want]! < target) want++;
+    let got: Row | undefined;
+    for (let b = t.blockFor(target); b < t.blocks && !got; b++) {
+      const c = cursor(b);
+      if (c.seek(target)) got = rowOf(c);
+    }
+    assert.deepEqual(got, data[want], `seek ${JSON.stringify(target)}`);
+  }
+}
+
+function rowOf(c: Cursor): Row {
+  return {
+    key: c.key,
+    seq: c.seq,
+    value: c.value && bytesToBinary(c.value),
+    expiry: c.expiry,
+  };
+}
 
 /** A looked-up entry with its value as a binary string, for comparing. */
 function asRow(
@@ -111,6 +165,17 @@ for (
     const walked: string[] = [];
     for (let b = 0; b < t.blocks; b++) walked.push(...t.block(b).keys);
     assert.deepEqual(walked, data.map((r) => r.key));
+    // Cursors parsing the raw contents in place, and the table's cursors
+    // (decoded by now: every block was looked up many times).
+    const contents = [...t.scanContents()];
+    checkCursors(
+      (b) =>
+        new BlockCursor(contents[b]!.contents, t.path, contents[b]!.offset),
+      t,
+      data,
+      rng,
+    );
+    checkCursors((b) => t.cursor(b), t, data, rng);
     for (let i = 0; i < 500; i++) {
       const k = String.fromCharCode(...rng.bytes(25 + rng.int(5)));
       assert.equal(t.get(k), undefined);
