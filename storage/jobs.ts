@@ -78,11 +78,14 @@ export interface JobRunner {
 
 /**
  * File numbers to reserve for a job whose input is about `inputBytes`:
- * outputs are cut at TABLE_BYTES_TARGET and hold no more than the input,
- * so this is a generous bound.
+ * outputs are cut at `tableBytes` and hold no more than the input, so this
+ * is a generous bound.
  */
-export function filesFor(inputBytes: number): number {
-  return 2 * Math.ceil(inputBytes / TABLE_BYTES_TARGET) + 2;
+export function filesFor(
+  inputBytes: number,
+  tableBytes: number = TABLE_BYTES_TARGET,
+): number {
+  return 2 * Math.ceil(inputBytes / tableBytes) + 2;
 }
 
 const FLAG_VALUE = 1;

@@ -99,6 +99,17 @@ export const TABLE_BYTES_TARGET = 2 * 1024 * 1024;
 export const L0_MERGE_TRIGGER = 8;
 
 /**
+ * Level 1's default size target (`l1Bytes`); each deeper level's is
+ * LEVEL_SIZE_RATIO times the one above (640 MiB for level 2, 6.25 GiB for
+ * level 3, ...). About twice what level 0 holds when it is merged, so that
+ * a level-0 merge rewrites a bounded amount.
+ */
+export const L1_BYTES_DEFAULT = 64 * 1024 * 1024;
+
+/** How much bigger each level's size target is than the one above. */
+export const LEVEL_SIZE_RATIO = 10;
+
+/**
  * Level 0 at this many times its merge trigger stops flushes until the
  * running merge ends (LevelDB's stop trigger): reads stay bounded.
  */

@@ -12,10 +12,12 @@ import {
   BLOCK_CACHE_BYTES_DEFAULT,
   BLOOM_BITS_PER_KEY_DEFAULT,
   L0_MERGE_TRIGGER,
+  L1_BYTES_DEFAULT,
   MANIFEST_BYTES_MAX,
   MANIFEST_ROTATE_BYTES,
   MEMTABLE_BYTES_DEFAULT,
   MEMTABLE_BYTES_MIN,
+  TABLE_BYTES_TARGET,
 } from "./limits.ts";
 import { SYNC_MODES, type SyncMode } from "./log_writer.ts";
 import {
@@ -55,6 +57,14 @@ export interface StoreOptions {
   blockCacheBytes?: number;
   /** Level-0 tables that trigger a merge into level 1; default 8. */
   l0MergeTrigger?: number;
+  /**
+   * Level 1's size target, past which its tables are merged down into
+   * level 2; each deeper level's target is 10 times the one above. Default
+   * 64 MiB.
+   */
+  l1Bytes?: number;
+  /** Size at which flushes and merges cut a new table; default 2 MiB. */
+  tableBytes?: number;
   /**
    * Manifest size at which a fresh one (a snapshot) replaces it; default
    * 4 MiB. Small values make tests exercise manifest rotation.
@@ -154,6 +164,18 @@ export async function openStore(
     options.l0MergeTrigger ?? L0_MERGE_TRIGGER,
     2,
     1000,
+  );
+  const l1Bytes = checkInt(
+    "l1Bytes",
+    options.l1Bytes ?? L1_BYTES_DEFAULT,
+    1024,
+    64 * 1024 * 1024 * 1024,
+  );
+  const tableBytes = checkInt(
+    "tableBytes",
+    options.tableBytes ?? TABLE_BYTES_TARGET,
+    1024,
+    1024 * 1024 * 1024,
   );
   await env.mkdirAll(dir);
   const lock = await env.tryLock(joinPath(dir, LOCK_FILE_NAME));
@@ -305,9 +327,9 @@ export async function openStore(
       lock,
       mode,
       memtableBytes,
-      l0MergeTrigger,
+      compaction: { l0Trigger: l0MergeTrigger, l1Bytes },
       manifestRotateBytes,
-      tableOptions: { blockBytes, bloomBitsPerKey },
+      tableOptions: { blockBytes, bloomBitsPerKey, tableBytes },
       cache,
       filterStats,
       state,

@@ -18,7 +18,12 @@
  *   writes (fail-stop); reads keep working.
  */
 import { binaryToBytes, copyBytes, prefixSuccessor } from "../util/mod.ts";
-import { shouldMergeL0 } from "./compaction.ts";
+import {
+  type Compaction,
+  type CompactionPolicy,
+  pickCompaction,
+  type TableShape,
+} from "./compaction.ts";
 import { type Env, type FileLock, joinPath, type WritableFile } from "./env.ts";
 import { StoreClosedError, StoreFailedError } from "./errors.ts";
 import { BatchOpKind } from "./format.ts";
@@ -165,7 +170,7 @@ export interface StoreParts {
   lock: FileLock;
   mode: SyncMode;
   memtableBytes: number;
-  l0MergeTrigger: number;
+  compaction: CompactionPolicy;
   manifestRotateBytes: number;
   tableOptions: TableOptions;
   cache: BlockCache;
@@ -193,7 +198,9 @@ export class Store {
   #lock: FileLock;
   #mode: SyncMode;
   #memtableBytes: number;
-  #l0MergeTrigger: number;
+  #compaction: CompactionPolicy;
+  /** Per level, the largest key its last merge took (where the next starts). */
+  #pointers: Array<string | undefined> = [];
   #manifestRotateBytes: number;
   #tableOptions: TableOptions;
   #runner: JobRunner;
@@ -271,7 +278,7 @@ export class Store {
     this.#lock = p.lock;
     this.#mode = p.mode;
     this.#memtableBytes = p.memtableBytes;
-    this.#l0MergeTrigger = p.l0MergeTrigger;
+    this.#compaction = p.compaction;
     this.#manifestRotateBytes = p.manifestRotateBytes;
     this.#tableOptions = p.tableOptions;
     this.#runner = p.runner;
@@ -895,9 +902,15 @@ export class Store {
   }
 
   #mergeDue(): boolean {
-    return shouldMergeL0(
-      { l0Tables: this.#version.levels[0]!.length },
-      this.#l0MergeTrigger,
+    return this.#pickMerge(this.#version) !== undefined;
+  }
+
+  /** The next merge in version `v`, if any level is due. */
+  #pickMerge(v: Version): Compaction | undefined {
+    return pickCompaction(
+      v.levels.map((level) => level.map(shapeOf)),
+      this.#compaction,
+      this.#pointers,
     );
   }
 
@@ -908,7 +921,7 @@ export class Store {
         // every read look through more tables.
         if (
           this.#version.levels[0]!.length >= L0_STOP_FACTOR *
-              this.#l0MergeTrigger && this.#mergeRunning
+              this.#compaction.l0Trigger && this.#mergeRunning
         ) {
           await this.#mergeDone;
           continue;
@@ -925,7 +938,7 @@ export class Store {
 
   async #mergeLane(): Promise<void> {
     try {
-      while (!this.#failure && this.#mergeDue()) await this.#mergeL0();
+      while (!this.#failure && this.#mergeDue()) await this.#merge();
     } catch (error) {
       this.#fail(error);
     } finally {
@@ -992,43 +1005,58 @@ export class Store {
     });
   }
 
-  async #mergeL0(): Promise<void> {
+  /**
+   * Runs the next merge (leveled compaction, `compaction.ts`): a level's
+   * tables and the overlapping ones of the next level become the next
+   * level's replacement for them, or move down as they are when nothing
+   * overlaps.
+   */
+  async #merge(): Promise<void> {
     const v = this.#version;
     v.ref();
     try {
-      const l0 = v.levels[0]!;
-      const l1 = v.levels[1]!;
-      if (isDisjoint([...l0, ...l1])) {
-        // Nothing overlaps (sequential writes): move level 0's tables down
-        // as they are, with no rewrite (LevelDB's trivial move).
-        const moved = new Set(l0.map((t) => t.fileNumber));
+      const pick = this.#pickMerge(v);
+      if (!pick) return;
+      const { level, inputs, overlaps } = pick;
+      const out = level + 1;
+      if (level > 0) this.#pointers[level] = inputs.at(-1)!.largest;
+      if (pick.move) {
+        // LevelDB's trivial move: an edit, no rewrite. #commit reuses the
+        // open readers.
+        const moved = new Set(inputs.map((t) => t.fileNumber));
         await this.#commit({
-          added: this.#state.levels[0]!
+          added: this.#state.levels[level]!
             .filter((m) => moved.has(m.fileNumber))
-            .map((meta) => ({ level: 1, meta })),
-          removed: l0.map((t) => ({ level: 0, fileNumber: t.fileNumber })),
+            .map((meta) => ({ level: out, meta })),
+          removed: inputs.map((t) => ({ level, fileNumber: t.fileNumber })),
         });
         this.#moves++;
         return;
       }
-      const deeper = v.levels.slice(2).some((l) => l.length > 0);
-      // Runs newest first: level 0 newest to oldest, then level 1.
-      const runs = l0.map((t) => [t.fileNumber]).reverse();
-      runs.push(l1.map((t) => t.fileNumber));
-      const inputBytes = [...l0, ...l1].reduce((n, t) => n + t.size, 0);
+      // Runs newest first: level 0's tables newest to oldest (each its own
+      // run, since they may overlap), or the one table of a deeper level;
+      // then the next level's overlapping tables, one run.
+      const runs = level === 0
+        ? inputs.map((t) => [t.fileNumber]).reverse()
+        : [inputs.map((t) => t.fileNumber)];
+      if (overlaps.length > 0) runs.push(overlaps.map((t) => t.fileNumber));
+      const inputBytes = [...inputs, ...overlaps].reduce(
+        (n, t) => n + t.size,
+        0,
+      );
       const metas = await this.#runJob({
         kind: "merge",
         dir: this.dir,
         runs,
-        dropTombstones: !deeper,
+        dropTombstones: pick.dropTombstones,
         ...this.#reserveFiles(inputBytes),
         options: this.#tableOptions,
       });
       await this.#commit({
-        added: metas.map((meta) => ({ level: 1, meta })),
+        added: metas.map((meta) => ({ level: out, meta })),
         removed: [
-          ...l0.map((t) => ({ level: 0, fileNumber: t.fileNumber })),
-          ...l1.map((t) => ({ level: 1, fileNumber: t.fileNumber })),
+          ...inputs.map((t) => ({ level, fileNumber: t.fileNumber })),
+          ...overlaps.map((t) => ({ level: out, fileNumber: t.fileNumber })),
         ],
         nextFile: this.#state.nextFile,
       });
@@ -1052,7 +1080,7 @@ export class Store {
    * freeze, another job) never collide with the ones it writes.
    */
   #reserveFiles(inputBytes: number): { firstFile: number; files: number } {
-    const files = filesFor(inputBytes);
+    const files = filesFor(inputBytes, this.#tableOptions.tableBytes);
     const firstFile = this.#state.nextFile;
     this.#state.nextFile += files;
     return { firstFile, files };
@@ -1200,15 +1228,14 @@ function reservedBytes(ops: WalOp[]): number {
   return n;
 }
 
-/** True when no two tables' key ranges overlap. */
-function isDisjoint(tables: readonly TableReader[]): boolean {
-  const sorted = [...tables].sort((a, b) =>
-    a.props.smallest < b.props.smallest ? -1 : 1
-  );
-  for (let i = 1; i < sorted.length; i++) {
-    if (sorted[i - 1]!.props.largest >= sorted[i]!.props.smallest) return false;
-  }
-  return true;
+/** What the compaction picker sees of an open table. */
+function shapeOf(t: TableReader): TableShape {
+  return {
+    fileNumber: t.fileNumber,
+    smallest: t.props.smallest,
+    largest: t.props.largest,
+    size: t.size,
+  };
 }
 
 /** Fresh bytes of a value, or undefined. */

@@ -39,6 +39,8 @@ export interface TableOptions {
   blockBytes: number;
   /** Bloom filter bits per key; 0 disables the filter. */
   bloomBitsPerKey: number;
+  /** Size at which flushes and merges cut a table (default 2 MiB). */
+  tableBytes?: number;
 }
 
 /** What a finished table holds: recorded in the manifest. */

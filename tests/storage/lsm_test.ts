@@ -13,8 +13,22 @@ import {
   type Store,
   type StoreOptions,
 } from "../../storage/mod.ts";
+import { checkStore } from "../../storage/check.ts";
+import { denoEnv } from "../../storage/env_deno.ts";
+import {
+  type ManifestState,
+  readCurrent,
+  readManifest,
+} from "../../storage/manifest.ts";
 import { Prng } from "../../util/mod.ts";
 import { names, tempDir, testSeed, text } from "../helpers.ts";
+
+/** The manifest state of a closed store. */
+async function readState(dir: string): Promise<ManifestState> {
+  const current = await readCurrent(denoEnv, dir);
+  assert.ok(current !== undefined, "CURRENT names a manifest");
+  return (await readManifest(denoEnv, dir, current)).state;
+}
 
 type Model = Map<string, string>;
 
@@ -173,6 +187,9 @@ Deno.test("random operations with constant flushes and merges match a sorted mod
       memtableBytes: 4096,
       blockBytes: 512,
       l0MergeTrigger: 3,
+      // Tiny levels and tables: merges reach levels 2 to 4 all the time.
+      l1Bytes: 4096,
+      tableBytes: 2048,
       sync: "none",
       // Flushes and merges in worker threads, and on the store's thread.
       background: i % 2 === 0 ? "worker" : "inline",
@@ -195,6 +212,8 @@ Deno.test("one operation log gives identical results under different configurati
       l0MergeTrigger: 2,
       // A cache of a few blocks: evictions on almost every read.
       blockCacheBytes: 8192,
+      l1Bytes: 2048,
+      tableBytes: 1024,
     },
     { memtableBytes: 4 * 1024 * 1024, blockBytes: 4096, bloomBitsPerKey: 10 },
     {
@@ -202,6 +221,8 @@ Deno.test("one operation log gives identical results under different configurati
       blockBytes: 4096,
       bloomBitsPerKey: 0,
       l0MergeTrigger: 4,
+      l1Bytes: 16384,
+      tableBytes: 4096,
       background: "inline",
     },
     { memtableBytes: 16384, blockBytes: 512, bloomBitsPerKey: 0, sync: "none" },
@@ -342,6 +363,57 @@ Deno.test("a directory with tables but no CURRENT is refused, not wiped", async 
   const before = await names(tmp.path);
   await assert.rejects(openStore(tmp.path), /CURRENT is missing/);
   assert.deepEqual(await names(tmp.path), before);
+});
+
+Deno.test("data spread over several levels by merges and moves reads back, deletes included, after reopen", async () => {
+  const seed = testSeed("lsm deep levels");
+  const rng = new Prng(seed);
+  await using tmp = await tempDir();
+  const options = {
+    memtableBytes: 8192,
+    l0MergeTrigger: 2,
+    l1Bytes: 8192,
+    tableBytes: 4096,
+    sync: "none",
+  } as const;
+  let store = await openStore(tmp.path, options);
+  const model = new Map<string, string>();
+  for (let i = 0; i < 6000; i++) {
+    const k = `key${String(rng.int(3000)).padStart(5, "0")}`;
+    if (rng.chance(0.2)) {
+      await store.delete(k);
+      model.delete(k);
+    } else {
+      const v = `v${i} `.padEnd(20 + rng.int(60), "x");
+      await store.put(k, v);
+      model.set(k, v);
+    }
+  }
+  await store.settle();
+  const stats = store.stats();
+  const deepest = stats.levels.findLastIndex((l) => l.tables > 0);
+  assert.ok(deepest >= 3, `deepest level ${deepest} (seed ${seed})`);
+  assert.ok(stats.merges > 0 && stats.moves > 0, JSON.stringify(stats));
+  await store.close();
+  const report = await checkStore(denoEnv, tmp.path);
+  assert.deepEqual(report.problems, [], `seed ${seed}`);
+  // Every level from 1 sorted and disjoint, as the manifest and the
+  // tables' own properties say.
+  const state = await readState(tmp.path);
+  for (let l = 1; l < state.levels.length; l++) {
+    const level = state.levels[l]!;
+    for (let i = 1; i < level.length; i++) {
+      assert.ok(level[i - 1]!.largest < level[i]!.smallest, `level ${l}`);
+    }
+  }
+  store = await openStore(tmp.path, options);
+  const want = [...model].sort(([a], [b]) => a < b ? -1 : 1);
+  assert.deepEqual(await collect(store.scan()), want, `seed ${seed}`);
+  for (const [k, v] of want.slice(0, 200)) {
+    assert.equal(text(await store.get(k)), v);
+  }
+  assert.equal(await store.count(), model.size);
+  await store.close();
 });
 
 Deno.test("sequential writes move level-0 tables down without rewriting them", async () => {

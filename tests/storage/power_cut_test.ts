@@ -22,9 +22,12 @@ import { testSeed, text } from "../helpers.ts";
 const DIR = "/db";
 // A 256-byte manifest limit makes manifest rotation (write a snapshot,
 // sync, swap CURRENT, delete the old one) happen every few flushes.
+// Tiny level targets and tables make merges reach levels 2 and deeper.
 const OPTIONS = {
   memtableBytes: 1024,
   l0MergeTrigger: 2,
+  l1Bytes: 2048,
+  tableBytes: 1024,
   manifestRotateBytes: 256,
 } as const;
 
