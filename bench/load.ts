@@ -3,8 +3,10 @@
  * load (bounded by memtables and caches, not by data size) and the time
  * from openStore() to the first successful get.
  *
- *   deno run -A bench/load.ts [--keys 10000000] [--value-size 100]
- *     [--dir DIR] [--keep]
+ *   deno run -A --v8-flags=--max-semi-space-size=4,--heap-growing-percent=60 \
+ *     bench/load.ts [--keys 10000000] [--value-size 100] [--dir DIR] [--keep]
+ *
+ * (the V8 flags of the `repl`, `kv` and `compile` tasks).
  *
  * Keys are 16 digits, each written once, in a scrambled order (an affine
  * permutation of 0..keys-1, so that the order costs no memory), in batches
@@ -71,10 +73,12 @@ for (let i = 0; i < keys; i += BATCH) {
         mib(peakRss)
       } (now ${mib(Deno.memoryUsage().rss)}, heap ${
         mib(Deno.memoryUsage().heapTotal)
-      }, external ${mib(Deno.memoryUsage().external)}), ` +
-        `L0 ${s.levels[0]!.tables} L1 ${
-          s.levels[1]!.tables
-        } tables, ${s.merges} merges, ${s.writeStalls} stalls`,
+      } used ${mib(Deno.memoryUsage().heapUsed)}, external ${
+        mib(Deno.memoryUsage().external)
+      }), ` +
+        `tables per level ${
+          s.levels.map((l) => l.tables).join("/")
+        }, ${s.merges} merges, ${s.moves} moves, ${s.writeStalls} stalls`,
     );
   }
 }
