@@ -12,7 +12,11 @@
  * slice of the tree, not all of it.
  */
 import type { Env } from "./env.ts";
-import { LEVEL_SIZE_RATIO, TABLE_BYTES_TARGET } from "./limits.ts";
+import {
+  L0_STOP_FACTOR,
+  LEVEL_SIZE_RATIO,
+  TABLE_BYTES_TARGET,
+} from "./limits.ts";
 import type { SourceEntry } from "./merge.ts";
 import {
   type TableMeta,
@@ -111,7 +115,9 @@ export function isDisjoint(tables: readonly TableShape[]): boolean {
 
 /**
  * The next merge, or undefined when no level is due. The level furthest
- * past its trigger goes first (the shallower one on a tie). From a level
+ * past its trigger goes first (the shallower one on a tie), except that
+ * level 0 at its stop size (L0_STOP_FACTOR times its trigger: flushes are
+ * waiting) always goes first. From a level
  * of 1 or more it takes the first table starting after `pointers[level]`
  * (the largest key of that level's last merge), wrapping around, so that
  * merges rotate through the key space.
@@ -129,6 +135,7 @@ export function pickCompaction(
     }
   }
   if (level < 0) return undefined;
+  if (levels[0]!.length >= L0_STOP_FACTOR * policy.l0Trigger) level = 0;
   const tables = levels[level]!;
   let inputs: TableShape[];
   if (level === 0) {

@@ -229,6 +229,8 @@ export class Store {
   #flushDone: Promise<void> = RESOLVED;
   #mergeRunning = false;
   #mergeDone: Promise<void> = RESOLVED;
+  /** Settles when the merge running now ends (one merge, not the lane). */
+  #mergeStep: Promise<void> = RESOLVED;
   /** Jobs running, so that close() can wait for every one. */
   #jobs = new Set<Promise<TableMeta[]>>();
   /** The last manifest edit in progress: edits run one at a time. */
@@ -917,13 +919,15 @@ export class Store {
   async #flushLane(): Promise<void> {
     try {
       while (!this.#failure && this.#imms.length > 0) {
-        // Level 0 at its stop size: wait for the merge rather than make
-        // every read look through more tables.
+        // Level 0 at its stop size: wait for the running merge rather than
+        // make every read look through more tables. One merge, not the
+        // lane's whole chain: the next one is level 0's (the picker puts
+        // it first at this size), and flushes go on once it is done.
         if (
           this.#version.levels[0]!.length >= L0_STOP_FACTOR *
               this.#compaction.l0Trigger && this.#mergeRunning
         ) {
-          await this.#mergeDone;
+          await this.#mergeStep;
           continue;
         }
         await this.#flushOldest();
@@ -938,7 +942,11 @@ export class Store {
 
   async #mergeLane(): Promise<void> {
     try {
-      while (!this.#failure && this.#mergeDue()) await this.#merge();
+      while (!this.#failure && this.#mergeDue()) {
+        const step = this.#merge();
+        this.#mergeStep = step.catch(() => {});
+        await step;
+      }
     } catch (error) {
       this.#fail(error);
     } finally {

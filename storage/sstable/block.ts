@@ -497,28 +497,45 @@ export class BlockCursor {
         hi = mid - 1;
       } else lo = mid;
     }
+    if (limit > 0 && getFixed32(contents, limit) !== 0) {
+      throw bad("first restart is not at the block's start");
+    }
     let at = getFixed32(contents, limit + lo * 4);
     if (at >= limit && limit > 0) throw bad("restart offset out of range");
     // Keys passed over are rebuilt as bytes and compared as bytes: a
-    // string is made only for the entry landed on.
+    // string is made only for the entry landed on. Their order is checked
+    // as next() checks it.
     let keyLength = 0;
+    let first = true;
     while (at < limit) {
       readHeader(contents, at, limit, bad);
       const { shared, unshared, valueLength, body } = header;
       if (shared > keyLength) {
         throw bad("shared prefix longer than the last key");
       }
+      const lastLength = keyLength;
       keyLength = shared + unshared;
       if (keyLength > keyScratch.length) {
         const grown = new Uint8Array(
           Math.max(keyLength, keyScratch.length * 2),
         );
-        grown.set(keyScratch.subarray(0, shared));
+        grown.set(keyScratch.subarray(0, lastLength));
         keyScratch = grown;
       }
+      // The first byte past the shared prefix that differs from the last
+      // key decides the order; none differing, the longer key is greater.
+      let order = 0;
       for (let j = 0; j < unshared; j++) {
-        keyScratch[shared + j] = contents[body + j]!;
+        const b = contents[body + j]!;
+        if (order === 0 && shared + j < lastLength) {
+          const was = keyScratch[shared + j]!;
+          if (b !== was) order = b > was ? 1 : -1;
+        }
+        keyScratch[shared + j] = b;
       }
+      if (order === 0) order = keyLength > lastLength ? 1 : -1;
+      if (!first && order < 0) throw bad("keys out of order");
+      first = false;
       const valueStart = body + unshared;
       at = valueStart + valueLength;
       if (compareKeyBytes(target, keyScratch, 0, keyLength) <= 0) {

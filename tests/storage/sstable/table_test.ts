@@ -13,6 +13,7 @@ import {
   TableWriter,
 } from "../../../storage/sstable/mod.ts";
 import {
+  BlockBuilder,
   BlockCursor,
   type DecodedCursor,
 } from "../../../storage/sstable/block.ts";
@@ -259,4 +260,39 @@ Deno.test("a flipped bit anywhere in a table is a CorruptionError naming the fil
     TableReader.open(denoEnv, tmp.path, 3, new BlockCache(1 << 20), stats()),
     CorruptionError,
   );
+});
+
+Deno.test("a block cursor refuses entries out of order and a bad first restart", () => {
+  // One-entry blocks, their entries spliced together in the wrong order.
+  const entryOf = (key: string) => {
+    const b = new BlockBuilder();
+    b.addData(key, 1, "v", 0);
+    const contents = b.finish();
+    return contents.slice(0, contents.length - 8); // less restarts, count
+  };
+  const block = (restart: number, ...entries: Uint8Array[]) => {
+    const n = entries.reduce((sum, e) => sum + e.length, 0);
+    const out = new Uint8Array(n + 8);
+    let at = 0;
+    for (const e of entries) {
+      out.set(e, at);
+      at += e.length;
+    }
+    new DataView(out.buffer).setUint32(at, restart, true);
+    new DataView(out.buffer).setUint32(at + 4, 1, true);
+    return out;
+  };
+  const good = block(0, entryOf("a"), entryOf("b"));
+  assert.ok(new BlockCursor(good, "f", 0).seek("b"));
+  const swapped = block(0, entryOf("b"), entryOf("a"));
+  assert.throws(
+    () => new BlockCursor(swapped, "f", 0).seek("c"),
+    CorruptionError,
+  );
+  assert.throws(() => {
+    const c = new BlockCursor(swapped, "f", 0);
+    for (let more = c.first(); more; more = c.next()) { /* walk */ }
+  }, CorruptionError);
+  const late = block(entryOf("a").length, entryOf("a"), entryOf("b"));
+  assert.throws(() => new BlockCursor(late, "f", 0).seek("a"), CorruptionError);
 });
