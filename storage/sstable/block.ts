@@ -373,6 +373,78 @@ function compareKeyBytes(
 }
 
 /**
+ * Where a search for `key` starts scanning: the offset of the last restart
+ * whose key is below `key` (with `orEqual`, at or below it), or of the
+ * first restart. Checks the restarts it reads.
+ */
+function scanStart(
+  contents: Uint8Array,
+  limit: number,
+  key: string,
+  orEqual: boolean,
+  bad: (why: string) => Error,
+): number {
+  if (limit === 0) return 0;
+  if (getFixed32(contents, limit) !== 0) {
+    throw bad("first restart is not at the block's start");
+  }
+  let lo = 0;
+  let hi = (contents.length - 4 - limit) / 4 - 1;
+  while (lo < hi) {
+    const mid = (lo + hi + 1) >>> 1;
+    const at = getFixed32(contents, limit + mid * 4);
+    if (at >= limit) throw bad("restart offset out of range");
+    readHeader(contents, at, limit, bad);
+    if (header.shared !== 0) throw bad("restart entry with a shared prefix");
+    const c = compareKeyBytes(key, contents, header.body, header.unshared);
+    if (c < 0 || (c === 0 && !orEqual)) hi = mid - 1;
+    else lo = mid;
+  }
+  const at = getFixed32(contents, limit + lo * 4);
+  if (at >= limit) throw bad("restart offset out of range");
+  return at;
+}
+
+/**
+ * Reads the entry header at `at` into `header` and rebuilds the entry's key
+ * in keyScratch over the previous one (`lastLength` bytes; -1 before the
+ * first entry), checking that it sorts after it. Returns its length.
+ */
+function scratchKey(
+  contents: Uint8Array,
+  at: number,
+  limit: number,
+  lastLength: number,
+  bad: (why: string) => Error,
+): number {
+  readHeader(contents, at, limit, bad);
+  const { shared, unshared, body } = header;
+  if (shared > Math.max(lastLength, 0)) {
+    throw bad("shared prefix longer than the last key");
+  }
+  const keyLength = shared + unshared;
+  if (keyLength > keyScratch.length) {
+    const grown = new Uint8Array(Math.max(keyLength, keyScratch.length * 2));
+    grown.set(keyScratch.subarray(0, Math.max(lastLength, 0)));
+    keyScratch = grown;
+  }
+  // The first byte past the shared prefix that differs from the last key
+  // decides the order; none differing, the longer key is greater.
+  let order = 0;
+  for (let j = 0; j < unshared; j++) {
+    const b = contents[body + j]!;
+    if (order === 0 && shared + j < lastLength) {
+      const was = keyScratch[shared + j]!;
+      if (b !== was) order = b > was ? 1 : -1;
+    }
+    keyScratch[shared + j] = b;
+  }
+  if (order === 0) order = keyLength > lastLength ? 1 : -1;
+  if (lastLength >= 0 && order < 0) throw bad("keys out of order");
+  return keyLength;
+}
+
+/**
  * Finds `key` in verified data block contents without decoding the block:
  * a binary search over the restart points, then a scan of at most one
  * restart interval. Returns the entry's fields, or undefined when absent.
@@ -386,42 +458,13 @@ export function searchDataBlock(
 ): DataValue | undefined {
   const bad = blockError(file, offset);
   const limit = entriesEnd(contents, bad);
-  const n = (contents.length - 4 - limit) / 4;
-  // The last restart whose key is <= key.
-  let lo = 0;
-  let hi = n - 1;
-  while (lo < hi) {
-    const mid = (lo + hi + 1) >>> 1;
-    const at = getFixed32(contents, limit + mid * 4);
-    if (at >= limit) throw bad("restart offset out of range");
-    readHeader(contents, at, limit, bad);
-    if (header.shared !== 0) {
-      throw bad("restart entry with a shared prefix");
-    }
-    if (compareKeyBytes(key, contents, header.body, header.unshared) < 0) {
-      hi = mid - 1;
-    } else lo = mid;
-  }
-  let at = getFixed32(contents, limit + lo * 4);
-  if (at >= limit) throw bad("restart offset out of range");
+  let at = scanStart(contents, limit, key, true, bad);
   // Keys are rebuilt in a reused byte buffer and compared as bytes: no
   // string is made for the entries scanned past.
-  let keyLength = 0;
+  let keyLength = -1;
   for (let i = 0; at < limit && i <= BLOCK_RESTART_INTERVAL * 2; i++) {
-    readHeader(contents, at, limit, bad);
-    const { shared, unshared, valueLength, body } = header;
-    if (shared > keyLength) {
-      throw bad("shared prefix longer than the last key");
-    }
-    keyLength = shared + unshared;
-    if (keyLength > keyScratch.length) {
-      const grown = new Uint8Array(Math.max(keyLength, keyScratch.length * 2));
-      grown.set(keyScratch.subarray(0, shared));
-      keyScratch = grown;
-    }
-    for (let j = 0; j < unshared; j++) {
-      keyScratch[shared + j] = contents[body + j]!;
-    }
+    keyLength = scratchKey(contents, at, limit, keyLength, bad);
+    const { unshared, valueLength, body } = header;
     const valueStart = body + unshared;
     const c = compareKeyBytes(key, keyScratch, 0, keyLength);
     if (c === 0) {
@@ -481,61 +524,13 @@ export class BlockCursor {
     const contents = this.#contents;
     const limit = this.#limit;
     const bad = this.#bad;
-    const n = (contents.length - 4 - limit) / 4;
-    // The last restart whose key is < target: entries before it are less.
-    let lo = 0;
-    let hi = n - 1;
-    while (lo < hi) {
-      const mid = (lo + hi + 1) >>> 1;
-      const at = getFixed32(contents, limit + mid * 4);
-      if (at >= limit) throw bad("restart offset out of range");
-      readHeader(contents, at, limit, bad);
-      if (header.shared !== 0) throw bad("restart entry with a shared prefix");
-      if (
-        compareKeyBytes(target, contents, header.body, header.unshared) <= 0
-      ) {
-        hi = mid - 1;
-      } else lo = mid;
-    }
-    if (limit > 0 && getFixed32(contents, limit) !== 0) {
-      throw bad("first restart is not at the block's start");
-    }
-    let at = getFixed32(contents, limit + lo * 4);
-    if (at >= limit && limit > 0) throw bad("restart offset out of range");
+    let at = scanStart(contents, limit, target, false, bad);
     // Keys passed over are rebuilt as bytes and compared as bytes: a
-    // string is made only for the entry landed on. Their order is checked
-    // as next() checks it.
-    let keyLength = 0;
-    let first = true;
+    // string is made only for the entry landed on.
+    let keyLength = -1;
     while (at < limit) {
-      readHeader(contents, at, limit, bad);
-      const { shared, unshared, valueLength, body } = header;
-      if (shared > keyLength) {
-        throw bad("shared prefix longer than the last key");
-      }
-      const lastLength = keyLength;
-      keyLength = shared + unshared;
-      if (keyLength > keyScratch.length) {
-        const grown = new Uint8Array(
-          Math.max(keyLength, keyScratch.length * 2),
-        );
-        grown.set(keyScratch.subarray(0, lastLength));
-        keyScratch = grown;
-      }
-      // The first byte past the shared prefix that differs from the last
-      // key decides the order; none differing, the longer key is greater.
-      let order = 0;
-      for (let j = 0; j < unshared; j++) {
-        const b = contents[body + j]!;
-        if (order === 0 && shared + j < lastLength) {
-          const was = keyScratch[shared + j]!;
-          if (b !== was) order = b > was ? 1 : -1;
-        }
-        keyScratch[shared + j] = b;
-      }
-      if (order === 0) order = keyLength > lastLength ? 1 : -1;
-      if (!first && order < 0) throw bad("keys out of order");
-      first = false;
+      keyLength = scratchKey(contents, at, limit, keyLength, bad);
+      const { unshared, valueLength, body } = header;
       const valueStart = body + unshared;
       at = valueStart + valueLength;
       if (compareKeyBytes(target, keyScratch, 0, keyLength) <= 0) {
