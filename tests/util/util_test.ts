@@ -2,6 +2,7 @@ import assert from "node:assert/strict";
 import {
   binaryToBytes,
   bytesToBinary,
+  bytesToBinaryFallback,
   crc32c,
   crc32cUpdate,
   getFixed32,
@@ -157,6 +158,7 @@ Deno.test("bytesToBinary and putBinary convert exactly, ASCII or not", () => {
     let expected = "";
     for (let j = from; j < to; j++) expected += String.fromCharCode(bytes[j]!);
     assert.equal(bytesToBinary(bytes, from, to), expected, `case ${i}`);
+    assert.equal(bytesToBinaryFallback(bytes, from, to), expected);
     assert.deepEqual(binaryToBytes(expected), bytes.subarray(from, to));
     const at = rng.int(100);
     buf.fill(0xee);
@@ -164,6 +166,15 @@ Deno.test("bytesToBinary and putBinary convert exactly, ASCII or not", () => {
     assert.deepEqual(buf.subarray(at, at + n), bytes, `case ${i}, ${n} bytes`);
     assert.equal(buf[at + n], 0xee, `case ${i}: wrote past the end`);
   }
+});
+
+Deno.test("bytesToBinary converts large arrays, past the fallback's chunk size", () => {
+  const bytes = new Prng(29).bytes(20_000);
+  let expected = "";
+  for (const b of bytes) expected += String.fromCharCode(b);
+  assert.equal(bytesToBinary(bytes), expected);
+  assert.equal(bytesToBinaryFallback(bytes, 0, bytes.length), expected);
+  assert.equal(bytesToBinary(bytes, 7, 19_993), expected.slice(7, 19_993));
 });
 
 Deno.test("prefixSuccessor bounds every string with the prefix", () => {
