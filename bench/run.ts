@@ -4,6 +4,10 @@
  * markdown table with ratios to baselines measured in the same run.
  *
  *   deno run -A --unstable-kv bench/run.ts [--quick] [--rounds N] [--seconds S]
+ *     [--only ID,ID...]
+ *
+ * `--only` runs the named workloads (ids in `workloads` below) and the
+ * baselines they are compared with.
  *
  * Rounds interleave every workload (a baseline next to what it is compared
  * with). The table reports each workload's median ops/s over the rounds with
@@ -54,6 +58,7 @@ const { values: flags } = parseArgs({
     quick: { type: "boolean", default: false },
     rounds: { type: "string" },
     seconds: { type: "string" },
+    only: { type: "string" },
   },
 });
 const ROUNDS = Number(flags.rounds ?? (flags.quick ? 1 : 3));
@@ -175,6 +180,44 @@ async function reads(
 ): Promise<Measurement> {
   await readLoop(WARMUP_MS, what, get);
   return await readLoop(ms, what, get);
+}
+
+/** Keys per getMany call in the batched read workloads. */
+const GET_MANY_KEYS = 100;
+
+/**
+ * Awaits `getMany(i)` (GET_MANY_KEYS keys per call) for `ms`, counting each
+ * key as one read. Throws if any read finds nothing.
+ */
+async function manyReads(
+  ms: number,
+  what: string,
+  getMany: (i: number) => Promise<readonly unknown[]>,
+): Promise<Measurement> {
+  const loop = async (ms: number) => {
+    const start = performance.now();
+    const deadline = start + ms;
+    let calls = 0;
+    let misses = 0;
+    let now = start;
+    while (now < deadline) {
+      for (let j = 0; j < CLOCK_EVERY_OPS / GET_MANY_KEYS; j++) {
+        for (const v of await getMany(calls++)) if (v == null) misses++;
+      }
+      now = performance.now();
+    }
+    if (misses > 0) throw new Error(`${what} missed ${misses} preloaded keys`);
+    return { ops: calls * GET_MANY_KEYS, ms: now - start };
+  };
+  await loop(WARMUP_MS);
+  return await loop(ms);
+}
+
+/** The GET_MANY_KEYS keys of getMany call `i`, in random order. */
+function readKeys(i: number, n = GET_MANY_KEYS): string[] {
+  const out: string[] = [];
+  for (let j = 0; j < n; j++) out.push(readKey(i * n + j));
+  return out;
 }
 
 /** `WRITERS` closed-loop writers, each awaiting its own op, for `ms`. */
@@ -464,6 +507,35 @@ const workloads: Workload[] = [
   },
   { id: "dkvGet", label: "Deno KV get, same keys", run: denoKvGet },
   {
+    id: "kvGetMany",
+    label:
+      `kv getMany, ${GET_MANY_KEYS} keys per call, 100k keys, random order`,
+    run: (ms) =>
+      manyReads(ms, "kv getMany", (i) => readStore.getMany(readKeys(i))),
+  },
+  {
+    id: "kvGetManyMem",
+    label: `kv getMany, ${GET_MANY_KEYS} keys per call, keys in the memtable`,
+    run: (ms) =>
+      manyReads(ms, "kv getMany", (i) => memStore.getMany(readKeys(i))),
+  },
+  {
+    id: "dkvGetMany",
+    label: "Deno KV getMany, 10 keys per call (its limit), same keys",
+    run: (ms) =>
+      manyReads(ms, "Deno KV getMany", async (i) => {
+        const ks = readKeys(i, GET_MANY_KEYS);
+        const out: unknown[] = [];
+        for (let j = 0; j < ks.length; j += 10) {
+          const got = await readDenoKv.getMany(
+            ks.slice(j, j + 10).map((k) => ["k", k]),
+          );
+          for (const e of got) out.push(e.value);
+        }
+        return out;
+      }),
+  },
+  {
     id: "kvGetHot",
     label: "kv get, hot set of 10k of those keys, random order",
     run: kvGetHot,
@@ -498,6 +570,9 @@ const rows: Row[] = [
   { id: "kvGet", vs: "mapGet", target: { opsPerSec: 1_000_000 } },
   { id: "kvGetMem", vs: "mapGet", target: { opsPerSec: 1_000_000 } },
   { id: "dkvGet", vs: "mapGet" },
+  { id: "kvGetMany", vs: "mapGet", target: { opsPerSec: 1_000_000 } },
+  { id: "kvGetManyMem", vs: "mapGet", target: { opsPerSec: 1_000_000 } },
+  { id: "dkvGetMany", vs: "mapGet" },
   { id: "kvGetHot", vs: "mapGet", target: { opsPerSec: 1_000_000 } },
   { id: "kvGetAsc", vs: "mapGet" },
 ];
@@ -544,6 +619,24 @@ function cpuModel(): string {
 
 // --- Run -------------------------------------------------------------------
 
+const only = flags.only === undefined
+  ? undefined
+  : new Set(flags.only.split(",").map((id) => id.trim()));
+for (const id of only ?? []) {
+  if (!workloads.some((w) => w.id === id)) {
+    throw new RangeError(
+      `--only: no workload "${id}"; the ids are ${
+        workloads.map((w) => w.id).join(", ")
+      }`,
+    );
+  }
+}
+const needed = new Set(only);
+for (const row of rows) {
+  if (only?.has(row.id) && row.vs !== undefined) needed.add(row.vs);
+}
+const selected = only ? workloads.filter((w) => needed.has(w.id)) : workloads;
+
 const startedAt = new Date();
 const loadBefore = Deno.loadavg();
 const preloadMs = await preload();
@@ -553,7 +646,7 @@ const groupSizes: number[] = [];
 const singleGroupSizes: number[] = [];
 try {
   for (let round = 1; round <= ROUNDS; round++) {
-    for (const w of workloads) {
+    for (const w of selected) {
       const m = await w.run(MEASURE_MS);
       const rate = (m.ops * 1000) / m.ms;
       const list = opsPerSec.get(w.id) ?? [];
@@ -619,6 +712,7 @@ out.push(
   "| --- | ---: | ---: | --- | --- | --- |",
 );
 for (const row of rows) {
+  if (!opsPerSec.has(row.id)) continue;
   const list = opsPerSec.get(row.id)!;
   const value = med.get(row.id)!;
   const range = list.length > 1
@@ -667,7 +761,11 @@ for (const id of ["rawAsync", "kvOne"]) {
   );
 }
 
-const ratioOf = (a: string, b: string) => fmtRatio(median(roundRatios(a, b)));
+/** "a ÷ b" as a ratio, or "—" when `--only` left either out. */
+const ratioOf = (a: string, b: string) =>
+  opsPerSec.has(a) && opsPerSec.has(b)
+    ? fmtRatio(median(roundRatios(a, b)))
+    : "—";
 out.push(
   "",
   `Against the raw sync-API rate instead: kv 1 writer ` +
@@ -675,10 +773,15 @@ out.push(
     `${ratioOf("kvMany", "rawSync")}.`,
   `kv ÷ Deno KV: 1 durable writer ${ratioOf("kvOne", "dkvOne")}, ` +
     `${WRITERS} durable writers ${ratioOf("kvMany", "dkvMany")}, ` +
-    `get ${ratioOf("kvGet", "dkvGet")}.`,
-  `kv ${WRITERS} writers: ${
-    median(groupSizes).toFixed(1)
-  } WAL records per fsync (median round); ` +
-    `1 writer: ${median(singleGroupSizes).toFixed(2)}.`,
+    `get ${ratioOf("kvGet", "dkvGet")}, ` +
+    `getMany ${ratioOf("kvGetMany", "dkvGetMany")}.`,
 );
+if (groupSizes.length > 0) {
+  out.push(
+    `kv ${WRITERS} writers: ${
+      median(groupSizes).toFixed(1)
+    } WAL records per fsync (median round); ` +
+      `1 writer: ${median(singleGroupSizes).toFixed(2)}.`,
+  );
+}
 console.log(out.join("\n"));

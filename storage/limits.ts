@@ -20,6 +20,12 @@ export const VALUE_BYTES_MAX = 16 * 1024 * 1024;
 export const BATCH_OPS_MAX = 100_000;
 
 /**
+ * Most keys in one getMany. Bounds the values one call copies out and holds
+ * at once (up to this many times VALUE_BYTES_MAX in the worst case).
+ */
+export const GET_MANY_KEYS_MAX = 10_000;
+
+/**
  * Largest encoded batch, in bytes. One batch is one WAL record that recovery
  * must read whole; 64 MiB bounds that allocation.
  */

@@ -36,6 +36,7 @@ import {
 import {
   BATCH_BYTES_MAX,
   BATCH_OPS_MAX,
+  GET_MANY_KEYS_MAX,
   IMMUTABLE_MEMTABLES_MAX,
   L0_STOP_FACTOR,
   LOG_QUEUED_BYTES_MAX,
@@ -158,6 +159,7 @@ export interface Snapshot {
   /** Sequence number the snapshot reads at. */
   readonly sequence: number;
   get(key: Bytes): Promise<Uint8Array | undefined>;
+  getMany(keys: readonly Bytes[]): Promise<(Uint8Array | undefined)[]>;
   scan(options?: ScanOptions): AsyncGenerator<Entry>;
   /** Frees what the snapshot pins (memtable versions, table files). */
   release(): void;
@@ -654,23 +656,58 @@ export class Store {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#getAfter(k, pending);
+    return this.#getAfter([k], [pending]).then((values) => values[0]);
   }
 
   /**
-   * Reads `k` as of the current call: waits for the write issued before it,
-   * then reads at the sequence number current now, keeping that version.
+   * The values of `keys`, in the same order (undefined where absent), all
+   * read at one point in time: every write issued before the call and none
+   * issued after, as with {@linkcode get}. One call and one await for many
+   * keys, like Deno KV's `getMany`. At most GET_MANY_KEYS_MAX keys.
+   */
+  getMany(keys: readonly Bytes[]): Promise<(Uint8Array | undefined)[]> {
+    const ks: string[] = [];
+    let pending: Promise<void>[] | undefined;
+    try {
+      if (this.#closed) throw new StoreClosedError();
+      checkGetMany(keys);
+      for (const key of keys) ks.push(keyToBinary(key));
+      if (this.#pendingWrites > 0) {
+        for (const k of ks) {
+          const p = this.#pendingByKey.get(k);
+          if (p) (pending ??= []).push(p);
+        }
+      }
+      if (!pending) {
+        const s = this.#current;
+        const values = ks.map((k) =>
+          copyOut(lookup(s, k, Number.POSITIVE_INFINITY))
+        );
+        const turn = this.#readTurn();
+        return turn ? turn.then(() => values) : Promise.resolve(values);
+      }
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    return this.#getAfter(ks, pending);
+  }
+
+  /**
+   * Reads `ks` as of the current call: waits for the writes of them issued
+   * before it (`pending`), then reads at the sequence number current now,
+   * keeping that version.
    */
   async #getAfter(
-    k: string,
-    pending: Promise<void>,
-  ): Promise<Uint8Array | undefined> {
+    ks: string[],
+    pending: Promise<void>[],
+  ): Promise<(Uint8Array | undefined)[]> {
     const seq = this.#nextSeq - 1;
     const readers = this.#mem.readers;
     readers.add(seq);
     try {
-      await pending.catch(() => {});
-      return copyOut(lookup(this.#current, k, seq));
+      for (const p of pending) await p.catch(() => {});
+      const s = this.#current;
+      return ks.map((k) => copyOut(lookup(s, k, seq)));
     } finally {
       readers.remove(seq);
     }
@@ -793,6 +830,12 @@ export class Store {
         const k = keyToBinary(key);
         const v = await ready();
         return copyOut(lookup(v, k, v.seq));
+      },
+      getMany: async (keys: readonly Bytes[]) => {
+        checkGetMany(keys);
+        const ks = keys.map(keyToBinary);
+        const v = await ready();
+        return ks.map((k) => copyOut(lookup(v, k, v.seq)));
       },
       scan: (options: ScanOptions = {}) => {
         if (released) throw new RangeError("Snapshot was released");
@@ -1248,6 +1291,18 @@ function copyOut(
 ): Uint8Array | undefined {
   if (value === undefined) return undefined;
   return typeof value === "string" ? binaryToBytes(value) : copyBytes(value);
+}
+
+/** Throws unless `keys` is an array of at most GET_MANY_KEYS_MAX keys. */
+function checkGetMany(keys: readonly Bytes[]): void {
+  if (!Array.isArray(keys)) {
+    throw new TypeError("getMany takes an array of keys");
+  }
+  if (keys.length > GET_MANY_KEYS_MAX) {
+    throw new RangeError(
+      `getMany was given ${keys.length} keys; the limit is ${GET_MANY_KEYS_MAX} (GET_MANY_KEYS_MAX)`,
+    );
+  }
 }
 
 /** Validates scan options into a binary-string range and a limit. */

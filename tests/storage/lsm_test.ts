@@ -100,11 +100,17 @@ async function runModel(
             ? model.set(op.key, op.value)
             : model.delete(op.key);
         }
-      } else if (r < 0.72) {
+      } else if (r < 0.67) {
         const k = key();
         const got = text(await store.get(k));
         assert.equal(got, model.get(k), `${where} get ${k}`);
         transcript.push(`get ${k} ${got}`);
+      } else if (r < 0.72) {
+        // Keys may repeat; each gets its own copy of the value.
+        const ks = Array.from({ length: 1 + rng.int(20) }, key);
+        const got = (await store.getMany(ks)).map(text);
+        assert.deepEqual(got, ks.map((k) => model.get(k)), `${where} getMany`);
+        transcript.push(`getMany ${got.join(",")}`);
       } else if (r < 0.84) {
         const start = rng.chance(0.7) ? key() : undefined;
         const end = rng.chance(0.5) ? key() : undefined;
@@ -140,6 +146,12 @@ async function runModel(
             text(await s.snap.get(k)),
             s.model.get(k),
             `${where} snapshot get ${k}`,
+          );
+          const ks = Array.from({ length: 1 + rng.int(5) }, key);
+          assert.deepEqual(
+            (await s.snap.getMany(ks)).map(text),
+            ks.map((k) => s.model.get(k)),
+            `${where} snapshot getMany`,
           );
           const got = await collect(s.snap.scan({ start: k }));
           assert.deepEqual(

@@ -108,6 +108,12 @@ Deno.test("limits reject bad input with clear errors and store nothing", async (
     ),
     /BATCH_OPS_MAX/,
   );
+  await assert.rejects(
+    store.getMany(Array(limits.GET_MANY_KEYS_MAX + 1).fill("k")),
+    /limit is 10000 \(GET_MANY_KEYS_MAX\)/,
+  );
+  await assert.rejects(store.getMany("k" as never), /array of keys/);
+  await assert.rejects(store.getMany(["k", ""]), /Key must not be empty/);
   assert.throws(() => store.scan({ limit: -1 }), /non-negative integer/);
   assert.equal(store.stats().lastSequence, 0);
   assert.equal(await store.count(), 0);
@@ -145,6 +151,11 @@ Deno.test("concurrent operations behave as if applied one at a time in issue ord
     results.push(store.put("k", String(i)));
     results.push(store.get("k").then(text));
     if (i % 50 === 0) results.push(store.delete("k"), store.get("k"));
+    if (i % 30 === 0) {
+      results.push(
+        store.getMany(["k", "absent", "k"]).then((vs) => vs.map(text)),
+      );
+    }
     if (i % 40 === 0) results.push(store.count());
   }
   const settled = await Promise.all(results);
@@ -158,12 +169,43 @@ Deno.test("concurrent operations behave as if applied one at a time in issue ord
       r++;
       assert.equal(settled[r++], undefined, `get after delete ${i}`);
     }
+    if (i % 30 === 0) {
+      const e = i % 50 === 0 ? undefined : expected;
+      assert.deepEqual(settled[r++], [e, undefined, e], `getMany ${i}`);
+    }
     if (i % 40 === 0) {
       assert.equal(settled[r++], i % 50 === 0 ? 0 : 1, `count ${i}`);
     }
   }
   assert.ok(store.stats().wal.groupMax > 1, "writes shared fsyncs");
   await store.close();
+});
+
+Deno.test("getMany reads every key at one point in time, in issue order", async () => {
+  await using tmp = await tempDir();
+  // A tiny memtable: the keys are spread over memtables and tables.
+  const store = await openStore(tmp.path, { memtableBytes: 4096 });
+  for (let i = 0; i < 300; i++) await store.put(`k${i}`, `old${i}`);
+  const keys = Array.from({ length: 300 }, (_, i) => `k${i}`);
+  // Writes in flight before the call are seen, writes issued after are not.
+  const before = store.put("k7", "new7");
+  const read = store.getMany([...keys, "missing"]);
+  const after = store.put("k8", "new8");
+  const values = (await read).map(text);
+  assert.equal(values.length, 301);
+  assert.equal(values[7], "new7");
+  assert.equal(values[8], "old8");
+  assert.equal(values[299], "old299");
+  assert.equal(values[300], undefined);
+  await Promise.all([before, after]);
+  const again = await store.getMany(["k8", "k8"]);
+  assert.equal(text(again[0]), "new8");
+  // Each result is its own copy.
+  again[0]![0] = 0;
+  assert.equal(text(again[1]), "new8");
+  assert.deepEqual(await store.getMany([]), []);
+  await store.close();
+  await assert.rejects(store.getMany(["k1"]), StoreClosedError);
 });
 
 Deno.test("64 concurrent writers are all durable and share fsyncs", async () => {
