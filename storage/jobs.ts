@@ -13,7 +13,8 @@
  * - A job names its output files from a range of file numbers reserved by
  *   the store before it starts, and fails rather than go past it.
  * - A flush job's entries are those of a frozen memtable, one (the newest)
- *   per key, in key order, encoded by {@linkcode encodeEntries}.
+ *   per key, in any order (the job sorts them), encoded by
+ *   {@linkcode encodeEntries}.
  * - A merge job's input tables are kept alive by the store until it ends.
  */
 import {
@@ -91,7 +92,7 @@ export function filesFor(
 const FLAG_VALUE = 1;
 
 /**
- * Encodes entries (keys strictly increasing, values binary strings) as one
+ * Encodes entries (distinct keys in any order, values binary strings) as one
  * buffer that can be moved to a worker without a copy: per entry, varint
  * key length, key, fixed64 seq, fixed64 expiry, a flag byte (1 = value,
  * 0 = tombstone), then varint value length and value.
@@ -157,6 +158,29 @@ export function* decodeEntries(buf: Uint8Array): Generator<SourceEntry> {
   }
 }
 
+/**
+ * A flush's entries in key order. Their keys must be distinct: a repeated
+ * key is a malformed job, refused rather than written out twice.
+ */
+export function sortEntries(entries: Iterable<SourceEntry>): SourceEntry[] {
+  const all = [...entries];
+  // Timsort: a memtable written in key order (a sequential load) is one
+  // run, sorted in a single pass.
+  all.sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+  for (let i = 1; i < all.length; i++) {
+    if (all[i - 1]!.key === all[i]!.key) {
+      throw new CorruptionError(
+        `Malformed flush entries: key ${
+          JSON.stringify(all[i]!.key)
+        } appears twice`,
+        "(flush job)",
+        0,
+      );
+    }
+  }
+  return all;
+}
+
 /** Runs `job` with `env`; `yieldNow` lets a shared event loop breathe. */
 export async function runJob(
   env: Env,
@@ -177,7 +201,7 @@ export async function runJob(
     return await writeTables(
       env,
       job.dir,
-      decodeEntries(job.entries),
+      sortEntries(decodeEntries(job.entries)).values(),
       nextFile,
       job.options,
       false,

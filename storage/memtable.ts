@@ -9,13 +9,20 @@
  * would cost: random gets are bound by cache misses); a B+tree of the same
  * keys serves ordered iteration, looking each key up in the index.
  *
+ * The B+tree is kept lazily: a new key is appended to a list, and the list
+ * is sorted into the tree only when an ordered iteration asks for it. A
+ * memtable that is written and then flushed never builds its tree: the
+ * flush hands its keys over in insertion order and the job sorts them off
+ * the store's thread. Inserting a random key into the tree cost about as
+ * much as the rest of a put.
+ *
  * Invariants:
  * - In a chain, sequence numbers strictly decrease from newest to oldest.
  * - A version is dropped only when no pinned reader can see it: the chain
  *   keeps every version newer than the oldest pinned sequence (in the
  *   store-wide ReaderRegistry), plus the newest version at or below it.
- * - `index` and `tree` hold the same keys; `liveKeys` counts keys whose
- *   newest version is not a tombstone.
+ * - Every key of `index` is in exactly one of `tree` and `unsorted`;
+ *   `liveKeys` counts keys whose newest version is not a tombstone.
  */
 import { assert } from "../util/mod.ts";
 import { type MapPosition, SortedMap } from "./sorted_map.ts";
@@ -86,6 +93,8 @@ export class Memtable {
 
   #index = new Map<string, Version>();
   #tree = new SortedMap<true>();
+  /** Keys of `index` not yet in `tree`, in insertion order. */
+  #unsorted: string[] = [];
   #liveKeys = 0;
   #bytes = 0;
   #lastSeq = 0;
@@ -129,7 +138,7 @@ export class Memtable {
     this.#bytes += VERSION_OVERHEAD_BYTES + (value ? value.length : 0);
     if (!newest) {
       this.#index.set(key, { seq, value, expiry, older: undefined });
-      this.#tree.set(key, true);
+      this.#unsorted.push(key);
       this.#bytes += key.length + KEY_OVERHEAD_BYTES;
       if (value !== undefined) this.#liveKeys++;
       return;
@@ -165,6 +174,26 @@ export class Memtable {
   }
 
   /**
+   * Every key with its newest version (tombstones included), in the order
+   * the keys were first written: what a flush writes out, without the
+   * ordering that iteration needs.
+   */
+  newest(): MapIterator<[string, Version]> {
+    return this.#index.entries();
+  }
+
+  /** Sorts the keys written since the last ordering into the tree. */
+  #order(): void {
+    const keys = this.#unsorted;
+    if (keys.length === 0) return;
+    this.#unsorted = [];
+    // The default sort compares UTF-16 code units: for binary strings,
+    // bytewise order.
+    keys.sort();
+    for (const key of keys) this.#tree.set(key, true);
+  }
+
+  /**
    * Yields [key, version] pairs in key order within the range, as visible at
    * `seq`, skipping keys with no version at or below it. Tombstones are
    * yielded; callers filter them. Safe to interleave with apply(): after an
@@ -177,6 +206,7 @@ export class Memtable {
     const { start, end, reverse = false } = range;
     const tree = this.#tree;
     const index = this.#index;
+    this.#order();
     let pos: MapPosition<true> | undefined = reverse
       ? tree.seekLT(end)
       : tree.seekGE(start);
@@ -188,6 +218,8 @@ export class Memtable {
       let v: Version | undefined = index.get(key);
       while (v && v.seq > seq) v = v.older;
       if (v) yield [key, v];
+      // Keys written while the caller held the entry join the order now.
+      this.#order();
       if (tree.mutations !== mutations) {
         mutations = tree.mutations;
         // key + "\0" is the smallest binary string greater than key.

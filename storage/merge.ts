@@ -35,6 +35,16 @@ export function* memtableSource(
   }
 }
 
+/**
+ * A memtable's newest entry per key, tombstones included, in the order the
+ * keys were first written: a flush's input, which the job sorts.
+ */
+export function* flushSource(mem: Memtable): Generator<SourceEntry> {
+  for (const [key, v] of mem.newest()) {
+    yield { key, seq: v.seq, value: v.value, expiry: v.expiry };
+  }
+}
+
 /** Entries of one table within the range, in range order. */
 export function* tableSource(
   table: TableReader,
@@ -122,36 +132,64 @@ export function* levelSource(
 /**
  * Merges sources (newest first) into one ordered stream with one entry per
  * key, the newest. Tombstones are yielded; callers skip them.
+ *
+ * The sources' heads are kept in a binary heap ordered by key, then by
+ * source (newer first): a merge of level 0's many tables costs a few
+ * comparisons per entry, not two per source.
  */
 export function* mergeSources(
   sources: Array<Iterator<SourceEntry>>,
   reverse: boolean,
 ): Generator<SourceEntry> {
-  const heads: Array<SourceEntry | undefined> = sources.map((s) => {
-    const r = s.next();
-    return r.done ? undefined : r.value;
-  });
-  for (;;) {
-    let best = -1;
-    let bestKey = "";
-    for (let i = 0; i < heads.length; i++) {
-      const h = heads[i];
-      if (h === undefined) continue;
-      if (
-        best < 0 || (reverse ? h.key > bestKey : h.key < bestKey)
-      ) {
-        best = i;
-        bestKey = h.key;
-      }
+  const heads: Array<SourceEntry | undefined> = [];
+  const heap: number[] = [];
+  // Whether source a's head goes before source b's.
+  const before = (a: number, b: number): boolean => {
+    const ka = heads[a]!.key;
+    const kb = heads[b]!.key;
+    if (ka === kb) return a < b;
+    return reverse ? ka > kb : ka < kb;
+  };
+  const siftDown = (i: number): void => {
+    const n = heap.length;
+    const id = heap[i]!;
+    for (;;) {
+      let child = 2 * i + 1;
+      if (child >= n) break;
+      if (child + 1 < n && before(heap[child + 1]!, heap[child]!)) child++;
+      if (!before(heap[child]!, id)) break;
+      heap[i] = heap[child]!;
+      i = child;
     }
-    if (best < 0) return;
-    const winner = heads[best]!;
-    for (let i = 0; i < heads.length; i++) {
-      if (heads[i]?.key === bestKey) {
-        const r = sources[i]!.next();
-        heads[i] = r.done ? undefined : r.value;
-      }
+    heap[i] = id;
+  };
+  // Moves the source at the top of the heap to its next entry.
+  const advanceTop = (): void => {
+    const id = heap[0]!;
+    const r = sources[id]!.next();
+    if (r.done) {
+      heads[id] = undefined;
+      const last = heap.pop()!;
+      if (heap.length === 0) return;
+      heap[0] = last;
+    } else {
+      heads[id] = r.value;
     }
+    siftDown(0);
+  };
+  for (let i = 0; i < sources.length; i++) {
+    const r = sources[i]!.next();
+    heads.push(r.done ? undefined : r.value);
+    if (!r.done) heap.push(i);
+  }
+  for (let i = (heap.length >>> 1) - 1; i >= 0; i--) siftDown(i);
+  while (heap.length > 0) {
+    const winner = heads[heap[0]!]!;
+    const key = winner.key;
+    advanceTop();
+    // Older entries of the same key come next (each source's keys strictly
+    // increase); they are passed over.
+    while (heap.length > 0 && heads[heap[0]!]!.key === key) advanceTop();
     yield winner;
   }
 }

@@ -51,7 +51,7 @@ import {
 } from "./manifest.ts";
 import { encodeEntries, filesFor, type Job, type JobRunner } from "./jobs.ts";
 import { Memtable } from "./memtable.ts";
-import { memtableSource, type SourceEntry } from "./merge.ts";
+import { flushSource, type SourceEntry } from "./merge.ts";
 import type { RecoveryReport } from "./recovery.ts";
 import { segmentName } from "./recovery.ts";
 import {
@@ -1039,10 +1039,7 @@ export class Store {
     // After a failure nothing more is committed: write nothing more either
     // (close() may already have waited for the jobs it knew of).
     if (this.#failure) throw this.#failure;
-    const entries = encodeEntries(
-      memtableSource(f.mem, Number.POSITIVE_INFINITY, {}),
-      f.mem.bytes,
-    );
+    const entries = encodeEntries(flushSource(f.mem), f.mem.bytes);
     return await this.#runJob({
       kind: "flush",
       dir: this.dir,

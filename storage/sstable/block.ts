@@ -351,6 +351,9 @@ function parseValueInto(
   out.expiry = expiry;
 }
 
+/** Reused buffer in which BlockCursor.next assembles each key. */
+let nextScratch = new Uint8Array(256);
+
 /** Reused buffer in which searchDataBlock rebuilds prefix-compressed keys. */
 let keyScratch = new Uint8Array(256);
 
@@ -577,11 +580,30 @@ export class BlockCursor {
     if (shared > last.length) {
       throw this.#bad("shared prefix longer than the last key");
     }
-    const key = (shared === 0 ? "" : last.slice(0, shared)) +
-      bytesToBinary(contents, at, at + unshared);
-    if (!this.#fresh && key <= last) throw this.#bad("keys out of order");
+    // The key is assembled as bytes and made into one flat string: joining
+    // a slice of the last key with the new bytes made three strings, the
+    // last a rope that every comparison had to flatten again.
+    const n = shared + unshared;
+    if (n > nextScratch.length) {
+      nextScratch = new Uint8Array(Math.max(n, nextScratch.length * 2));
+    }
+    const scratch = nextScratch;
+    for (let j = 0; j < shared; j++) scratch[j] = last.charCodeAt(j);
+    // The first new byte that differs from the last key decides the order;
+    // none differing, the longer key is greater.
+    let order = 0;
+    for (let j = 0; j < unshared; j++) {
+      const b = contents[at + j]!;
+      scratch[shared + j] = b;
+      if (order === 0 && shared + j < last.length) {
+        const was = last.charCodeAt(shared + j);
+        if (b !== was) order = b > was ? 1 : -1;
+      }
+    }
+    if (order === 0) order = n > last.length ? 1 : -1;
+    if (!this.#fresh && order < 0) throw this.#bad("keys out of order");
     at += unshared;
-    this.#land(key, at, at + valueLength);
+    this.#land(bytesToBinary(scratch, 0, n), at, at + valueLength);
     return true;
   }
 }

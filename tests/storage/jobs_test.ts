@@ -14,6 +14,7 @@ import {
   InlineRunner,
   type Job,
   type JobRunner,
+  sortEntries,
 } from "../../storage/jobs.ts";
 import type { SourceEntry } from "../../storage/merge.ts";
 import {
@@ -42,6 +43,16 @@ function entries(rng: Prng, n: number, seqBase: number): SourceEntry[] {
       : String.fromCharCode(...rng.bytes(rng.int(300))),
     expiry: rng.chance(0.1) ? 1_800_000_000_000 + i : 0,
   }));
+}
+
+/** A copy of `rows` in a random order (Fisher-Yates). */
+function shuffled<T>(rng: Prng, rows: readonly T[]): T[] {
+  const out = rows.slice();
+  for (let i = out.length - 1; i > 0; i--) {
+    const j = rng.int(i + 1);
+    [out[i], out[j]] = [out[j]!, out[i]!];
+  }
+  return out;
 }
 
 function flushJob(dir: string, rows: SourceEntry[], firstFile: number): Job {
@@ -114,6 +125,17 @@ Deno.test("flush entries round trip through their encoding", () => {
   );
 });
 
+Deno.test("a flush sorts its entries and refuses a repeated key", () => {
+  const rows = entries(new Prng(5), 500, 1);
+  const sorted = sortEntries(shuffled(new Prng(6), rows));
+  assert.deepEqual(sorted.map((e) => e.key), rows.map((e) => e.key));
+  assert.throws(
+    () => sortEntries([...rows, { ...rows[42]!, seq: 9999 }]),
+    (e: unknown) =>
+      e instanceof CorruptionError && /appears twice/.test(e.message),
+  );
+});
+
 Deno.test("flushes and merges write the same tables inline and in a worker", async () => {
   const seed = testSeed("jobs inline vs worker");
   const results: string[][] = [];
@@ -129,7 +151,10 @@ Deno.test("flushes and merges write the same tables inline and in a worker", asy
       let next = 1;
       for (let r = 0; r < 3; r++) {
         const rows = entries(rng, 3000, 1 + r * 10_000);
-        const metas = await runner.run(flushJob(tmp.path, rows, next));
+        // A memtable hands its keys over in insertion order: the job sorts.
+        const metas = await runner.run(
+          flushJob(tmp.path, shuffled(rng, rows), next),
+        );
         next += filesFor(1 << 20);
         assert.deepEqual(
           await readAll(tmp.path, metas),
