@@ -13,7 +13,7 @@
  */
 import type { Env } from "./env.ts";
 import { LEVEL_SIZE_RATIO, TABLE_BYTES_TARGET } from "./limits.ts";
-import type { SourceEntry } from "./merge.ts";
+import type { EntryCursor } from "./merge.ts";
 import {
   type TableMeta,
   type TableOptions,
@@ -168,7 +168,7 @@ export function pickCompaction(
 export async function writeTables(
   env: Env,
   dir: string,
-  entries: Iterator<SourceEntry>,
+  entries: EntryCursor,
   nextFile: () => number,
   options: TableOptions,
   dropTombstones: boolean,
@@ -179,8 +179,8 @@ export async function writeTables(
   let writer: TableWriter | undefined;
   let sinceYield = 0;
   try {
-    for (let r = entries.next(); !r.done; r = entries.next()) {
-      const e = r.value;
+    const e = entries;
+    while (e.next()) {
       // Let the event loop serve requests during a long flush or merge.
       if (++sinceYield === YIELD_EVERY_ENTRIES) {
         sinceYield = 0;

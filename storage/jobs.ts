@@ -30,7 +30,12 @@ import { writeTables } from "./compaction.ts";
 import type { Env } from "./env.ts";
 import { CorruptionError } from "./errors.ts";
 import { TABLE_BYTES_TARGET } from "./limits.ts";
-import { fullScan, mergeSources, type SourceEntry } from "./merge.ts";
+import {
+  ArrayCursor,
+  MergeCursor,
+  RunCursor,
+  type SourceEntry,
+} from "./merge.ts";
 import {
   BlockCache,
   type TableMeta,
@@ -201,7 +206,7 @@ export async function runJob(
     return await writeTables(
       env,
       job.dir,
-      sortEntries(decodeEntries(job.entries)).values(),
+      new ArrayCursor(sortEntries(decodeEntries(job.entries))),
       nextFile,
       job.options,
       false,
@@ -213,7 +218,7 @@ export async function runJob(
   const filterStats = { negatives: 0, falsePositives: 0 };
   const readers: TableReader[] = [];
   try {
-    const sources: Array<Iterator<SourceEntry>> = [];
+    const sources: RunCursor[] = [];
     for (const run of job.runs) {
       const tables: TableReader[] = [];
       for (const n of run) {
@@ -221,12 +226,12 @@ export async function runJob(
         readers.push(t);
         tables.push(t);
       }
-      sources.push(fullScan(tables));
+      sources.push(new RunCursor(tables));
     }
     return await writeTables(
       env,
       job.dir,
-      mergeSources(sources, false),
+      new MergeCursor(sources, false),
       nextFile,
       job.options,
       job.dropTombstones,

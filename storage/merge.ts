@@ -11,6 +11,7 @@
 import { lowerBound } from "../util/mod.ts";
 import type { Memtable, RangeOptions } from "./memtable.ts";
 import type { TableReader } from "./sstable/mod.ts";
+import type { BlockCursor } from "./sstable/block.ts";
 
 /** One entry of a source; value undefined is a tombstone. */
 export interface SourceEntry {
@@ -92,18 +93,103 @@ export function* tableSource(
 }
 
 /**
+ * A position in entries of strictly increasing keys: the current entry is in
+ * the fields, and `next()` moves to the next one (to the first, on its first
+ * call), returning false at the end. A merge reads its inputs through cursors
+ * and allocates nothing per entry but the key and the value view.
+ */
+export interface EntryCursor {
+  key: string;
+  seq: number;
+  /** As in {@linkcode SourceEntry}: undefined for a tombstone. */
+  value: string | Uint8Array | undefined;
+  expiry: number;
+  next(): boolean;
+}
+
+/**
  * Every entry of `tables` (sorted and not overlapping, or just one table),
  * in key order, read sequentially without the block cache: merge input.
  */
-export function* fullScan(
-  tables: readonly TableReader[],
-): Generator<SourceEntry> {
-  for (const t of tables) {
-    for (const c of t.scanCursors()) {
-      for (let more = c.first(); more; more = c.next()) {
-        yield { key: c.key, seq: c.seq, value: c.value, expiry: c.expiry };
+export class RunCursor implements EntryCursor {
+  key = "";
+  seq = 0;
+  value: Uint8Array | undefined = undefined;
+  expiry = 0;
+  #table = 0;
+  #blocks: Iterator<BlockCursor> | undefined;
+  #block: BlockCursor | undefined;
+
+  constructor(private readonly tables: readonly TableReader[]) {}
+
+  next(): boolean {
+    for (;;) {
+      const b = this.#block;
+      if (b !== undefined && b.next()) return this.#take(b);
+      this.#block = undefined;
+      if (this.#blocks === undefined) {
+        const t = this.tables[this.#table++];
+        if (t === undefined) return false;
+        this.#blocks = t.scanCursors();
+      }
+      const r = this.#blocks.next();
+      if (r.done) {
+        this.#blocks = undefined;
+      } else if (r.value.first()) {
+        this.#block = r.value;
+        return this.#take(r.value);
       }
     }
+  }
+
+  #take(b: BlockCursor): true {
+    this.key = b.key;
+    this.seq = b.seq;
+    this.value = b.value;
+    this.expiry = b.expiry;
+    return true;
+  }
+}
+
+/** Entries of an array, in its order, as a cursor. */
+export class ArrayCursor implements EntryCursor {
+  key = "";
+  seq = 0;
+  value: string | Uint8Array | undefined = undefined;
+  expiry = 0;
+  #i = 0;
+
+  constructor(private readonly entries: readonly SourceEntry[]) {}
+
+  next(): boolean {
+    const e = this.entries[this.#i++];
+    if (e === undefined) return false;
+    this.key = e.key;
+    this.seq = e.seq;
+    this.value = e.value;
+    this.expiry = e.expiry;
+    return true;
+  }
+}
+
+/** An iterator's entries as a cursor. */
+class IteratorCursor implements EntryCursor {
+  key = "";
+  seq = 0;
+  value: string | Uint8Array | undefined = undefined;
+  expiry = 0;
+
+  constructor(private readonly it: Iterator<SourceEntry>) {}
+
+  next(): boolean {
+    const r = this.it.next();
+    if (r.done) return false;
+    const e = r.value;
+    this.key = e.key;
+    this.seq = e.seq;
+    this.value = e.value;
+    this.expiry = e.expiry;
+    return true;
   }
 }
 
@@ -130,66 +216,98 @@ export function* levelSource(
 }
 
 /**
- * Merges sources (newest first) into one ordered stream with one entry per
- * key, the newest. Tombstones are yielded; callers skip them.
+ * Merges cursors (newest first) into one ordered stream with one entry per
+ * key, the newest. Tombstones are kept; callers skip them.
  *
- * The sources' heads are kept in a binary heap ordered by key, then by
- * source (newer first): a merge of level 0's many tables costs a few
+ * The cursors are kept in a binary heap ordered by current key, then by
+ * cursor (newer first): a merge of level 0's many tables costs a few
  * comparisons per entry, not two per source.
  */
-export function* mergeSources(
-  sources: Array<Iterator<SourceEntry>>,
-  reverse: boolean,
-): Generator<SourceEntry> {
-  const heads: Array<SourceEntry | undefined> = [];
-  const heap: number[] = [];
-  // Whether source a's head goes before source b's.
-  const before = (a: number, b: number): boolean => {
-    const ka = heads[a]!.key;
-    const kb = heads[b]!.key;
+export class MergeCursor implements EntryCursor {
+  key = "";
+  seq = 0;
+  value: string | Uint8Array | undefined = undefined;
+  expiry = 0;
+  #heap: number[] | undefined;
+
+  constructor(
+    private readonly cursors: readonly EntryCursor[],
+    private readonly reverse: boolean,
+  ) {}
+
+  next(): boolean {
+    let heap = this.#heap;
+    if (heap === undefined) {
+      heap = this.#heap = [];
+      for (let i = 0; i < this.cursors.length; i++) {
+        if (this.cursors[i]!.next()) heap.push(i);
+      }
+      for (let i = (heap.length >>> 1) - 1; i >= 0; i--) this.#siftDown(i);
+    }
+    if (heap.length === 0) return false;
+    const top = this.cursors[heap[0]!]!;
+    const key = top.key;
+    this.key = key;
+    this.seq = top.seq;
+    this.value = top.value;
+    this.expiry = top.expiry;
+    this.#advanceTop();
+    // Older entries of the same key come next (each cursor's keys strictly
+    // increase); they are passed over.
+    while (heap.length > 0 && this.cursors[heap[0]!]!.key === key) {
+      this.#advanceTop();
+    }
+    return true;
+  }
+
+  /** Whether cursor a's entry goes before cursor b's. */
+  #before(a: number, b: number): boolean {
+    const ka = this.cursors[a]!.key;
+    const kb = this.cursors[b]!.key;
     if (ka === kb) return a < b;
-    return reverse ? ka > kb : ka < kb;
-  };
-  const siftDown = (i: number): void => {
+    return this.reverse ? ka > kb : ka < kb;
+  }
+
+  #siftDown(i: number): void {
+    const heap = this.#heap!;
     const n = heap.length;
     const id = heap[i]!;
     for (;;) {
       let child = 2 * i + 1;
       if (child >= n) break;
-      if (child + 1 < n && before(heap[child + 1]!, heap[child]!)) child++;
-      if (!before(heap[child]!, id)) break;
+      if (child + 1 < n && this.#before(heap[child + 1]!, heap[child]!)) {
+        child++;
+      }
+      if (!this.#before(heap[child]!, id)) break;
       heap[i] = heap[child]!;
       i = child;
     }
     heap[i] = id;
-  };
-  // Moves the source at the top of the heap to its next entry.
-  const advanceTop = (): void => {
-    const id = heap[0]!;
-    const r = sources[id]!.next();
-    if (r.done) {
-      heads[id] = undefined;
+  }
+
+  /** Moves the cursor at the top of the heap to its next entry. */
+  #advanceTop(): void {
+    const heap = this.#heap!;
+    if (!this.cursors[heap[0]!]!.next()) {
       const last = heap.pop()!;
       if (heap.length === 0) return;
       heap[0] = last;
-    } else {
-      heads[id] = r.value;
     }
-    siftDown(0);
-  };
-  for (let i = 0; i < sources.length; i++) {
-    const r = sources[i]!.next();
-    heads.push(r.done ? undefined : r.value);
-    if (!r.done) heap.push(i);
+    this.#siftDown(0);
   }
-  for (let i = (heap.length >>> 1) - 1; i >= 0; i--) siftDown(i);
-  while (heap.length > 0) {
-    const winner = heads[heap[0]!]!;
-    const key = winner.key;
-    advanceTop();
-    // Older entries of the same key come next (each source's keys strictly
-    // increase); they are passed over.
-    while (heap.length > 0 && heads[heap[0]!]!.key === key) advanceTop();
-    yield winner;
+}
+
+/**
+ * Merges sources (newest first) into one ordered stream with one entry per
+ * key, the newest, as {@linkcode MergeCursor} does. Tombstones are yielded;
+ * callers skip them.
+ */
+export function* mergeSources(
+  sources: Array<Iterator<SourceEntry>>,
+  reverse: boolean,
+): Generator<SourceEntry> {
+  const m = new MergeCursor(sources.map((s) => new IteratorCursor(s)), reverse);
+  while (m.next()) {
+    yield { key: m.key, seq: m.seq, value: m.value, expiry: m.expiry };
   }
 }
