@@ -9,9 +9,9 @@
  *   merge yields the entry of the first (newest) one.
  */
 import { lowerBound } from "../util/mod.ts";
-import type { Memtable, RangeOptions } from "./memtable.ts";
-import type { TableReader } from "./sstable/mod.ts";
-import type { BlockCursor } from "./sstable/block.ts";
+import type { Memtable, RangeOptions, Version } from "./memtable.ts";
+import type { DataBlock, TableReader } from "./sstable/mod.ts";
+import type { BlockCursor, DecodedCursor } from "./sstable/block.ts";
 
 /** One entry of a source; value undefined is a tombstone. */
 export interface SourceEntry {
@@ -26,13 +26,26 @@ export interface SourceEntry {
 }
 
 /** Entries of a memtable visible at `seq`, in range order. */
-export function* memtableSource(
-  mem: Memtable,
-  seq: number,
-  range: RangeOptions,
-): Generator<SourceEntry> {
-  for (const [key, v] of mem.entries(seq, range)) {
-    yield { key, seq: v.seq, value: v.value, expiry: v.expiry };
+export class MemtableCursor implements EntryCursor {
+  key = "";
+  seq = 0;
+  value: string | undefined = undefined;
+  expiry = 0;
+  readonly #entries: Iterator<[string, Version]>;
+
+  constructor(mem: Memtable, seq: number, range: RangeOptions) {
+    this.#entries = mem.entries(seq, range);
+  }
+
+  next(): boolean {
+    const r = this.#entries.next();
+    if (r.done) return false;
+    const [key, v] = r.value;
+    this.key = key;
+    this.seq = v.seq;
+    this.value = v.value;
+    this.expiry = v.expiry;
+    return true;
   }
 }
 
@@ -43,52 +56,6 @@ export function* memtableSource(
 export function* flushSource(mem: Memtable): Generator<SourceEntry> {
   for (const [key, v] of mem.newest()) {
     yield { key, seq: v.seq, value: v.value, expiry: v.expiry };
-  }
-}
-
-/** Entries of one table within the range, in range order. */
-export function* tableSource(
-  table: TableReader,
-  range: RangeOptions,
-): Generator<SourceEntry> {
-  const { start, end, reverse = false } = range;
-  const blocks = table.blocks;
-  if (!reverse) {
-    // Forward: entries are parsed from the cached blocks in place.
-    let b = start === undefined ? 0 : table.blockFor(start);
-    let seeking = start !== undefined;
-    for (; b < blocks; b++) {
-      const c = table.cursor(b);
-      let more = seeking ? c.seek(start!) : c.first();
-      seeking = false;
-      for (; more; more = c.next()) {
-        const key = c.key;
-        if (end !== undefined && key >= end) return;
-        yield { key, seq: c.seq, value: c.value, expiry: c.expiry };
-      }
-    }
-    return;
-  }
-  let b = end === undefined
-    ? blocks - 1
-    : Math.min(table.blockFor(end), blocks - 1);
-  let first = true;
-  for (; b >= 0; b--) {
-    const block = table.block(b);
-    let i = first && end !== undefined
-      ? lowerBound(block.keys, end) - 1
-      : block.keys.length - 1;
-    first = false;
-    for (; i >= 0; i--) {
-      const key = block.keys[i]!;
-      if (start !== undefined && key < start) return;
-      yield {
-        key,
-        seq: block.seqs[i]!,
-        value: block.values[i],
-        expiry: block.expiries[i]!,
-      };
-    }
   }
 }
 
@@ -172,23 +139,90 @@ export class ArrayCursor implements EntryCursor {
   }
 }
 
-/** An iterator's entries as a cursor. */
-class IteratorCursor implements EntryCursor {
+/** Entries of one table within the range, in range order. */
+export class TableCursor implements EntryCursor {
   key = "";
   seq = 0;
-  value: string | Uint8Array | undefined = undefined;
+  value: Uint8Array | undefined = undefined;
   expiry = 0;
+  /** The current block; -1 before the first call to next(). */
+  #b = -1;
+  /** Forward: the current block's cursor. */
+  #cursor: BlockCursor | DecodedCursor | undefined;
+  /** Reverse: the current block, decoded, and the current entry in it. */
+  #block: DataBlock | undefined;
+  #i = 0;
+  #done = false;
 
-  constructor(private readonly it: Iterator<SourceEntry>) {}
+  constructor(
+    private readonly table: TableReader,
+    private readonly range: RangeOptions,
+  ) {}
 
   next(): boolean {
-    const r = this.it.next();
-    if (r.done) return false;
-    const e = r.value;
-    this.key = e.key;
-    this.seq = e.seq;
-    this.value = e.value;
-    this.expiry = e.expiry;
+    if (this.#done) return false;
+    const more = this.range.reverse === true
+      ? this.#backward()
+      : this.#forward();
+    if (!more) this.#done = true;
+    return more;
+  }
+
+  #forward(): boolean {
+    const { start, end } = this.range;
+    const table = this.table;
+    let c = this.#cursor;
+    let more: boolean;
+    if (this.#b < 0) {
+      // Entries are parsed from the cached blocks in place.
+      this.#b = start === undefined ? 0 : table.blockFor(start);
+      if (this.#b >= table.blocks) return false;
+      c = this.#cursor = table.cursor(this.#b);
+      more = start === undefined ? c.first() : c.seek(start);
+    } else {
+      more = c!.next();
+    }
+    while (!more) {
+      if (++this.#b >= table.blocks) return false;
+      c = this.#cursor = table.cursor(this.#b);
+      more = c.first();
+    }
+    if (end !== undefined && c!.key >= end) return false;
+    this.key = c!.key;
+    this.seq = c!.seq;
+    this.value = c!.value;
+    this.expiry = c!.expiry;
+    return true;
+  }
+
+  #backward(): boolean {
+    const { start, end } = this.range;
+    const table = this.table;
+    let block = this.#block;
+    if (this.#b < 0) {
+      this.#b = end === undefined
+        ? table.blocks - 1
+        : Math.min(table.blockFor(end), table.blocks - 1);
+      if (this.#b < 0) return false;
+      block = this.#block = table.block(this.#b);
+      this.#i = end === undefined
+        ? block.keys.length - 1
+        : lowerBound(block.keys, end) - 1;
+    } else {
+      this.#i--;
+    }
+    while (this.#i < 0) {
+      if (--this.#b < 0) return false;
+      block = this.#block = table.block(this.#b);
+      this.#i = block.keys.length - 1;
+    }
+    const i = this.#i;
+    const key = block!.keys[i]!;
+    if (start !== undefined && key < start) return false;
+    this.key = key;
+    this.seq = block!.seqs[i]!;
+    this.value = block!.values[i];
+    this.expiry = block!.expiries[i]!;
     return true;
   }
 }
@@ -197,20 +231,43 @@ class IteratorCursor implements EntryCursor {
  * Entries of a level whose tables are sorted by key and do not overlap
  * (level 1 and above), in range order.
  */
-export function* levelSource(
-  tables: readonly TableReader[],
-  range: RangeOptions,
-): Generator<SourceEntry> {
-  const { start, end, reverse = false } = range;
-  const overlaps = (t: TableReader) =>
-    (start === undefined || t.props.largest >= start) &&
-    (end === undefined || t.props.smallest < end);
-  if (!reverse) {
-    for (const t of tables) if (overlaps(t)) yield* tableSource(t, range);
-  } else {
-    for (let i = tables.length - 1; i >= 0; i--) {
-      const t = tables[i]!;
-      if (overlaps(t)) yield* tableSource(t, range);
+export class LevelCursor implements EntryCursor {
+  key = "";
+  seq = 0;
+  value: Uint8Array | undefined = undefined;
+  expiry = 0;
+  readonly #tables: TableReader[];
+  #t = 0;
+  #cursor: TableCursor | undefined;
+
+  constructor(
+    tables: readonly TableReader[],
+    private readonly range: RangeOptions,
+  ) {
+    const { start, end, reverse = false } = range;
+    this.#tables = tables.filter((t) =>
+      (start === undefined || t.props.largest >= start) &&
+      (end === undefined || t.props.smallest < end)
+    );
+    if (reverse) this.#tables.reverse();
+  }
+
+  next(): boolean {
+    for (;;) {
+      let c = this.#cursor;
+      if (c === undefined) {
+        const t = this.#tables[this.#t++];
+        if (t === undefined) return false;
+        c = this.#cursor = new TableCursor(t, this.range);
+      }
+      if (c.next()) {
+        this.key = c.key;
+        this.seq = c.seq;
+        this.value = c.value;
+        this.expiry = c.expiry;
+        return true;
+      }
+      this.#cursor = undefined;
     }
   }
 }
@@ -294,20 +351,5 @@ export class MergeCursor implements EntryCursor {
       heap[0] = last;
     }
     this.#siftDown(0);
-  }
-}
-
-/**
- * Merges sources (newest first) into one ordered stream with one entry per
- * key, the newest, as {@linkcode MergeCursor} does. Tombstones are yielded;
- * callers skip them.
- */
-export function* mergeSources(
-  sources: Array<Iterator<SourceEntry>>,
-  reverse: boolean,
-): Generator<SourceEntry> {
-  const m = new MergeCursor(sources.map((s) => new IteratorCursor(s)), reverse);
-  while (m.next()) {
-    yield { key: m.key, seq: m.seq, value: m.value, expiry: m.expiry };
   }
 }

@@ -51,7 +51,7 @@ import {
 } from "./manifest.ts";
 import { encodeEntries, filesFor, type Job, type JobRunner } from "./jobs.ts";
 import { Memtable } from "./memtable.ts";
-import { flushSource, type SourceEntry } from "./merge.ts";
+import { flushSource, type MergeCursor } from "./merge.ts";
 import type { RecoveryReport } from "./recovery.ts";
 import { segmentName } from "./recovery.ts";
 import {
@@ -790,7 +790,8 @@ export class Store {
       if (view.settled) await view.settled.catch(() => {});
       let n = 0;
       let sinceYield = 0;
-      for (const e of mergedEntries(view, view.seq, range)) {
+      const e = mergedEntries(view, view.seq, range);
+      while (e.next()) {
         if (e.value !== undefined) n++;
         if (++sinceYield === 65536) {
           sinceYield = 0;
@@ -1364,7 +1365,7 @@ function releaseIfAbandoned<T extends object>(
  * (which cost more than the entry itself on a scan served from memory).
  */
 class ScanIterator<T extends Entry | Uint8Array> implements AsyncGenerator<T> {
-  #entries: Generator<SourceEntry> | undefined;
+  #entries: MergeCursor | undefined;
   #view: View | undefined;
   #starting: Promise<void> | undefined;
   #n = 0;
@@ -1408,9 +1409,8 @@ class ScanIterator<T extends Entry | Uint8Array> implements AsyncGenerator<T> {
 
   #step(): IteratorResult<T, undefined> {
     if (this.#n >= this.limit) return this.#finish();
-    const entries = this.#entries!;
-    for (let r = entries.next(); !r.done; r = entries.next()) {
-      const e = r.value;
+    const e = this.#entries!;
+    while (e.next()) {
       if (e.value === undefined) continue;
       this.#n++;
       const value = this.keysOnly

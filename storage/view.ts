@@ -13,11 +13,11 @@
 
 import type { Memtable, RangeOptions } from "./memtable.ts";
 import {
-  levelSource,
-  memtableSource,
-  mergeSources,
-  type SourceEntry,
-  tableSource,
+  type EntryCursor,
+  LevelCursor,
+  MemtableCursor,
+  MergeCursor,
+  TableCursor,
 } from "./merge.ts";
 import { bloomHash1, bloomHash2, type TableReader } from "./sstable/mod.ts";
 import type { Version } from "./version.ts";
@@ -80,25 +80,30 @@ export function lookup(
   return undefined;
 }
 
-/** Every source's entries in the range, merged: one (newest) per key. */
+/**
+ * Every source's entries in the range, merged: one (newest) per key,
+ * tombstones included.
+ */
 export function mergedEntries(
   sources: Sources,
   seq: number,
   range: RangeOptions,
-): Generator<SourceEntry> {
-  const its: Array<Iterator<SourceEntry>> = [
-    memtableSource(sources.mem, seq, range),
+): MergeCursor {
+  const cursors: EntryCursor[] = [
+    new MemtableCursor(sources.mem, seq, range),
   ];
-  for (const imm of sources.imms) its.push(memtableSource(imm, seq, range));
+  for (const imm of sources.imms) {
+    cursors.push(new MemtableCursor(imm, seq, range));
+  }
   const levels = sources.version.levels;
   const l0 = levels[0]!;
   for (let i = l0.length - 1; i >= 0; i--) {
-    its.push(tableSource(l0[i]!, range));
+    cursors.push(new TableCursor(l0[i]!, range));
   }
   for (let l = 1; l < levels.length; l++) {
-    if (levels[l]!.length > 0) its.push(levelSource(levels[l]!, range));
+    if (levels[l]!.length > 0) cursors.push(new LevelCursor(levels[l]!, range));
   }
-  return mergeSources(its, range.reverse === true);
+  return new MergeCursor(cursors, range.reverse === true);
 }
 
 /** Sources pinned at a sequence number until released. */
