@@ -50,12 +50,12 @@ export class MemtableCursor implements EntryCursor {
 }
 
 /**
- * A memtable's newest entry per key, tombstones included, in the order the
- * keys were first written: a flush's input, which the job sorts.
+ * A memtable's newest entry per key, tombstones included, in no particular
+ * order: a flush's input, which the job sorts.
  */
 export function* flushSource(mem: Memtable): Generator<SourceEntry> {
-  for (const [key, v] of mem.newest()) {
-    yield { key, seq: v.seq, value: v.value, expiry: v.expiry };
+  for (const v of mem.newest()) {
+    yield { key: v.key, seq: v.seq, value: v.value, expiry: v.expiry };
   }
 }
 

@@ -56,15 +56,15 @@ export function lookup(
   key: string,
   seq: number,
 ): string | Uint8Array | undefined {
-  const v = sources.mem.get(key, seq);
+  // The filter hashes, computed once for every memtable and table probed.
+  const h1 = bloomHash1(key);
+  const v = sources.mem.get(key, seq, h1);
   if (v) return v.value;
   for (const imm of sources.imms) {
-    const iv = imm.get(key, seq);
+    const iv = imm.get(key, seq, h1);
     if (iv) return iv.value;
   }
   const levels = sources.version.levels;
-  // The filter hashes, computed once for every table probed.
-  const h1 = bloomHash1(key);
   const h2 = bloomHash2(key);
   const l0 = levels[0]!;
   for (let i = l0.length - 1; i >= 0; i--) {

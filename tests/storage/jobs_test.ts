@@ -151,7 +151,7 @@ Deno.test("flushes and merges write the same tables inline and in a worker", asy
       let next = 1;
       for (let r = 0; r < 3; r++) {
         const rows = entries(rng, 3000, 1 + r * 10_000);
-        // A memtable hands its keys over in insertion order: the job sorts.
+        // A memtable hands its keys over in no particular order: the job sorts.
         const metas = await runner.run(
           flushJob(tmp.path, shuffled(rng, rows), next),
         );
