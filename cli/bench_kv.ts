@@ -29,6 +29,7 @@ export function kvOpener(dir: string, options: StoreOptions): EngineOpener {
         for await (const _ of store.scan({ start, limit })) n++;
         return n;
       },
+      settle: () => store.settle(),
       close: () => store.close(),
     };
   };

@@ -13,7 +13,12 @@ import {
   type SyncMode,
 } from "../storage/mod.ts";
 import { ONESHOT_ARITY, ONESHOT_USAGE, runOneShot } from "./oneshot.ts";
-import { type BenchConfig, BENCHMARKS, SEEK_NEXT } from "./bench.ts";
+import {
+  type BenchConfig,
+  BENCHMARK_NAMES,
+  BENCHMARKS,
+  SEEK_NEXT,
+} from "./bench.ts";
 import { runKvBench } from "./bench_kv.ts";
 import { runRepl, writeOut } from "./repl.ts";
 import { VERSION } from "./version.ts";
@@ -65,7 +70,9 @@ Runs LevelDB db_bench's workloads against kv in a temporary directory and
 prints ops/s and latency percentiles as a markdown table.
 
   --benchmarks LIST   comma-separated, in order (default
-                      ${BENCHMARKS.join(",")})
+                      ${BENCHMARKS.join(",")});
+                      also settle: wait for background flushes and merges
+                      (its p50 is the wait)
   --num N             keys a fill writes (default 1000000)
   --reads N           gets per read workload; seekrandom does N/10 seeks of
                       ${SEEK_NEXT} entries (default 200000)
@@ -73,6 +80,7 @@ prints ops/s and latency percentiles as a markdown table.
   --batch N           puts per write call in fills (default 1000; 1 = single puts)
   --sync MODE         always or none (default always)
   --memtable-size N   as for the store (default 4M)
+  --cache-size N      block cache size (default 64M)
   --seed N            PRNG seed for keys and values (default 301)
   --bench-dir DIR     where the temporary store goes (default the system temp dir)`;
 
@@ -115,9 +123,9 @@ async function bench(
           .filter((b) => b.length > 0),
     };
     for (const b of config.benchmarks) {
-      if (!(BENCHMARKS as readonly string[]).includes(b)) {
+      if (!(BENCHMARK_NAMES as readonly string[]).includes(b)) {
         throw new RangeError(
-          `unknown benchmark "${b}"; use ${BENCHMARKS.join(", ")}`,
+          `unknown benchmark "${b}"; use ${BENCHMARK_NAMES.join(", ")}`,
         );
       }
     }
@@ -127,6 +135,17 @@ async function bench(
   }
   const options: StoreOptions = { sync };
   if (memtableBytes !== undefined) options.memtableBytes = memtableBytes;
+  const cache = values["cache-size"] as string | undefined;
+  if (cache !== undefined) {
+    const bytes = parseSize(cache);
+    if (bytes === undefined) {
+      printErr(
+        `Error: --cache-size needs a size, like 67108864, 512K or 256M, got "${cache}"`,
+      );
+      return 2;
+    }
+    options.blockCacheBytes = bytes;
+  }
   try {
     return await runKvBench(
       config,
@@ -198,6 +217,7 @@ export async function main(args: string[]): Promise<number> {
         benchmarks: { type: "string" },
         seed: { type: "string" },
         "bench-dir": { type: "string" },
+        "cache-size": { type: "string" },
         help: { type: "boolean", short: "h", default: false },
         version: { type: "boolean", short: "V", default: false },
       },

@@ -131,18 +131,23 @@ export class LogWriter {
   }
 
   /**
-   * Queues one record holding `ops` (sequence numbers from `seq`). `commit`
+   * Queues one record holding `ops` (sequence numbers from `seq`), `need`
+   * bytes encoded (as encodedRecordBytes computes, when the caller has it). `commit`
    * hears onDurable, in append order, once the record is acknowledged under
    * the sync mode, or onFailed. Under `none` there is no commit: the record
    * counts as acknowledged on return, and append throws if the log failed.
    */
-  append(seq: number, ops: readonly WalOp[], commit: Commit | undefined): void {
+  append(
+    seq: number,
+    ops: readonly WalOp[],
+    commit: Commit | undefined,
+    need: number = encodedRecordBytes(ops),
+  ): void {
     if (this.#failure) {
       if (!commit) throw this.#failure;
       commit.onFailed(this.#failure);
       return;
     }
-    const need = encodedRecordBytes(ops);
     // The store checks LOG_QUEUED_BYTES_MAX before it takes a sequence
     // number; past it here, refusing one record would leave a gap.
     assert(

@@ -408,17 +408,19 @@ export class Store {
           `Batch encodes to ${bytes} bytes; the limit is ${BATCH_BYTES_MAX} (BATCH_BYTES_MAX)`,
         );
       }
-      return this.#write(walOps);
+      return this.#write(walOps, bytes);
     } catch (error) {
       return Promise.reject(error);
     }
   }
 
-  #write(ops: WalOp[]): Promise<void> {
+  #write(
+    ops: WalOp[],
+    bytes: number = encodedRecordBytes(ops),
+  ): Promise<void> {
     // Every limit is checked before a sequence number is taken: a write
     // refused after it would leave a gap that recovery calls corruption.
     const stall = this.#stalled.length > 0 || this.#mustStall();
-    const bytes = encodedRecordBytes(ops);
     if (
       this.#log.queuedBytes + this.#stalledBytes + bytes > LOG_QUEUED_BYTES_MAX
     ) {
@@ -440,7 +442,7 @@ export class Store {
     const seq = this.#nextSeq;
     this.#nextSeq += ops.length;
     if (stall) return this.#stall(ops, seq, bytes);
-    return this.#perform(ops, seq);
+    return this.#perform(ops, seq, bytes);
   }
 
   /**
@@ -499,7 +501,10 @@ export class Store {
         head.reject(this.#failure);
         continue;
       }
-      this.#perform(head.ops, head.seq).then(head.resolve, head.reject);
+      this.#perform(head.ops, head.seq, head.bytes).then(
+        head.resolve,
+        head.reject,
+      );
     }
   }
 
@@ -539,7 +544,7 @@ export class Store {
   }
 
   /** Appends a sequenced write to the log of the current memtable. */
-  #perform(ops: WalOp[], seq: number): Promise<void> {
+  #perform(ops: WalOp[], seq: number, bytes: number): Promise<void> {
     if (this.#memFull() && this.#imms.length < IMMUTABLE_MEMTABLES_MAX) {
       this.#freeze();
     }
@@ -548,7 +553,7 @@ export class Store {
     if (this.#mode === "none") {
       // Acknowledged once queued: apply now, no promise bookkeeping.
       try {
-        log.append(seq, ops, undefined);
+        log.append(seq, ops, undefined, bytes);
       } catch (error) {
         return Promise.reject(error);
       }
@@ -577,7 +582,7 @@ export class Store {
         settle();
         reject(error);
       },
-    });
+    }, bytes);
     return promise;
   }
 

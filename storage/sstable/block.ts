@@ -80,7 +80,13 @@ export class BlockBuilder {
     let at = putVarint32(this.#buf, this.#length, shared);
     at = putVarint32(this.#buf, at, unshared);
     at = putVarint32(this.#buf, at, valueLength);
-    at = putBinary(this.#buf, at, shared === 0 ? key : key.slice(shared));
+    if (shared === 0) {
+      at = putBinary(this.#buf, at, key);
+    } else {
+      // The suffix is short: copied from the key, no substring made.
+      const buf = this.#buf;
+      for (let i = shared; i < key.length; i++) buf[at++] = key.charCodeAt(i);
+    }
     this.#lastKey = key;
     this.#sinceRestart++;
     this.#entries++;

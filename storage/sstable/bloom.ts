@@ -10,11 +10,36 @@ function fnv1a(key: string, seed: number): number {
     h ^= key.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
   }
-  // Final avalanche so nearby keys spread over the bit array.
+  return avalanche(h);
+}
+
+/** Final avalanche so nearby keys spread over the bit array. */
+function avalanche(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;
   return h >>> 0;
+}
+
+/**
+ * Stores bloomHash1(key) in `h1s[i]` and bloomHash2(key) in `h2s[i]`, in one
+ * pass over the key (a table writer hashes every key it adds).
+ */
+export function putBloomHashes(
+  key: string,
+  h1s: Uint32Array,
+  h2s: Uint32Array,
+  i: number,
+): void {
+  let a = BLOOM_SEED_1;
+  let b = BLOOM_SEED_2;
+  for (let j = 0; j < key.length; j++) {
+    const c = key.charCodeAt(j);
+    a = Math.imul(a ^ c, 0x01000193);
+    b = Math.imul(b ^ c, 0x01000193);
+  }
+  h1s[i] = avalanche(a);
+  h2s[i] = avalanche(b) | 1;
 }
 
 /** Number of probes for a bits-per-key setting. */

@@ -31,7 +31,7 @@ import {
   TEMP_SUFFIX,
 } from "../format.ts";
 import { BlockBuilder } from "./block.ts";
-import { bloomHash1, bloomHash2, buildBloom } from "./bloom.ts";
+import { buildBloom, putBloomHashes } from "./bloom.ts";
 
 /** Shape of the tables a store writes. */
 export interface TableOptions {
@@ -141,8 +141,7 @@ export class TableWriter {
       this.#h1 = h1;
       this.#h2 = h2;
     }
-    this.#h1[m.entries] = bloomHash1(key);
-    this.#h2[m.entries] = bloomHash2(key);
+    putBloomHashes(key, this.#h1, this.#h2, m.entries);
     m.entries++;
     if (value === undefined) m.tombstones++;
     if (seq < m.minSeq) m.minSeq = seq;

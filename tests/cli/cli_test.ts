@@ -252,4 +252,25 @@ Deno.test("kv bench runs every db_bench workload and reports a row for each", as
   assert.match(bad.stderr, /unknown benchmark "nope"/);
   const help = await runKv(["bench", "--help"]);
   assert.match(help.stdout, /^Usage: kv bench/);
+  const settled = await runKv([
+    "bench",
+    "--num",
+    "3000",
+    "--reads",
+    "500",
+    "--sync",
+    "none",
+    "--memtable-size",
+    "16K",
+    "--cache-size",
+    "64K",
+    "--benchmarks",
+    "fillrandom,settle,readrandom",
+  ]);
+  assert.equal(settled.code, 0, settled.stderr);
+  assert.match(settled.stdout, /^\| settle \| kv \| — \| \d/m);
+  assert.match(settled.stdout, /^\| readrandom \| kv \| [\d,]+ \|/m);
+  const badCache = await runKv(["bench", "--cache-size", "lots"]);
+  assert.equal(badCache.code, 2);
+  assert.match(badCache.stderr, /--cache-size needs a size/);
 });

@@ -17,6 +17,11 @@ import {
   BlockCursor,
   type DecodedCursor,
 } from "../../../storage/sstable/block.ts";
+import {
+  bloomHash1,
+  bloomHash2,
+  putBloomHashes,
+} from "../../../storage/sstable/bloom.ts";
 import { CorruptionError } from "../../../storage/mod.ts";
 import { denoEnv } from "../../../storage/env_deno.ts";
 import { bytesToBinary, Prng } from "../../../util/mod.ts";
@@ -184,6 +189,18 @@ for (
     t.close();
   });
 }
+
+Deno.test("one pass gives both bloom hashes of a key", () => {
+  const rng = new Prng(31);
+  const h1s = new Uint32Array(1);
+  const h2s = new Uint32Array(1);
+  for (let i = 0; i < 2000; i++) {
+    const key = String.fromCharCode(...rng.bytes(rng.int(40)));
+    putBloomHashes(key, h1s, h2s, 0);
+    assert.equal(h1s[0], bloomHash1(key), `key ${i}`);
+    assert.equal(h2s[0], bloomHash2(key) >>> 0, `key ${i}`);
+  }
+});
 
 Deno.test("the bloom filter answers most absent keys without reading a block", async () => {
   await using tmp = await tempDir();
