@@ -31,7 +31,7 @@ import type { Env } from "./env.ts";
 import { CorruptionError } from "./errors.ts";
 import { TABLE_BYTES_TARGET } from "./limits.ts";
 import {
-  ArrayCursor,
+  type EntryCursor,
   MergeCursor,
   RunCursor,
   type SourceEntry,
@@ -133,57 +133,121 @@ export function encodeEntries(
   return buf.subarray(0, at);
 }
 
-/** The entries of a buffer made by {@linkcode encodeEntries}. */
-export function* decodeEntries(buf: Uint8Array): Generator<SourceEntry> {
+/** One entry read back from a buffer of {@linkcode encodeEntries}. */
+interface ReadEntry {
+  key: string;
+  seq: number;
+  value: Uint8Array | undefined;
+  expiry: number;
+}
+
+/**
+ * Reads the entry at `at` of an {@linkcode encodeEntries} buffer into `out`
+ * (its value as a view of the buffer, unless `withValue` is false); returns
+ * the offset of the next entry.
+ */
+function readEntry(
+  buf: Uint8Array,
+  at: number,
+  out: ReadEntry,
+  withValue: boolean,
+): number {
   const v: VarintResult = { value: 0, offset: 0 };
-  let at = 0;
   const bad = () =>
     new CorruptionError(
       `Malformed flush entries at offset ${at}`,
       "(flush job)",
       at,
     );
-  while (at < buf.length) {
-    if (!getVarint32(buf, at, buf.length, v)) throw bad();
-    const keyEnd = v.offset + v.value;
-    if (keyEnd + 17 > buf.length) throw bad();
-    const key = bytesToBinary(buf, v.offset, keyEnd);
-    const seq = getFixed64(buf, keyEnd);
-    const expiry = getFixed64(buf, keyEnd + 8);
-    at = keyEnd + 17;
-    let value: Uint8Array | undefined;
-    if (buf[keyEnd + 16] === FLAG_VALUE) {
-      if (!getVarint32(buf, at, buf.length, v)) throw bad();
-      if (v.offset + v.value > buf.length) throw bad();
-      // A view, not a string: the table writer copies the bytes as they are.
-      value = buf.subarray(v.offset, v.offset + v.value);
-      at = v.offset + v.value;
-    }
-    yield { key, seq, value, expiry };
+  if (!getVarint32(buf, at, buf.length, v)) throw bad();
+  const keyEnd = v.offset + v.value;
+  if (keyEnd + 17 > buf.length) throw bad();
+  out.key = bytesToBinary(buf, v.offset, keyEnd);
+  out.seq = getFixed64(buf, keyEnd);
+  out.expiry = getFixed64(buf, keyEnd + 8);
+  out.value = undefined;
+  let next = keyEnd + 17;
+  if (buf[keyEnd + 16] === FLAG_VALUE) {
+    if (!getVarint32(buf, next, buf.length, v)) throw bad();
+    if (v.offset + v.value > buf.length) throw bad();
+    // A view, not a string: the table writer copies the bytes as they are.
+    if (withValue) out.value = buf.subarray(v.offset, v.offset + v.value);
+    next = v.offset + v.value;
+  }
+  return next;
+}
+
+/** The entries of a buffer made by {@linkcode encodeEntries}, in its order. */
+export function* decodeEntries(buf: Uint8Array): Generator<SourceEntry> {
+  for (let at = 0; at < buf.length;) {
+    const e: ReadEntry = { key: "", seq: 0, value: undefined, expiry: 0 };
+    at = readEntry(buf, at, e, true);
+    yield e;
   }
 }
 
 /**
- * A flush's entries in key order. Their keys must be distinct: a repeated
- * key is a malformed job, refused rather than written out twice.
+ * A flush's entries in key order, from an {@linkcode encodeEntries} buffer
+ * (a memtable's, in no particular order). Only the keys and their offsets
+ * are held and sorted; each entry's fields are read again when the cursor
+ * reaches it, so a flush holds about 40 bytes per entry besides the buffer.
+ * Keys must be distinct: a repeated key is a malformed job, refused rather
+ * than written out twice.
  */
-export function sortEntries(entries: Iterable<SourceEntry>): SourceEntry[] {
-  const all = [...entries];
-  // Timsort: a memtable written in key order (a sequential load) is one
-  // run, sorted in a single pass.
-  all.sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
-  for (let i = 1; i < all.length; i++) {
-    if (all[i - 1]!.key === all[i]!.key) {
+export class FlushCursor implements EntryCursor {
+  key = "";
+  seq = 0;
+  value: Uint8Array | undefined = undefined;
+  expiry = 0;
+  readonly #buf: Uint8Array;
+  readonly #starts: number[] = [];
+  readonly #order: Uint32Array;
+  #k = 0;
+  readonly #entry: ReadEntry = {
+    key: "",
+    seq: 0,
+    value: undefined,
+    expiry: 0,
+  };
+
+  constructor(buf: Uint8Array) {
+    this.#buf = buf;
+    const keys: string[] = [];
+    const e = this.#entry;
+    for (let at = 0; at < buf.length;) {
+      this.#starts.push(at);
+      at = readEntry(buf, at, e, false);
+      keys.push(e.key);
+    }
+    const order = new Uint32Array(keys.length);
+    for (let i = 0; i < order.length; i++) order[i] = i;
+    // A memtable written in key order (a sequential load) is one run.
+    order.sort((a, b) => {
+      const ka = keys[a]!;
+      const kb = keys[b]!;
+      return ka < kb ? -1 : ka > kb ? 1 : 0;
+    });
+    this.#order = order;
+  }
+
+  next(): boolean {
+    if (this.#k >= this.#order.length) return false;
+    const last = this.#k > 0 ? this.key : undefined;
+    const e = this.#entry;
+    readEntry(this.#buf, this.#starts[this.#order[this.#k++]!]!, e, true);
+    if (e.key === last) {
       throw new CorruptionError(
-        `Malformed flush entries: key ${
-          JSON.stringify(all[i]!.key)
-        } appears twice`,
+        `Malformed flush entries: key ${JSON.stringify(e.key)} appears twice`,
         "(flush job)",
         0,
       );
     }
+    this.key = e.key;
+    this.seq = e.seq;
+    this.value = e.value;
+    this.expiry = e.expiry;
+    return true;
   }
-  return all;
 }
 
 /** Runs `job` with `env`; `yieldNow` lets a shared event loop breathe. */
@@ -206,7 +270,7 @@ export async function runJob(
     return await writeTables(
       env,
       job.dir,
-      new ArrayCursor(sortEntries(decodeEntries(job.entries))),
+      new FlushCursor(job.entries),
       nextFile,
       job.options,
       false,

@@ -118,27 +118,6 @@ export class RunCursor implements EntryCursor {
   }
 }
 
-/** Entries of an array, in its order, as a cursor. */
-export class ArrayCursor implements EntryCursor {
-  key = "";
-  seq = 0;
-  value: string | Uint8Array | undefined = undefined;
-  expiry = 0;
-  #i = 0;
-
-  constructor(private readonly entries: readonly SourceEntry[]) {}
-
-  next(): boolean {
-    const e = this.entries[this.#i++];
-    if (e === undefined) return false;
-    this.key = e.key;
-    this.seq = e.seq;
-    this.value = e.value;
-    this.expiry = e.expiry;
-    return true;
-  }
-}
-
 /** Entries of one table within the range, in range order. */
 export class TableCursor implements EntryCursor {
   key = "";

@@ -74,8 +74,25 @@ const scratch: VarintResult = { value: 0, offset: 0 };
 /** Point lookups and scans of a cached block after which it is decoded. */
 const DECODE_AFTER_LOOKUPS = 16;
 
-/** Bytes a sequential scan reads at a time. */
-const SCAN_READ_BYTES = 1024 * 1024;
+/**
+ * The four bytes of `key` after its first `skip` as a big-endian number
+ * (missing bytes count as zero): in key order for keys sharing those
+ * `skip` bytes, equal when they agree on the next four.
+ */
+function discriminator(key: string, skip: number): number {
+  let d = 0;
+  for (let i = skip; i < skip + 4; i++) {
+    d = d * 256 + (i < key.length ? key.charCodeAt(i) : 0);
+  }
+  return d;
+}
+
+/**
+ * Bytes a sequential scan reads at a time. A merge holds one such buffer per
+ * input run (level 0 can have 24): 1 MiB pushed the 10M-key load to within 3
+ * MB of its 300 MB bound; 256 KiB is no slower.
+ */
+const SCAN_READ_BYTES = 256 * 1024;
 
 /** An open table. */
 export class TableReader {
@@ -88,7 +105,33 @@ export class TableReader {
     readonly props: TableProps,
     private readonly cache: BlockCache,
     private readonly filterStats: FilterStats,
-  ) {}
+  ) {
+    // Every key of the table shares the common prefix of its smallest and
+    // largest keys; four bytes past it tell most index keys apart.
+    const lo = props.smallest;
+    const hi = props.largest;
+    let lcp = 0;
+    while (
+      lcp < lo.length && lcp < hi.length &&
+      lo.charCodeAt(lcp) === hi.charCodeAt(lcp)
+    ) lcp++;
+    this.#lcp = lcp;
+    const keys = index.keys;
+    this.#disc = new Uint32Array(keys.length);
+    for (let i = 0; i < keys.length; i++) {
+      this.#disc[i] = discriminator(keys[i]!, lcp);
+    }
+  }
+
+  /** Length of the prefix every key of the table shares. */
+  readonly #lcp: number;
+  /**
+   * Per index key, the four bytes after that prefix as a number, in the
+   * keys' order: a binary search of this compact array finds a block with a
+   * few cache misses, where one over the key strings touches one string per
+   * step. Keys with equal numbers are told apart by their strings.
+   */
+  readonly #disc: Uint32Array;
 
   /** Opens and verifies table `fileNumber` in `dir`. */
   static async open(
@@ -273,7 +316,38 @@ export class TableReader {
 
   /** Index of the first data block whose last key is >= key. */
   blockFor(key: string): number {
-    return lowerBound(this.index.keys, key);
+    if (key < this.props.smallest || key > this.props.largest) {
+      return lowerBound(this.index.keys, key);
+    }
+    return this.#blockWithin(key);
+  }
+
+  /** blockFor for a key within [smallest, largest], which shares #lcp. */
+  #blockWithin(key: string): number {
+    const disc = this.#disc;
+    const d = discriminator(key, this.#lcp);
+    let lo = 0;
+    let hi = disc.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if (disc[mid]! < d) lo = mid + 1;
+      else hi = mid;
+    }
+    // [lo, end) share the number: their strings decide.
+    let end = lo;
+    hi = disc.length;
+    while (end < hi) {
+      const mid = (end + hi) >>> 1;
+      if (disc[mid]! <= d) end = mid + 1;
+      else hi = mid;
+    }
+    const keys = this.index.keys;
+    while (lo < end) {
+      const mid = (lo + end) >>> 1;
+      if (keys[mid]! < key) lo = mid + 1;
+      else end = mid;
+    }
+    return lo;
   }
 
   /**
@@ -290,7 +364,7 @@ export class TableReader {
       this.filterStats.negatives++;
       return undefined;
     }
-    const b = this.blockFor(key);
+    const b = this.#blockWithin(key);
     if (b < this.blocks) {
       const c = this.#cached(b);
       // A block looked up again and again is decoded once: a binary search

@@ -11,10 +11,10 @@ import {
   decodeEntries,
   encodeEntries,
   filesFor,
+  FlushCursor,
   InlineRunner,
   type Job,
   type JobRunner,
-  sortEntries,
 } from "../../storage/jobs.ts";
 import type { SourceEntry } from "../../storage/merge.ts";
 import {
@@ -127,10 +127,20 @@ Deno.test("flush entries round trip through their encoding", () => {
 
 Deno.test("a flush sorts its entries and refuses a repeated key", () => {
   const rows = entries(new Prng(5), 500, 1);
-  const sorted = sortEntries(shuffled(new Prng(6), rows));
-  assert.deepEqual(sorted.map((e) => e.key), rows.map((e) => e.key));
+  const keysOf = (buf: Uint8Array) => {
+    const c = new FlushCursor(buf);
+    const keys: string[] = [];
+    while (c.next()) keys.push(c.key);
+    return keys;
+  };
+  const shuffledRows = shuffled(new Prng(6), rows);
+  assert.deepEqual(
+    keysOf(encodeEntries(shuffledRows.values(), 16)),
+    rows.map((e) => e.key),
+  );
+  const repeated = [...shuffledRows, { ...rows[42]!, seq: 9999 }];
   assert.throws(
-    () => sortEntries([...rows, { ...rows[42]!, seq: 9999 }]),
+    () => keysOf(encodeEntries(repeated.values(), 16)),
     (e: unknown) =>
       e instanceof CorruptionError && /appears twice/.test(e.message),
   );

@@ -24,7 +24,7 @@ import {
 } from "../../../storage/sstable/bloom.ts";
 import { CorruptionError } from "../../../storage/mod.ts";
 import { denoEnv } from "../../../storage/env_deno.ts";
-import { bytesToBinary, Prng } from "../../../util/mod.ts";
+import { bytesToBinary, lowerBound, Prng } from "../../../util/mod.ts";
 import { names, tempDir, testSeed } from "../../helpers.ts";
 
 interface Row {
@@ -189,6 +189,57 @@ for (
     t.close();
   });
 }
+
+Deno.test("the block search agrees with a search of the index keys", async () => {
+  // Keys sharing a long prefix, many agreeing on the four bytes after it
+  // (so that the compact search ties), some shorter than those four bytes.
+  const seed = testSeed("table block search");
+  const rng = new Prng(seed);
+  const prefix = "user:00042:";
+  const keys = new Set<string>();
+  while (keys.size < 4000) {
+    const tail = rng.chance(0.5)
+      ? "ab" + String.fromCharCode(...rng.bytes(rng.int(3)))
+      : String.fromCharCode(...rng.bytes(rng.int(12)));
+    keys.add(prefix + tail);
+  }
+  const data: Row[] = [...keys].sort().map((key, i) => ({
+    key,
+    seq: i + 1,
+    value: "v",
+    expiry: 0,
+  }));
+  await using tmp = await tempDir();
+  await write(tmp.path, 3, data, 64, 10);
+  const t = await TableReader.open(
+    denoEnv,
+    tmp.path,
+    3,
+    new BlockCache(1 << 20),
+    stats(),
+  );
+  assert.ok(t.blocks > 100, `${t.blocks} blocks`);
+  const probes = [
+    ...data.map((r) => r.key),
+    ...Array.from(
+      { length: 3000 },
+      () => prefix + String.fromCharCode(...rng.bytes(rng.int(8))),
+    ),
+    "",
+    "user:",
+    prefix,
+    "zzz",
+  ];
+  for (const k of probes) {
+    assert.equal(
+      t.blockFor(k),
+      lowerBound(t.index.keys, k),
+      `seed ${seed}, key ${JSON.stringify(k)}`,
+    );
+  }
+  for (const r of data) assert.equal(t.get(r.key)?.seq, r.seq);
+  t.close();
+});
 
 Deno.test("one pass gives both bloom hashes of a key", () => {
   const rng = new Prng(31);
