@@ -16,9 +16,12 @@ import {
   getFixed32,
   getFixed64,
   getVarint32,
+  keyWord,
   lowerBound,
+  sharedPrefix,
   unmaskCrc,
   type VarintResult,
+  wordLowerBound,
 } from "../../util/mod.ts";
 import { type Env, joinPath, type ReadableFile } from "../env.ts";
 import { CorruptionError } from "../errors.ts";
@@ -75,19 +78,6 @@ const scratch: VarintResult = { value: 0, offset: 0 };
 const DECODE_AFTER_LOOKUPS = 16;
 
 /**
- * The four bytes of `key` after its first `skip` as a big-endian number
- * (missing bytes count as zero): in key order for keys sharing those
- * `skip` bytes, equal when they agree on the next four.
- */
-function discriminator(key: string, skip: number): number {
-  let d = 0;
-  for (let i = skip; i < skip + 4; i++) {
-    d = d * 256 + (i < key.length ? key.charCodeAt(i) : 0);
-  }
-  return d;
-}
-
-/**
  * Bytes a sequential scan reads at a time. A merge holds one such buffer per
  * input run (level 0 can have 24): 1 MiB pushed the 10M-key load to within 3
  * MB of its 300 MB bound; 256 KiB is no slower.
@@ -108,18 +98,12 @@ export class TableReader {
   ) {
     // Every key of the table shares the common prefix of its smallest and
     // largest keys; four bytes past it tell most index keys apart.
-    const lo = props.smallest;
-    const hi = props.largest;
-    let lcp = 0;
-    while (
-      lcp < lo.length && lcp < hi.length &&
-      lo.charCodeAt(lcp) === hi.charCodeAt(lcp)
-    ) lcp++;
+    const lcp = sharedPrefix(props.smallest, props.largest);
     this.#lcp = lcp;
     const keys = index.keys;
     this.#disc = new Uint32Array(keys.length);
     for (let i = 0; i < keys.length; i++) {
-      this.#disc[i] = discriminator(keys[i]!, lcp);
+      this.#disc[i] = keyWord(keys[i]!, lcp);
     }
   }
 
@@ -324,30 +308,7 @@ export class TableReader {
 
   /** blockFor for a key within [smallest, largest], which shares #lcp. */
   #blockWithin(key: string): number {
-    const disc = this.#disc;
-    const d = discriminator(key, this.#lcp);
-    let lo = 0;
-    let hi = disc.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (disc[mid]! < d) lo = mid + 1;
-      else hi = mid;
-    }
-    // [lo, end) share the number: their strings decide.
-    let end = lo;
-    hi = disc.length;
-    while (end < hi) {
-      const mid = (end + hi) >>> 1;
-      if (disc[mid]! <= d) end = mid + 1;
-      else hi = mid;
-    }
-    const keys = this.index.keys;
-    while (lo < end) {
-      const mid = (lo + end) >>> 1;
-      if (keys[mid]! < key) lo = mid + 1;
-      else end = mid;
-    }
-    return lo;
+    return wordLowerBound(this.index.keys, this.#disc, this.#lcp, key);
   }
 
   /**

@@ -8,6 +8,8 @@ import {
   getFixed32,
   getFixed64,
   getVarint32,
+  keyWord,
+  lowerBound,
   maskCrc,
   prefixSuccessor,
   Prng,
@@ -15,9 +17,11 @@ import {
   putFixed32,
   putFixed64,
   putVarint32,
+  sharedPrefix,
   textToBinary,
   unmaskCrc,
   varint32Length,
+  wordLowerBound,
 } from "../../util/mod.ts";
 
 Deno.test("crc32c matches the standard check values", () => {
@@ -175,6 +179,38 @@ Deno.test("bytesToBinary converts large arrays, past the fallback's chunk size",
   assert.equal(bytesToBinary(bytes), expected);
   assert.equal(bytesToBinaryFallback(bytes, 0, bytes.length), expected);
   assert.equal(bytesToBinary(bytes, 7, 19_993), expected.slice(7, 19_993));
+});
+
+Deno.test("a search through key words agrees with lowerBound", () => {
+  const rng = new Prng(37);
+  for (const prefix of ["", "k:0042:"]) {
+    const keys = [
+      ...new Set(
+        Array.from(
+          { length: 500 },
+          () =>
+            prefix + (rng.chance(0.5) ? "ab" : "") +
+            String.fromCharCode(...rng.bytes(rng.int(6))),
+        ),
+      ),
+    ].sort();
+    const skip = sharedPrefix(keys[0]!, keys.at(-1)!);
+    assert.ok(skip >= prefix.length);
+    const words = Uint32Array.from(keys, (k) => keyWord(k, skip));
+    for (let i = 1; i < words.length; i++) {
+      assert.ok(words[i - 1]! <= words[i]!, "words follow key order");
+    }
+    const inRange = [...keys, ...keys.map((k) => k + "\x00")].filter((k) =>
+      k <= keys.at(-1)!
+    );
+    for (const k of inRange) {
+      assert.equal(
+        wordLowerBound(keys, words, skip, k),
+        lowerBound(keys, k),
+        JSON.stringify(k),
+      );
+    }
+  }
 });
 
 Deno.test("prefixSuccessor bounds every string with the prefix", () => {
