@@ -215,9 +215,11 @@ async function manyReads(
 }
 
 /** The GET_MANY_KEYS keys of getMany call `i`, in random order. */
-function readKeys(i: number, n = GET_MANY_KEYS): string[] {
+function readKeys(i: number): string[] {
   const out: string[] = [];
-  for (let j = 0; j < n; j++) out.push(readKey(i * n + j));
+  for (let j = 0; j < GET_MANY_KEYS; j++) {
+    out.push(readKey(i * GET_MANY_KEYS + j));
+  }
   return out;
 }
 
@@ -539,7 +541,7 @@ const workloads: Workload[] = [
     label: "Deno KV getMany, 10 keys per call (its limit), same keys",
     run: (ms) =>
       manyReads(ms, "Deno KV getMany", async (i) => {
-        const ks = readKeys(i, GET_MANY_KEYS);
+        const ks = readKeys(i);
         const out: unknown[] = [];
         for (let j = 0; j < ks.length; j += 10) {
           const got = await readDenoKv.getMany(

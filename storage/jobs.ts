@@ -30,12 +30,7 @@ import { writeTables } from "./compaction.ts";
 import type { Env } from "./env.ts";
 import { CorruptionError } from "./errors.ts";
 import { TABLE_BYTES_TARGET } from "./limits.ts";
-import {
-  type EntryCursor,
-  MergeCursor,
-  RunCursor,
-  type SourceEntry,
-} from "./merge.ts";
+import { Cursor, MergeCursor, RunCursor, type SourceEntry } from "./merge.ts";
 import {
   BlockCache,
   type TableMeta,
@@ -141,6 +136,17 @@ interface ReadEntry {
   expiry: number;
 }
 
+/** Result slot of the varint reads in readEntry. */
+const varint: VarintResult = { value: 0, offset: 0 };
+
+function malformed(at: number): CorruptionError {
+  return new CorruptionError(
+    `Malformed flush entries at offset ${at}`,
+    "(flush job)",
+    at,
+  );
+}
+
 /**
  * Reads the entry at `at` of an {@linkcode encodeEntries} buffer into `out`
  * (its value as a view of the buffer, unless `withValue` is false); returns
@@ -152,38 +158,23 @@ function readEntry(
   out: ReadEntry,
   withValue: boolean,
 ): number {
-  const v: VarintResult = { value: 0, offset: 0 };
-  const bad = () =>
-    new CorruptionError(
-      `Malformed flush entries at offset ${at}`,
-      "(flush job)",
-      at,
-    );
-  if (!getVarint32(buf, at, buf.length, v)) throw bad();
+  const v = varint;
+  if (!getVarint32(buf, at, buf.length, v)) throw malformed(at);
   const keyEnd = v.offset + v.value;
-  if (keyEnd + 17 > buf.length) throw bad();
+  if (keyEnd + 17 > buf.length) throw malformed(at);
   out.key = bytesToBinary(buf, v.offset, keyEnd);
   out.seq = getFixed64(buf, keyEnd);
   out.expiry = getFixed64(buf, keyEnd + 8);
   out.value = undefined;
   let next = keyEnd + 17;
   if (buf[keyEnd + 16] === FLAG_VALUE) {
-    if (!getVarint32(buf, next, buf.length, v)) throw bad();
-    if (v.offset + v.value > buf.length) throw bad();
+    if (!getVarint32(buf, next, buf.length, v)) throw malformed(at);
+    if (v.offset + v.value > buf.length) throw malformed(at);
     // A view, not a string: the table writer copies the bytes as they are.
     if (withValue) out.value = buf.subarray(v.offset, v.offset + v.value);
     next = v.offset + v.value;
   }
   return next;
-}
-
-/** The entries of a buffer made by {@linkcode encodeEntries}, in its order. */
-export function* decodeEntries(buf: Uint8Array): Generator<SourceEntry> {
-  for (let at = 0; at < buf.length;) {
-    const e: ReadEntry = { key: "", seq: 0, value: undefined, expiry: 0 };
-    at = readEntry(buf, at, e, true);
-    yield e;
-  }
 }
 
 /**
@@ -194,11 +185,7 @@ export function* decodeEntries(buf: Uint8Array): Generator<SourceEntry> {
  * Keys must be distinct: a repeated key is a malformed job, refused rather
  * than written out twice.
  */
-export class FlushCursor implements EntryCursor {
-  key = "";
-  seq = 0;
-  value: Uint8Array | undefined = undefined;
-  expiry = 0;
+export class FlushCursor extends Cursor {
   readonly #buf: Uint8Array;
   readonly #starts: number[] = [];
   readonly #order: Uint32Array;
@@ -211,6 +198,7 @@ export class FlushCursor implements EntryCursor {
   };
 
   constructor(buf: Uint8Array) {
+    super();
     this.#buf = buf;
     const keys: string[] = [];
     const e = this.#entry;
@@ -242,11 +230,7 @@ export class FlushCursor implements EntryCursor {
         0,
       );
     }
-    this.key = e.key;
-    this.seq = e.seq;
-    this.value = e.value;
-    this.expiry = e.expiry;
-    return true;
+    return this.take(e.key, e.seq, e.value, e.expiry);
   }
 }
 

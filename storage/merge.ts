@@ -25,40 +25,6 @@ export interface SourceEntry {
   expiry: number;
 }
 
-/** Entries of a memtable visible at `seq`, in range order. */
-export class MemtableCursor implements EntryCursor {
-  key = "";
-  seq = 0;
-  value: string | undefined = undefined;
-  expiry = 0;
-  readonly #entries: Iterator<[string, Version]>;
-
-  constructor(mem: Memtable, seq: number, range: RangeOptions) {
-    this.#entries = mem.entries(seq, range);
-  }
-
-  next(): boolean {
-    const r = this.#entries.next();
-    if (r.done) return false;
-    const [key, v] = r.value;
-    this.key = key;
-    this.seq = v.seq;
-    this.value = v.value;
-    this.expiry = v.expiry;
-    return true;
-  }
-}
-
-/**
- * A memtable's newest entry per key, tombstones included, in no particular
- * order: a flush's input, which the job sorts.
- */
-export function* flushSource(mem: Memtable): Generator<SourceEntry> {
-  for (const v of mem.newest()) {
-    yield { key: v.key, seq: v.seq, value: v.value, expiry: v.expiry };
-  }
-}
-
 /**
  * A position in entries of strictly increasing keys: the current entry is in
  * the fields, and `next()` moves to the next one (to the first, on its first
@@ -74,25 +40,74 @@ export interface EntryCursor {
   next(): boolean;
 }
 
+/** The fields every cursor keeps, and how it makes an entry current. */
+export abstract class Cursor implements EntryCursor {
+  key = "";
+  seq = 0;
+  value: string | Uint8Array | undefined = undefined;
+  expiry = 0;
+
+  abstract next(): boolean;
+
+  /** Makes the entry current; true, for `return this.take(...)`. */
+  protected take(
+    key: string,
+    seq: number,
+    value: string | Uint8Array | undefined,
+    expiry: number,
+  ): true {
+    this.key = key;
+    this.seq = seq;
+    this.value = value;
+    this.expiry = expiry;
+    return true;
+  }
+}
+
+/** Entries of a memtable visible at `seq`, in range order. */
+export class MemtableCursor extends Cursor {
+  readonly #entries: Iterator<[string, Version]>;
+
+  constructor(mem: Memtable, seq: number, range: RangeOptions) {
+    super();
+    this.#entries = mem.entries(seq, range);
+  }
+
+  next(): boolean {
+    const r = this.#entries.next();
+    if (r.done) return false;
+    const [key, v] = r.value;
+    return this.take(key, v.seq, v.value, v.expiry);
+  }
+}
+
+/**
+ * A memtable's newest entry per key, tombstones included, in no particular
+ * order: a flush's input, which the job sorts.
+ */
+export function* flushSource(mem: Memtable): Generator<SourceEntry> {
+  for (const v of mem.newest()) {
+    yield { key: v.key, seq: v.seq, value: v.value, expiry: v.expiry };
+  }
+}
+
 /**
  * Every entry of `tables` (sorted and not overlapping, or just one table),
  * in key order, read sequentially without the block cache: merge input.
  */
-export class RunCursor implements EntryCursor {
-  key = "";
-  seq = 0;
-  value: Uint8Array | undefined = undefined;
-  expiry = 0;
+export class RunCursor extends Cursor {
   #table = 0;
   #blocks: Iterator<BlockCursor> | undefined;
   #block: BlockCursor | undefined;
 
-  constructor(private readonly tables: readonly TableReader[]) {}
+  constructor(private readonly tables: readonly TableReader[]) {
+    super();
+  }
 
   next(): boolean {
     for (;;) {
       const b = this.#block;
-      if (b !== undefined && b.next()) return this.#take(b);
+      if (b !== undefined && b.next()) return this.#from(b);
       this.#block = undefined;
       if (this.#blocks === undefined) {
         const t = this.tables[this.#table++];
@@ -104,26 +119,18 @@ export class RunCursor implements EntryCursor {
         this.#blocks = undefined;
       } else if (r.value.first()) {
         this.#block = r.value;
-        return this.#take(r.value);
+        return this.#from(r.value);
       }
     }
   }
 
-  #take(b: BlockCursor): true {
-    this.key = b.key;
-    this.seq = b.seq;
-    this.value = b.value;
-    this.expiry = b.expiry;
-    return true;
+  #from(b: BlockCursor): true {
+    return this.take(b.key, b.seq, b.value, b.expiry);
   }
 }
 
 /** Entries of one table within the range, in range order. */
-export class TableCursor implements EntryCursor {
-  key = "";
-  seq = 0;
-  value: Uint8Array | undefined = undefined;
-  expiry = 0;
+export class TableCursor extends Cursor {
   /** The current block; -1 before the first call to next(). */
   #b = -1;
   /** Forward: the current block's cursor. */
@@ -136,7 +143,9 @@ export class TableCursor implements EntryCursor {
   constructor(
     private readonly table: TableReader,
     private readonly range: RangeOptions,
-  ) {}
+  ) {
+    super();
+  }
 
   next(): boolean {
     if (this.#done) return false;
@@ -167,11 +176,7 @@ export class TableCursor implements EntryCursor {
       more = c.first();
     }
     if (end !== undefined && c!.key >= end) return false;
-    this.key = c!.key;
-    this.seq = c!.seq;
-    this.value = c!.value;
-    this.expiry = c!.expiry;
-    return true;
+    return this.take(c!.key, c!.seq, c!.value, c!.expiry);
   }
 
   #backward(): boolean {
@@ -198,11 +203,12 @@ export class TableCursor implements EntryCursor {
     const i = this.#i;
     const key = block!.keys[i]!;
     if (start !== undefined && key < start) return false;
-    this.key = key;
-    this.seq = block!.seqs[i]!;
-    this.value = block!.values[i];
-    this.expiry = block!.expiries[i]!;
-    return true;
+    return this.take(
+      key,
+      block!.seqs[i]!,
+      block!.values[i],
+      block!.expiries[i]!,
+    );
   }
 }
 
@@ -210,11 +216,7 @@ export class TableCursor implements EntryCursor {
  * Entries of a level whose tables are sorted by key and do not overlap
  * (level 1 and above), in range order.
  */
-export class LevelCursor implements EntryCursor {
-  key = "";
-  seq = 0;
-  value: Uint8Array | undefined = undefined;
-  expiry = 0;
+export class LevelCursor extends Cursor {
   readonly #tables: TableReader[];
   #t = 0;
   #cursor: TableCursor | undefined;
@@ -223,6 +225,7 @@ export class LevelCursor implements EntryCursor {
     tables: readonly TableReader[],
     private readonly range: RangeOptions,
   ) {
+    super();
     const { start, end, reverse = false } = range;
     this.#tables = tables.filter((t) =>
       (start === undefined || t.props.largest >= start) &&
@@ -239,13 +242,7 @@ export class LevelCursor implements EntryCursor {
         if (t === undefined) return false;
         c = this.#cursor = new TableCursor(t, this.range);
       }
-      if (c.next()) {
-        this.key = c.key;
-        this.seq = c.seq;
-        this.value = c.value;
-        this.expiry = c.expiry;
-        return true;
-      }
+      if (c.next()) return this.take(c.key, c.seq, c.value, c.expiry);
       this.#cursor = undefined;
     }
   }
@@ -259,17 +256,15 @@ export class LevelCursor implements EntryCursor {
  * cursor (newer first): a merge of level 0's many tables costs a few
  * comparisons per entry, not two per source.
  */
-export class MergeCursor implements EntryCursor {
-  key = "";
-  seq = 0;
-  value: string | Uint8Array | undefined = undefined;
-  expiry = 0;
+export class MergeCursor extends Cursor {
   #heap: number[] | undefined;
 
   constructor(
     private readonly cursors: readonly EntryCursor[],
     private readonly reverse: boolean,
-  ) {}
+  ) {
+    super();
+  }
 
   next(): boolean {
     let heap = this.#heap;
@@ -283,10 +278,7 @@ export class MergeCursor implements EntryCursor {
     if (heap.length === 0) return false;
     const top = this.cursors[heap[0]!]!;
     const key = top.key;
-    this.key = key;
-    this.seq = top.seq;
-    this.value = top.value;
-    this.expiry = top.expiry;
+    this.take(key, top.seq, top.value, top.expiry);
     this.#advanceTop();
     // Older entries of the same key come next (each cursor's keys strictly
     // increase); they are passed over.

@@ -1,9 +1,15 @@
 /** Binary search over sorted string arrays (binary strings sort bytewise). */
 
-/** Index of the first key >= `key` in sorted `keys` (keys.length if none). */
-export function lowerBound(keys: readonly string[], key: string): number {
-  let lo = 0;
-  let hi = keys.length;
+/**
+ * Index of the first key >= `key` in sorted `keys` (keys.length if none),
+ * searching `keys[lo, hi)` (hi when none there).
+ */
+export function lowerBound(
+  keys: readonly string[],
+  key: string,
+  lo = 0,
+  hi: number = keys.length,
+): number {
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
     if (keys[mid]! < key) lo = mid + 1;
@@ -75,10 +81,5 @@ export function wordLowerBound(
     if (words[mid]! <= d) end = mid + 1;
     else hi = mid;
   }
-  while (lo < end) {
-    const mid = (lo + end) >>> 1;
-    if (keys[mid]! < key) lo = mid + 1;
-    else end = mid;
-  }
-  return lo;
+  return lowerBound(keys, key, lo, end);
 }
