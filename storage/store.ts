@@ -1225,10 +1225,14 @@ export class Store {
 
   #deleteTable(reader: TableReader): void {
     reader.close();
-    this.#env.remove(reader.path).catch(() => {
+    const removal = this.#env.remove(reader.path).catch(() => {
       // Left for the next open, which removes unreferenced tables.
-    });
+    }).finally(() => this.#removals.delete(removal));
+    this.#removals.add(removal);
   }
+
+  /** Removals of obsolete tables still in flight; close() waits for them. */
+  #removals = new Set<Promise<void>>();
 
   /**
    * Waits for queued writes and background work, fsyncs the log and
@@ -1259,6 +1263,9 @@ export class Store {
       this.#runner.close();
       this.#manifest.close();
       this.#tables.closeAll();
+      // Nothing in the directory changes after close returns: not even the
+      // removal of a table a merge made obsolete just before.
+      await Promise.allSettled([...this.#removals]);
       if (firstError) throw firstError;
     } finally {
       this.#lock.release();

@@ -306,6 +306,35 @@ Deno.test("a second open of a locked directory fails and touches nothing", async
   await again.close();
 });
 
+Deno.test("close waits for the removal of tables merges made obsolete", async () => {
+  await using tmp = await tempDir();
+  let started = 0;
+  let finished = 0;
+  // Removals that take a while: close must not return before they end.
+  const slowRemoves: Env = {
+    ...denoEnv,
+    async remove(path: string) {
+      if (!path.endsWith(".sst")) return denoEnv.remove(path);
+      started++;
+      await new Promise((r) => setTimeout(r, 20));
+      await denoEnv.remove(path);
+      finished++;
+    },
+  };
+  const store = await openStore(tmp.path, {
+    env: slowRemoves,
+    background: "inline",
+    memtableBytes: 4096,
+    sync: "none",
+  });
+  for (let i = 0; i < 3000 && started === 0; i++) {
+    await store.put(`k${i % 300}`, "v".repeat(100));
+  }
+  assert.ok(started > 0, "a merge made some table obsolete");
+  await store.close();
+  assert.equal(finished, started, "every removal ended before close returned");
+});
+
 /** An Env whose WAL segments fail their n-th syncData or append. */
 function failingEnv(fail: "sync" | "append", n: number): Env {
   let count = 0;
