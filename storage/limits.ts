@@ -82,6 +82,16 @@ export const MANIFEST_EDIT_BYTES_MAX = 32 * 1024 * 1024;
 /** Default memtable size before it is frozen and flushed (4 MiB). */
 export const MEMTABLE_BYTES_DEFAULT = 4 * 1024 * 1024;
 
+/**
+ * A WAL segment past this many times the memtable size freezes the
+ * memtable however small it is. Overwrites of the same keys replace
+ * versions in the memtable but every one is appended to the log: without
+ * this bound a hot key rewritten forever grew one segment without end (2
+ * million overwrites of 9,000 keys left a 126 MB segment behind a 2 MB
+ * memtable), and so did the replay at the next open.
+ */
+export const WAL_SEGMENT_MEMTABLE_RATIO = 2;
+
 /** Smallest memtable size a store accepts (tests use tiny ones). */
 export const MEMTABLE_BYTES_MIN = 1024;
 

@@ -41,6 +41,7 @@ import {
   L0_STOP_FACTOR,
   LOG_QUEUED_BYTES_MAX,
   STALLED_WRITES_MAX,
+  WAL_SEGMENT_MEMTABLE_RATIO,
 } from "./limits.ts";
 import { LogWriter, type LogWriterStats, type SyncMode } from "./log_writer.ts";
 import {
@@ -453,9 +454,14 @@ export class Store {
     return this.#memFull() && this.#imms.length >= IMMUTABLE_MEMTABLES_MAX;
   }
 
-  /** Whether the memtable, counting writes not yet applied, is full. */
+  /**
+   * Whether the memtable, counting writes not yet applied, is full; or its
+   * WAL segment is (WAL_SEGMENT_MEMTABLE_RATIO): overwrites keep the one
+   * small while the other grows.
+   */
   #memFull(): boolean {
-    return this.#mem.bytes + this.#mem.reserved >= this.#memtableBytes;
+    return this.#mem.bytes + this.#mem.reserved >= this.#memtableBytes ||
+      this.#log.bytes >= WAL_SEGMENT_MEMTABLE_RATIO * this.#memtableBytes;
   }
 
   /** Queues a write behind a flush; it runs, in order, once there is room. */

@@ -296,6 +296,39 @@ Deno.test("flushed data survives reopen and obsolete WAL segments are deleted", 
   await store.close();
 });
 
+Deno.test("overwriting a few keys forever keeps WAL segments bounded by the memtable size", async () => {
+  await using tmp = await tempDir();
+  const memtableBytes = 64 * 1024;
+  let store = await openStore(tmp.path, { memtableBytes });
+  const value = (i: number) => `${i} ${"v".repeat(100)}`;
+  // 5,000 overwrites of 10 keys: about 640 KiB of log for a memtable that
+  // never holds more than 10 versions (about 2 KiB).
+  for (let i = 0; i < 5000; i++) await store.put(`hot${i % 10}`, value(i));
+  await store.settle();
+  const stats = store.stats();
+  assert.ok(stats.memtableBytes < 4096, `memtable ${stats.memtableBytes} B`);
+  assert.ok(stats.flushes >= 3, `${stats.flushes} flushes`);
+  assert.ok(
+    stats.walBytes <= 2 * memtableBytes + 1024,
+    `current segment ${stats.walBytes} B`,
+  );
+  await store.close();
+  for (const name of await names(tmp.path)) {
+    if (!name.endsWith(".log")) continue;
+    const { size } = await Deno.stat(`${tmp.path}/${name}`);
+    assert.ok(size <= 2 * memtableBytes + 1024, `${name}: ${size} B`);
+  }
+  store = await openStore(tmp.path, { memtableBytes });
+  assert.ok(
+    store.recovery.ops <= (2 * memtableBytes) / 100,
+    `replayed ${store.recovery.ops} ops`,
+  );
+  for (let k = 0; k < 10; k++) {
+    assert.equal(text(await store.get(`hot${k}`)), value(4990 + k));
+  }
+  await store.close();
+});
+
 Deno.test("writes stalled behind flushes keep issue order for reads, counts and scans", async () => {
   await using tmp = await tempDir();
   const store = await openStore(tmp.path, {
