@@ -10,7 +10,7 @@
  */
 import { lowerBound } from "../util/mod.ts";
 import type { Memtable, RangeOptions, Version } from "./memtable.ts";
-import type { DataBlock, TableReader } from "./sstable/mod.ts";
+import { type DataBlock, ReadAhead, type TableReader } from "./sstable/mod.ts";
 import type { BlockCursor, DecodedCursor } from "./sstable/block.ts";
 
 /** One entry of a source; value undefined is a tombstone. */
@@ -139,6 +139,8 @@ export class TableCursor extends Cursor {
   #block: DataBlock | undefined;
   #i = 0;
   #done = false;
+  /** Forward: read-ahead state, made when the scan leaves its first block. */
+  #ahead: ReadAhead | undefined;
 
   constructor(
     private readonly table: TableReader,
@@ -172,7 +174,10 @@ export class TableCursor extends Cursor {
     }
     while (!more) {
       if (++this.#b >= table.blocks) return false;
-      c = this.#cursor = table.cursor(this.#b);
+      c = this.#cursor = table.nextCursor(
+        this.#b,
+        this.#ahead ??= new ReadAhead(),
+      );
       more = c.first();
     }
     if (end !== undefined && c!.key >= end) return false;

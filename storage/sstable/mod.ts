@@ -19,6 +19,7 @@ export {
 } from "./table_writer.ts";
 export {
   type FilterStats,
+  ReadAhead,
   type TableEntry,
   type TableProps,
   TableReader,
