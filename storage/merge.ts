@@ -38,6 +38,11 @@ export interface EntryCursor {
   value: string | Uint8Array | undefined;
   expiry: number;
   next(): boolean;
+  /**
+   * Done early: lets go of what the cursor holds (pinned cache blocks).
+   * A cursor that ran to its end has let go already.
+   */
+  close(): void;
 }
 
 /** The fields every cursor keeps, and how it makes an entry current. */
@@ -48,6 +53,8 @@ export abstract class Cursor implements EntryCursor {
   expiry = 0;
 
   abstract next(): boolean;
+
+  close(): void {}
 
   /** Makes the entry current; true, for `return this.take(...)`. */
   protected take(
@@ -154,7 +161,7 @@ export class TableCursor extends Cursor {
     const more = this.range.reverse === true
       ? this.#backward()
       : this.#forward();
-    if (!more) this.#done = true;
+    if (!more) this.close();
     return more;
   }
 
@@ -164,7 +171,9 @@ export class TableCursor extends Cursor {
     let c = this.#cursor;
     let more: boolean;
     if (this.#b < 0) {
-      // Entries are parsed from the cached blocks in place.
+      // Entries are parsed from the cached blocks in place; the block the
+      // cursor is in stays pinned until it moves on, since the current
+      // entry's value is a view into it.
       this.#b = start === undefined ? 0 : table.blockFor(start);
       if (this.#b >= table.blocks) return false;
       c = this.#cursor = table.cursor(this.#b);
@@ -173,6 +182,8 @@ export class TableCursor extends Cursor {
       more = c!.next();
     }
     while (!more) {
+      table.release(c!);
+      this.#cursor = undefined;
       if (++this.#b >= table.blocks) return false;
       c = this.#cursor = table.nextCursor(
         this.#b,
@@ -182,6 +193,12 @@ export class TableCursor extends Cursor {
     }
     if (end !== undefined && c!.key >= end) return false;
     return this.take(c!.key, c!.seq, c!.value, c!.expiry);
+  }
+
+  override close(): void {
+    this.#done = true;
+    if (this.#cursor) this.table.release(this.#cursor);
+    this.#cursor = undefined;
   }
 
   #backward(): boolean {
@@ -251,6 +268,12 @@ export class LevelCursor extends Cursor {
       this.#cursor = undefined;
     }
   }
+
+  override close(): void {
+    this.#cursor?.close();
+    this.#cursor = undefined;
+    this.#t = this.#tables.length;
+  }
 }
 
 /**
@@ -263,6 +286,13 @@ export class LevelCursor extends Cursor {
  */
 export class MergeCursor extends Cursor {
   #heap: number[] | undefined;
+  /**
+   * The current entry's sources still have to move past its key. They
+   * move at the next call, not before it returns: the entry's value is a
+   * view into its source's current block, which the source keeps only
+   * while it stays there.
+   */
+  #pending = false;
 
   constructor(
     private readonly cursors: readonly EntryCursor[],
@@ -279,18 +309,26 @@ export class MergeCursor extends Cursor {
         if (this.cursors[i]!.next()) heap.push(i);
       }
       for (let i = (heap.length >>> 1) - 1; i >= 0; i--) this.#siftDown(i);
+    } else if (this.#pending) {
+      this.#pending = false;
+      const key = this.key;
+      this.#advanceTop();
+      // Older entries of the same key come next (each cursor's keys
+      // strictly increase); they are passed over.
+      while (heap.length > 0 && this.cursors[heap[0]!]!.key === key) {
+        this.#advanceTop();
+      }
     }
     if (heap.length === 0) return false;
     const top = this.cursors[heap[0]!]!;
-    const key = top.key;
-    this.take(key, top.seq, top.value, top.expiry);
-    this.#advanceTop();
-    // Older entries of the same key come next (each cursor's keys strictly
-    // increase); they are passed over.
-    while (heap.length > 0 && this.cursors[heap[0]!]!.key === key) {
-      this.#advanceTop();
-    }
-    return true;
+    this.#pending = true;
+    return this.take(top.key, top.seq, top.value, top.expiry);
+  }
+
+  override close(): void {
+    for (const c of this.cursors) c.close();
+    this.#heap = [];
+    this.#pending = false;
   }
 
   /** Whether cursor a's entry goes before cursor b's. */

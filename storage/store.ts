@@ -802,12 +802,16 @@ export class Store {
       let n = 0;
       let sinceYield = 0;
       const e = mergedEntries(view, view.seq, range);
-      while (e.next()) {
-        if (e.value !== undefined) n++;
-        if (++sinceYield === 65536) {
-          sinceYield = 0;
-          await this.#yield();
+      try {
+        while (e.next()) {
+          if (e.value !== undefined) n++;
+          if (++sinceYield === 65536) {
+            sinceYield = 0;
+            await this.#yield();
+          }
         }
+      } finally {
+        e.close();
       }
       return n;
     } finally {
@@ -1442,6 +1446,7 @@ class ScanIterator<T extends Entry | Uint8Array> implements AsyncGenerator<T> {
   #finish(): IteratorResult<T, undefined> {
     if (!this.#done) {
       this.#done = true;
+      this.#entries?.close();
       if (this.own) {
         if (this.#view) this.#view.release();
         else void Promise.resolve(this.pinned).then((v) => v.release());

@@ -23,6 +23,7 @@ import {
   type VarintResult,
 } from "../../util/mod.ts";
 import { CorruptionError } from "../errors.ts";
+import type { CachedBlock } from "./block_cache.ts";
 import { BLOCK_RESTART_INTERVAL, EntryTag } from "../format.ts";
 
 /** Builds one block's contents (without its trailer). */
@@ -504,6 +505,8 @@ export class BlockCursor {
   seq = 0;
   value: Uint8Array | undefined = undefined;
   expiry = 0;
+  /** The cached block this cursor keeps pinned (TableReader.cursor). */
+  pinned: CachedBlock | undefined = undefined;
   readonly #contents: Uint8Array;
   readonly #limit: number;
   readonly #bad: (why: string) => Error;
@@ -620,6 +623,8 @@ export class DecodedCursor {
   seq = 0;
   value: Uint8Array | undefined = undefined;
   expiry = 0;
+  /** As in {@linkcode BlockCursor}. */
+  pinned: CachedBlock | undefined = undefined;
   #i = -1;
 
   constructor(private readonly block: DataBlock) {}

@@ -9,10 +9,11 @@
  * Each table keeps its cached blocks in its own slot array (indexed by
  * block number), so a lookup is an array read, not a hash.
  *
- * Block buffers are recycled: an evicted block that was never decoded nor
- * scanned has no views into it outside the cache (point lookups copy what
- * they return before anything else runs), so its buffer is kept for the
- * next block read. Fresh memory costs a page fault per 4 KiB on first touch, which
+ * Block buffers are recycled: an evicted block that was never decoded and
+ * that no cursor is positioned in (pins) has no views into it outside the
+ * cache (point lookups copy what they return before anything else runs,
+ * and scans copy each entry before moving on), so its buffer is kept for
+ * the next block read. Fresh memory costs a page fault per 4 KiB on first touch, which
  * doubled the cost of a cache miss.
  */
 import type { DataBlock } from "./block.ts";
@@ -36,10 +37,13 @@ export interface CachedBlock {
   /** Point lookups served from the raw contents (see TableReader.get). */
   lookups: number;
   /**
-   * A scan took views of the contents, which may outlive the block's stay
-   * in the cache: its buffer is never recycled.
+   * Cursors positioned in the block (their current entry is a view into
+   * it): evicted meanwhile, its buffer is recycled only once the last of
+   * them moves on (unpin).
    */
-  viewed: boolean;
+  pins: number;
+  /** Left the cache (its buffer recycled then, or at the last unpin). */
+  evicted: boolean;
   /** The owning table's slots, and this block's index in them. */
   slots: Array<CachedBlock | undefined>;
   index: number;
@@ -72,9 +76,22 @@ export class BlockCache {
     return new Uint8Array(recycled ?? new ArrayBuffer(size), 0, n);
   }
 
+  /** A cursor is positioned in `block` (see {@linkcode unpin}). */
+  pin(block: CachedBlock): void {
+    block.pins++;
+  }
+
+  /**
+   * A cursor left `block`: once no cursor is in it, an evicted block's
+   * buffer is recycled.
+   */
+  unpin(block: CachedBlock): void {
+    if (--block.pins === 0 && block.evicted) this.#recycle(block);
+  }
+
   /** Keeps an evicted block's buffer for reuse when nothing can see it. */
   #recycle(b: CachedBlock): void {
-    if (b.decoded !== undefined || b.viewed) return;
+    if (b.decoded !== undefined || b.pins > 0) return;
     const buf = b.raw.buffer as ArrayBuffer;
     if (buf.byteLength % BUFFER_GRANULE !== 0) return;
     let list = this.#free.get(buf.byteLength);
@@ -148,6 +165,7 @@ export class BlockCache {
       }
       if (live) b.slots[b.index] = undefined;
       this.#bytes -= b.bytes;
+      b.evicted = true;
       this.#recycle(b);
       ring[this.#hand] = ring[ring.length - 1]!;
       ring.pop();

@@ -246,7 +246,8 @@ export class TableReader {
       bytes: raw.length + 64,
       ref: true,
       lookups: 0,
-      viewed: false,
+      pins: 0,
+      evicted: false,
       slots: this.#slots,
       index: i,
     };
@@ -256,16 +257,29 @@ export class TableReader {
 
   /**
    * A cursor over data block `i` (for forward iteration), reading the
-   * cached contents in place.
+   * cached contents in place. The block is pinned, so that its buffer is
+   * not recycled while the cursor is in it: pass the cursor to
+   * {@linkcode release} when done with it.
    */
   cursor(i: number): BlockCursor | DecodedCursor {
     const c = this.#cached(i);
     // As for point lookups: a block scanned again and again is decoded
     // once; one scanned now and then is parsed in place each time.
     if (!c.decoded && ++c.lookups >= DECODE_AFTER_LOOKUPS) this.#decode(c, i);
-    if (c.decoded) return new DecodedCursor(c.decoded);
-    c.viewed = true;
-    return new BlockCursor(c.raw, this.path, this.index.offsets[i]!);
+    const cursor = c.decoded
+      ? new DecodedCursor(c.decoded)
+      : new BlockCursor(c.raw, this.path, this.index.offsets[i]!);
+    this.cache.pin(c);
+    cursor.pinned = c;
+    return cursor;
+  }
+
+  /** Unpins the block of a cursor from {@linkcode cursor}, once. */
+  release(cursor: BlockCursor | DecodedCursor): void {
+    const c = cursor.pinned;
+    if (c === undefined) return;
+    cursor.pinned = undefined;
+    this.cache.unpin(c);
   }
 
   /**

@@ -19,7 +19,8 @@ function block(cache: BlockCache, n: number, fill: number): CachedBlock {
     bytes: n,
     ref: true,
     lookups: 0,
-    viewed: false,
+    pins: 0,
+    evicted: false,
     slots: [],
     index: 0,
   };
@@ -80,4 +81,23 @@ Deno.test("a block being inserted is never evicted or recycled by its own insert
       assert.ok(cache.stats().bytes <= capacity);
     }
   }
+});
+
+Deno.test("an evicted block a cursor is in is recycled only once the cursor leaves it", () => {
+  const cache = new BlockCache(2000);
+  const slots: Array<CachedBlock | undefined> = [];
+  const a = block(cache, 1000, 1);
+  cache.set(slots, 0, a);
+  cache.pin(a);
+  for (let i = 1; i < 4; i++) cache.set(slots, i, block(cache, 1000, i + 1));
+  assert.equal(a.evicted, true, "evicted while pinned");
+  assert.notEqual(cache.buffer(1000).buffer, a.raw.buffer, "not recycled");
+  assert.ok(a.raw.every((x) => x === 1), "its bytes stay its own");
+  cache.unpin(a);
+  assert.equal(cache.buffer(1000).buffer, a.raw.buffer, "recycled at unpin");
+  // A block unpinned while still cached is recycled when evicted.
+  const b = slots.find((x) => x !== undefined)!;
+  cache.pin(b);
+  cache.unpin(b);
+  assert.equal(b.evicted, false);
 });
