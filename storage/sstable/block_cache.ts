@@ -76,6 +76,11 @@ export class BlockCache {
     return new Uint8Array(recycled ?? new ArrayBuffer(size), 0, n);
   }
 
+  /** Whether `bytes` more fit without evicting anything. */
+  hasRoom(bytes: number): boolean {
+    return this.#bytes + bytes <= this.capacityBytes;
+  }
+
   /** A cursor is positioned in `block` (see {@linkcode unpin}). */
   pin(block: CachedBlock): void {
     block.pins++;

@@ -240,10 +240,15 @@ export class TableReader {
         offset,
       );
     }
+    return this.#insert(i, verifyBlock(this.path, raw, offset), raw.length);
+  }
+
+  /** Caches verified contents `raw` (read into `bytes` bytes) as block `i`. */
+  #insert(i: number, raw: Uint8Array, bytes: number): CachedBlock {
     const block: CachedBlock = {
-      raw: verifyBlock(this.path, raw, offset),
+      raw,
       decoded: undefined,
-      bytes: raw.length + 64,
+      bytes: bytes + 64,
       ref: true,
       lookups: 0,
       pins: 0,
@@ -262,7 +267,10 @@ export class TableReader {
    * {@linkcode release} when done with it.
    */
   cursor(i: number): BlockCursor | DecodedCursor {
-    const c = this.#cached(i);
+    return this.#cursorOf(this.#cached(i), i);
+  }
+
+  #cursorOf(c: CachedBlock, i: number): BlockCursor | DecodedCursor {
     // As for point lookups: a block scanned again and again is decoded
     // once; one scanned now and then is parsed in place each time.
     if (!c.decoded && ++c.lookups >= DECODE_AFTER_LOOKUPS) this.#decode(c, i);
@@ -313,11 +321,18 @@ export class TableReader {
     }
     this.cache.misses++;
     const raw = ahead.buf.subarray(offset - ahead.at, offset - ahead.at + n);
-    return new BlockCursor(
-      verifyBlock(this.path, raw, offset),
-      this.path,
-      offset,
-    );
+    const contents = verifyBlock(this.path, raw, offset);
+    if (this.cache.hasRoom(n + 64)) {
+      // While the cache has room, the block is cached too, in its own
+      // buffer (a view into the read-ahead buffer would keep all of it
+      // alive): a scan over data that fits warms the cache for what
+      // follows, and evicts nothing.
+      const own = this.cache.buffer(n);
+      own.set(raw);
+      const c = this.#insert(i, own.subarray(0, contents.length), n);
+      return this.#cursorOf(c, i);
+    }
+    return new BlockCursor(contents, this.path, offset);
   }
 
   /** Data block `i`, decoded (for reverse iteration). */

@@ -25,6 +25,7 @@ import {
 import { CorruptionError } from "../../../storage/mod.ts";
 import { MergeCursor, TableCursor } from "../../../storage/merge.ts";
 import { denoEnv } from "../../../storage/env_deno.ts";
+import type { Env } from "../../../storage/env.ts";
 import { bytesToBinary, lowerBound, Prng } from "../../../util/mod.ts";
 import { names, tempDir, testSeed } from "../../helpers.ts";
 
@@ -366,16 +367,36 @@ Deno.test("a block cursor refuses entries out of order and a bad first restart",
   assert.throws(() => new BlockCursor(late, "f", 0).seek("a"), CorruptionError);
 });
 
-Deno.test("a long forward scan reads ahead uncached, keeps earlier views valid and names the file of a bad block", async () => {
+/** denoEnv, counting the synchronous reads of the files it opens. */
+function countingEnv(): { env: Env; reads: () => number } {
+  let reads = 0;
+  const env: Env = {
+    ...denoEnv,
+    async openReadable(path) {
+      const file = await denoEnv.openReadable(path);
+      return {
+        path: file.path,
+        size: file.size,
+        read: (offset, buf) => file.read(offset, buf),
+        readSync: (offset, buf) => {
+          reads++;
+          return file.readSync(offset, buf);
+        },
+        close: () => file.close(),
+      };
+    },
+  };
+  return { env, reads: () => reads };
+}
+
+Deno.test("a long forward scan reads ahead, caches only while the cache has room, keeps earlier views valid and names the file of a bad block", async () => {
   const seed = testSeed("table read-ahead");
   const rng = new Prng(seed);
   await using tmp = await tempDir();
   const data = rows(rng, 3000);
   await write(tmp.path, 5, data, 512, 10);
-  const cache = new BlockCache(1 << 20);
-  const t = await TableReader.open(denoEnv, tmp.path, 5, cache, stats());
-  try {
-    assert.ok(t.blocks > 100, `${t.blocks} blocks`);
+  await write(tmp.path, 7, rows(rng, 3000), 512, 10);
+  const scan = (t: TableReader) => {
     const c = new TableCursor(t, {});
     const walked: Row[] = [];
     const views: Array<Uint8Array | undefined> = [];
@@ -388,18 +409,49 @@ Deno.test("a long forward scan reads ahead uncached, keeps earlier views valid a
         expiry: c.expiry,
       });
     }
-    assert.deepEqual(walked, data);
-    // Every view taken during the scan still holds its value: no refill
-    // overwrote a buffer the scan had handed out.
-    assert.deepEqual(
-      views.map((v) => v && bytesToBinary(v)),
-      data.map((r) => r.value),
-    );
-    // Only the blocks before the read-ahead started went through the cache.
-    const cached = cache.stats().blocks;
-    assert.ok(cached <= 3, `${cached} of ${t.blocks} blocks cached`);
-  } finally {
-    t.close();
+    return { walked, views };
+  };
+  for (const cacheBytes of [1 << 20, 16 * 1024]) {
+    const { env, reads } = countingEnv();
+    const cache = new BlockCache(cacheBytes);
+    const other = await TableReader.open(env, tmp.path, 7, cache, stats());
+    const t = await TableReader.open(env, tmp.path, 5, cache, stats());
+    try {
+      assert.ok(t.blocks > 100, `${t.blocks} blocks`);
+      // Point reads of the other table fill part of the cache first.
+      for (let b = 0; b < 4; b++) other.cursor(b);
+      const before = reads();
+      const { walked, views } = scan(t);
+      assert.deepEqual(walked, data);
+      // Every view taken during the scan still holds its value. Nothing is
+      // evicted during this scan (the other table's blocks stay pinned),
+      // so this checks that no read-ahead refill overwrote a buffer the
+      // scan had handed out views of.
+      assert.deepEqual(
+        views.map((v) => v && bytesToBinary(v)),
+        data.map((r) => r.value),
+      );
+      const scanReads = reads() - before;
+      assert.ok(
+        scanReads < t.blocks / 8,
+        `${scanReads} reads for ${t.blocks} blocks (cache ${cacheBytes} B)`,
+      );
+      const cached = cache.stats().blocks;
+      if (cacheBytes === 1 << 20) {
+        // The table fits: the scan cached every block it read.
+        assert.equal(cached, t.blocks + 4);
+      } else {
+        // It does not: once full, the scan evicted nothing, so the other
+        // table's blocks are still cached.
+        const misses = cache.misses;
+        for (let b = 0; b < 4; b++) other.cursor(b);
+        assert.equal(cache.misses, misses, "the other table's blocks stayed");
+        assert.ok(cached < t.blocks / 2, `${cached} blocks cached`);
+      }
+    } finally {
+      t.close();
+      other.close();
+    }
   }
   // A flipped bit in a block the scan reads ahead is a CorruptionError
   // naming the table, never a wrong entry.
@@ -408,7 +460,13 @@ Deno.test("a long forward scan reads ahead uncached, keeps earlier views valid a
   const bad = good.slice();
   bad[Math.floor(good.length / 3)]! ^= 0x10;
   await Deno.writeFile(path, bad);
-  const t2 = await TableReader.open(denoEnv, tmp.path, 5, cache, stats());
+  const t2 = await TableReader.open(
+    denoEnv,
+    tmp.path,
+    5,
+    new BlockCache(1 << 20),
+    stats(),
+  );
   try {
     const c = new TableCursor(t2, {});
     assert.throws(
