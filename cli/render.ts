@@ -92,6 +92,7 @@ export function renderStats(
     ["write_stalls", stats.writeStalls],
     ["merges", stats.merges],
     ["moves", stats.moves],
+    ["idle_merges", stats.idleMerges],
     ["wal_segments", stats.walSegments],
     ["wal_bytes", stats.walBytes],
     ["sync_mode", stats.syncMode],

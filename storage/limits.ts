@@ -104,6 +104,17 @@ export const MEMTABLE_BYTES_MIN = 1024;
  */
 export const IMMUTABLE_MEMTABLES_MAX = 4;
 
+/**
+ * After this long with no write (and no flush or merge running), level 0
+ * holding IDLE_MERGE_L0_TABLES or more tables, below its trigger, is
+ * merged down: reads after a burst of writes then look through one table
+ * per level instead of every level-0 table (a seek, a cursor per table).
+ */
+export const IDLE_MERGE_MS_DEFAULT = 1000;
+
+/** Level-0 tables from which an idle store merges level 0 down. */
+export const IDLE_MERGE_L0_TABLES = 2;
+
 /** Default target size of a table's data block. */
 export const BLOCK_BYTES_DEFAULT = 4096;
 

@@ -11,6 +11,7 @@ import {
   BLOCK_BYTES_DEFAULT,
   BLOCK_CACHE_BYTES_DEFAULT,
   BLOOM_BITS_PER_KEY_DEFAULT,
+  IDLE_MERGE_MS_DEFAULT,
   L0_MERGE_TRIGGER,
   L1_BYTES_DEFAULT,
   MANIFEST_BYTES_MAX,
@@ -57,6 +58,12 @@ export interface StoreOptions {
   blockCacheBytes?: number;
   /** Level-0 tables that trigger a merge into level 1; default 8. */
   l0MergeTrigger?: number;
+  /**
+   * Milliseconds without a write after which level 0, holding two or more
+   * tables but fewer than `l0MergeTrigger`, is merged down anyway (0:
+   * never); default 1000.
+   */
+  idleMergeMs?: number;
   /**
    * Level 1's size target, past which its tables are merged down into
    * level 2; each deeper level's target is 10 times the one above. Default
@@ -164,6 +171,12 @@ export async function openStore(
     options.l0MergeTrigger ?? L0_MERGE_TRIGGER,
     2,
     1000,
+  );
+  const idleMergeMs = checkInt(
+    "idleMergeMs",
+    options.idleMergeMs ?? IDLE_MERGE_MS_DEFAULT,
+    0,
+    24 * 60 * 60 * 1000,
   );
   const l1Bytes = checkInt(
     "l1Bytes",
@@ -328,6 +341,7 @@ export async function openStore(
       mode,
       memtableBytes,
       compaction: { l0Trigger: l0MergeTrigger, l1Bytes },
+      idleMergeMs,
       manifestRotateBytes,
       tableOptions: { blockBytes, bloomBitsPerKey, tableBytes },
       cache,

@@ -24,7 +24,13 @@ import {
   pickCompaction,
   type TableShape,
 } from "./compaction.ts";
-import { type Env, type FileLock, joinPath, type WritableFile } from "./env.ts";
+import {
+  type Env,
+  type FileLock,
+  joinPath,
+  type Timer,
+  type WritableFile,
+} from "./env.ts";
 import { StoreClosedError, StoreFailedError } from "./errors.ts";
 import { BatchOpKind } from "./format.ts";
 import {
@@ -37,6 +43,7 @@ import {
   BATCH_BYTES_MAX,
   BATCH_OPS_MAX,
   GET_MANY_KEYS_MAX,
+  IDLE_MERGE_L0_TABLES,
   IMMUTABLE_MEMTABLES_MAX,
   L0_STOP_FACTOR,
   LOG_QUEUED_BYTES_MAX,
@@ -139,6 +146,8 @@ export interface StoreStats {
   merges: number;
   /** Level-0 merges done by moving tables that overlap nothing. */
   moves: number;
+  /** Merges of level 0 below its trigger, after writes went idle. */
+  idleMerges: number;
   blockCache: BlockCacheStats;
   bloom: FilterStats;
   failure: string | undefined;
@@ -190,6 +199,8 @@ export interface StoreParts {
   recovery: RecoveryReport;
   /** Where flush and merge jobs run. */
   runner: JobRunner;
+  /** Write-idle time before level 0 is merged down below its trigger (0: never). */
+  idleMergeMs: number;
 }
 
 /** A kv store. Create one with `openStore` (storage/open.ts). */
@@ -204,6 +215,15 @@ export class Store {
   #compaction: CompactionPolicy;
   /** Per level, the largest key its last merge took (where the next starts). */
   #pointers: Array<string | undefined> = [];
+  /** Writes issued so far: the idle merge checks that none came. */
+  #writesIssued = 0;
+  readonly #idleMergeMs: number;
+  /** Idle merges started (stats). */
+  #idleMerges = 0;
+  /** Pending check for an idle merge of level 0. */
+  #idleTimer: Timer | undefined;
+  /** The merge lane is running an idle merge of level 0. */
+  #idleMerge = false;
   #manifestRotateBytes: number;
   #tableOptions: TableOptions;
   #runner: JobRunner;
@@ -285,6 +305,7 @@ export class Store {
     this.#manifestRotateBytes = p.manifestRotateBytes;
     this.#tableOptions = p.tableOptions;
     this.#runner = p.runner;
+    this.#idleMergeMs = p.idleMergeMs;
     this.#cache = p.cache;
     this.#filterStats = p.filterStats;
     this.#state = p.state;
@@ -299,6 +320,7 @@ export class Store {
     this.#lastApplied = p.recovery.lastSeq;
     this.#nextSeq = p.recovery.lastSeq + 1;
     this.#scheduleBackground();
+    if (!this.#flushRunning && !this.#mergeRunning) this.#armIdleMerge();
   }
 
   #newLog(
@@ -442,6 +464,7 @@ export class Store {
     }
     const seq = this.#nextSeq;
     this.#nextSeq += ops.length;
+    this.#writesIssued++;
     if (stall) return this.#stall(ops, seq, bytes);
     return this.#perform(ops, seq, bytes);
   }
@@ -907,6 +930,7 @@ export class Store {
       flushes: this.#flushes,
       writeStalls: this.#stalls,
       merges: this.#merges,
+      idleMerges: this.#idleMerges,
       moves: this.#moves,
       blockCache: this.#cache.stats(),
       bloom: { ...this.#filterStats },
@@ -964,13 +988,52 @@ export class Store {
     return this.#pickMerge(this.#version) !== undefined;
   }
 
-  /** The next merge in version `v`, if any level is due. */
+  /**
+   * The next merge in version `v`, if any level is due. An idle merge
+   * takes level 0 from IDLE_MERGE_L0_TABLES tables on.
+   */
   #pickMerge(v: Version): Compaction | undefined {
     return pickCompaction(
       v.levels.map((level) => level.map(shapeOf)),
-      this.#compaction,
+      this.#idleMerge
+        ? { ...this.#compaction, l0Trigger: IDLE_MERGE_L0_TABLES }
+        : this.#compaction,
       this.#pointers,
     );
+  }
+
+  /**
+   * With the merge lane done and level 0 holding tables below its trigger,
+   * checks back after `idleMergeMs`: if no write came meanwhile and no
+   * background work runs, level 0 is merged down then, so that reads after
+   * a burst of writes look through one table per level.
+   */
+  #armIdleMerge(): void {
+    this.#idleTimer?.cancel();
+    this.#idleTimer = undefined;
+    if (
+      this.#idleMergeMs <= 0 || this.#closed || this.#failure ||
+      this.#version.levels[0]!.length < IDLE_MERGE_L0_TABLES
+    ) {
+      return;
+    }
+    const writes = this.#writesIssued;
+    this.#idleTimer = this.#env.setTimer(this.#idleMergeMs, () => {
+      this.#idleTimer = undefined;
+      if (
+        this.#closed || this.#failure || this.#mergeRunning ||
+        this.#flushRunning || this.#imms.length > 0
+      ) {
+        return;
+      }
+      if (this.#writesIssued !== writes) return this.#armIdleMerge();
+      this.#idleMerge = true;
+      const due = this.#mergeDue();
+      this.#idleMerge = false;
+      if (!due) return;
+      this.#mergeRunning = true;
+      this.#mergeDone = this.#mergeLane(true);
+    });
   }
 
   async #flushLane(): Promise<void> {
@@ -996,16 +1059,25 @@ export class Store {
       this.#fail(error);
     } finally {
       this.#flushRunning = false;
+      if (!this.#mergeRunning) this.#armIdleMerge();
     }
   }
 
-  async #mergeLane(): Promise<void> {
+  async #mergeLane(idle = false): Promise<void> {
     try {
+      this.#idleMerge = idle;
+      if (idle) {
+        this.#idleMerges++;
+        await this.#merge();
+        this.#idleMerge = false;
+      }
       while (!this.#failure && this.#mergeDue()) await this.#merge();
     } catch (error) {
       this.#fail(error);
     } finally {
+      this.#idleMerge = false;
       this.#mergeRunning = false;
+      this.#armIdleMerge();
     }
   }
 
@@ -1257,6 +1329,8 @@ export class Store {
 
   async #close(): Promise<void> {
     this.#closed = true;
+    this.#idleTimer?.cancel();
+    this.#idleTimer = undefined;
     try {
       // Stalled writes were accepted: let flushes make room for them.
       while (this.#stalled.length > 0 && !this.#failure) {

@@ -329,6 +329,63 @@ Deno.test("overwriting a few keys forever keeps WAL segments bounded by the memt
   await store.close();
 });
 
+Deno.test("level 0 below its trigger is merged down once writes go idle, and not while they go on", async () => {
+  await using tmp = await tempDir();
+  const options = {
+    memtableBytes: 4096,
+    l0MergeTrigger: 8,
+    idleMergeMs: 300,
+  };
+  let store = await openStore(tmp.path, options);
+  const value = (i: number) => `value ${i} ${"z".repeat(60)}`;
+  // A trickle of writes, each well within the idle time of the last:
+  // level 0 gains tables, but no idle merge starts.
+  let i = 0;
+  const trickleEnds = Date.now() + 600;
+  while (Date.now() < trickleEnds) {
+    await store.put(`k${String(i % 300).padStart(4, "0")}`, value(i));
+    i++;
+    if (i % 40 === 0) await new Promise((r) => setTimeout(r, 20));
+  }
+  await store.settle();
+  let stats = store.stats();
+  assert.equal(stats.idleMerges, 0, "no idle merge while writes go on");
+  const l0 = stats.levels[0]!.tables;
+  assert.ok(l0 >= 2 && l0 < 8, `level 0 holds ${l0} tables`);
+  // Idle: level 0 goes down without a write to trigger it.
+  const deadline = Date.now() + 10_000;
+  while (store.stats().levels[0]!.tables > 0 && Date.now() < deadline) {
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  await store.settle();
+  stats = store.stats();
+  assert.equal(stats.levels[0]!.tables, 0, "level 0 merged down");
+  assert.equal(stats.idleMerges, 1);
+  for (let k = 0; k < 300; k++) {
+    const last = i - 1 - ((i - 1 - k) % 300 + 300) % 300;
+    assert.equal(
+      text(await store.get(`k${String(k).padStart(4, "0")}`)),
+      value(last),
+    );
+  }
+  await store.close();
+  // With idleMergeMs 0 it never happens.
+  // (No merge is due either: level 0 only grows.)
+  store = await openStore(tmp.path, {
+    ...options,
+    l0MergeTrigger: 1000,
+    idleMergeMs: 0,
+  });
+  for (let j = 0; j < 400; j++) await store.put(`n${j}`, value(j));
+  await store.settle();
+  const before = store.stats().levels[0]!.tables;
+  assert.ok(before >= 2, `level 0 holds ${before} tables`);
+  await new Promise((r) => setTimeout(r, 700));
+  assert.equal(store.stats().levels[0]!.tables, before);
+  assert.equal(store.stats().idleMerges, 0);
+  await store.close();
+});
+
 Deno.test("writes stalled behind flushes keep issue order for reads, counts and scans", async () => {
   await using tmp = await tempDir();
   const store = await openStore(tmp.path, {
