@@ -73,6 +73,11 @@ export type Job = FlushJob | MergeJob;
 /** Runs jobs: on the store's thread, or in a worker. */
 export interface JobRunner {
   run(job: Job): Promise<TableMeta[]>;
+  /**
+   * A job is coming soon: a runner that starts something for its jobs (a
+   * thread) may start it now, so that the job does not wait for it.
+   */
+  prepare?(): void;
   /** Stops the runner; jobs still running fail. */
   close(): void;
 }

@@ -217,6 +217,8 @@ export class Store {
   #pointers: Array<string | undefined> = [];
   /** Writes issued so far: the idle merge checks that none came. */
   #writesIssued = 0;
+  /** The runner was told of the coming flush of the current memtable. */
+  #runnerPrepared = false;
   readonly #idleMergeMs: number;
   /** Idle merges started (stats). */
   #idleMerges = 0;
@@ -576,6 +578,12 @@ export class Store {
   #perform(ops: WalOp[], seq: number, bytes: number): Promise<void> {
     if (this.#memFull() && this.#imms.length < IMMUTABLE_MEMTABLES_MAX) {
       this.#freeze();
+    } else if (
+      !this.#runnerPrepared && 2 * this.#mem.bytes >= this.#memtableBytes
+    ) {
+      // Half full: a flush is coming; let the runner get ready for it.
+      this.#runnerPrepared = true;
+      this.#runner.prepare?.();
     }
     const mem = this.#mem;
     const log = this.#log;
@@ -638,6 +646,7 @@ export class Store {
     });
     this.#imms.push({ mem: this.#mem, segment: this.#segment, closed });
     this.#mem = new Memtable(this.#mem.readers);
+    this.#runnerPrepared = false;
     this.#sourcesChanged();
     this.#segment = number;
     this.#log = this.#newLog(name, file, 0);

@@ -12,7 +12,7 @@ import type { Job, JobRunner } from "./jobs.ts";
 import type { TableMeta } from "./sstable/mod.ts";
 
 /** How long an idle worker is kept for the next job. */
-const WORKER_IDLE_MS = 1000;
+export const WORKER_IDLE_MS = 1000;
 
 /** What the worker posts back for job `id`. */
 export type JobReply =
@@ -51,6 +51,23 @@ export class WorkerRunner implements JobRunner {
     return promise;
   }
 
+  /**
+   * Starts the worker ahead of the first job (a store about to flush its
+   * first memtable), so that the flush does not wait for the thread to
+   * start and load its modules; stopped again if no job comes within
+   * WORKER_IDLE_MS.
+   */
+  prepare(): void {
+    if (this.#closed || this.#worker !== undefined) return;
+    this.#start();
+    this.#armIdleStop();
+  }
+
+  /** @internal Whether the worker thread is up (for tests). */
+  get started(): boolean {
+    return this.#worker !== undefined;
+  }
+
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
@@ -86,21 +103,25 @@ export class WorkerRunner implements JobRunner {
     for (const w of waiters) w.reject(error);
   }
 
+  /** Stops the worker if it gets no job within WORKER_IDLE_MS. */
+  #armIdleStop(): void {
+    if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
+    const timer = setTimeout(() => {
+      this.#idleTimer = undefined;
+      if (this.#pending.size === 0) {
+        this.#worker?.terminate();
+        this.#worker = undefined;
+      }
+    }, WORKER_IDLE_MS);
+    Deno.unrefTimer(timer);
+    this.#idleTimer = timer;
+  }
+
   #settle(reply: JobReply): void {
     const waiter = this.#pending.get(reply.id);
     if (!waiter) return;
     this.#pending.delete(reply.id);
-    if (this.#pending.size === 0) {
-      const timer = setTimeout(() => {
-        this.#idleTimer = undefined;
-        if (this.#pending.size === 0) {
-          this.#worker?.terminate();
-          this.#worker = undefined;
-        }
-      }, WORKER_IDLE_MS);
-      Deno.unrefTimer(timer);
-      this.#idleTimer = timer;
-    }
+    if (this.#pending.size === 0) this.#armIdleStop();
     if ("metas" in reply) {
       waiter.resolve(reply.metas);
       return;

@@ -22,7 +22,7 @@ import {
   tableName,
   TableReader,
 } from "../../storage/sstable/mod.ts";
-import { WorkerRunner } from "../../storage/worker_runner.ts";
+import { WORKER_IDLE_MS, WorkerRunner } from "../../storage/worker_runner.ts";
 import { bytesToBinary, Prng } from "../../util/mod.ts";
 import { tempDir, testSeed } from "../helpers.ts";
 
@@ -233,6 +233,26 @@ Deno.test("a worker reports a damaged table as a CorruptionError naming it", asy
     runner.run(flushJob(tmp.path, [], 1)),
     /background worker was stopped/,
   );
+});
+
+Deno.test("a worker started ahead of its first job runs it, and stops after its idle time when none comes", async () => {
+  await using tmp = await tempDir();
+  const runner = new WorkerRunner();
+  try {
+    assert.equal(runner.started, false);
+    runner.prepare();
+    assert.equal(runner.started, true);
+    await new Promise((r) => setTimeout(r, WORKER_IDLE_MS + 300));
+    assert.equal(runner.started, false, "stopped with no job");
+    runner.prepare();
+    const rows = entries(new Prng(5), 300, 1);
+    const [meta] = await runner.run(flushJob(tmp.path, rows, 1));
+    assert.equal(meta!.entries, 300);
+  } finally {
+    runner.close();
+  }
+  runner.prepare();
+  assert.equal(runner.started, false, "not started once closed");
 });
 
 Deno.test("a job that needs more file numbers than reserved fails", async () => {
