@@ -332,20 +332,30 @@ Deno.test("overwriting a few keys forever keeps WAL segments bounded by the memt
 Deno.test("level 0 below its trigger is merged down once writes go idle, and not while they go on", async () => {
   await using tmp = await tempDir();
   const options = {
-    memtableBytes: 4096,
+    memtableBytes: 16 * 1024,
     l0MergeTrigger: 8,
-    idleMergeMs: 300,
+    idleMergeMs: 500,
   };
   let store = await openStore(tmp.path, options);
   const value = (i: number) => `value ${i} ${"z".repeat(60)}`;
-  // A trickle of writes, each well within the idle time of the last:
-  // level 0 gains tables, but no idle merge starts.
-  let i = 0;
-  const trickleEnds = Date.now() + 600;
+  const frozen = () => {
+    const s = store.stats();
+    return s.flushes + s.immutableMemtables;
+  };
+  // Three memtables' worth of keys: level 0 gets three tables, below its
+  // trigger of 8.
+  let n = 0;
+  while (frozen() < 3) {
+    await store.put(`k${String(n).padStart(5, "0")}`, value(n));
+    n++;
+  }
+  // Then a trickle of small writes for three idle periods, one every 20
+  // ms: too few bytes to freeze a memtable, too frequent for an idle merge.
+  const trickleEnds = Date.now() + 3 * options.idleMergeMs;
+  let hot = 0;
   while (Date.now() < trickleEnds) {
-    await store.put(`k${String(i % 300).padStart(4, "0")}`, value(i));
-    i++;
-    if (i % 40 === 0) await new Promise((r) => setTimeout(r, 20));
+    await store.put("hot", String(hot++));
+    await new Promise((r) => setTimeout(r, 20));
   }
   await store.settle();
   let stats = store.stats();
@@ -361,26 +371,26 @@ Deno.test("level 0 below its trigger is merged down once writes go idle, and not
   stats = store.stats();
   assert.equal(stats.levels[0]!.tables, 0, "level 0 merged down");
   assert.equal(stats.idleMerges, 1);
-  for (let k = 0; k < 300; k++) {
-    const last = i - 1 - ((i - 1 - k) % 300 + 300) % 300;
+  for (let k = 0; k < n; k++) {
     assert.equal(
-      text(await store.get(`k${String(k).padStart(4, "0")}`)),
-      value(last),
+      text(await store.get(`k${String(k).padStart(5, "0")}`)),
+      value(k),
     );
   }
+  assert.equal(text(await store.get("hot")), String(hot - 1));
   await store.close();
-  // With idleMergeMs 0 it never happens.
-  // (No merge is due either: level 0 only grows.)
+  // With idleMergeMs 0 it never happens. (No merge is due either: level 0
+  // only grows.)
   store = await openStore(tmp.path, {
     ...options,
     l0MergeTrigger: 1000,
     idleMergeMs: 0,
   });
-  for (let j = 0; j < 400; j++) await store.put(`n${j}`, value(j));
+  for (let j = 0; frozen() < 3; j++) await store.put(`n${j}`, value(j));
   await store.settle();
   const before = store.stats().levels[0]!.tables;
   assert.ok(before >= 2, `level 0 holds ${before} tables`);
-  await new Promise((r) => setTimeout(r, 700));
+  await new Promise((r) => setTimeout(r, 2 * options.idleMergeMs));
   assert.equal(store.stats().levels[0]!.tables, before);
   assert.equal(store.stats().idleMerges, 0);
   await store.close();
