@@ -78,8 +78,12 @@ export interface Env {
   tryLock(path: string): Promise<FileLock | undefined>;
   /** Milliseconds since the Unix epoch. */
   now(): number;
-  /** Calls `fn` once after `ms` milliseconds. */
-  setTimer(ms: number, fn: () => void): Timer;
+  /**
+   * Calls `fn` once after `ms` milliseconds. With `unref`, the pending
+   * timer does not keep the program from exiting (work that may as well
+   * not happen, such as an idle merge of a store left open).
+   */
+  setTimer(ms: number, fn: () => void, unref?: boolean): Timer;
   /**
    * Resolves after one turn of the event loop, so that IO callbacks and
    * timers run: long background work calls it between slices. (A zero

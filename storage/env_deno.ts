@@ -163,8 +163,9 @@ export const denoEnv: Env = {
   yieldNow(): Promise<void> {
     return macrotask();
   },
-  setTimer(ms, fn): Timer {
+  setTimer(ms, fn, unref = false): Timer {
     const id = setTimeout(fn, ms);
+    if (unref) Deno.unrefTimer(id);
     return { cancel: () => clearTimeout(id) };
   },
 };

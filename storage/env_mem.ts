@@ -234,8 +234,9 @@ export class MemEnv implements Env {
     return Date.now();
   }
 
-  setTimer(ms: number, fn: () => void): Timer {
+  setTimer(ms: number, fn: () => void, unref = false): Timer {
     const id = setTimeout(fn, ms);
+    if (unref) Deno.unrefTimer(id);
     return { cancel: () => clearTimeout(id) };
   }
 

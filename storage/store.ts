@@ -581,9 +581,15 @@ export class Store {
     } else if (
       !this.#runnerPrepared && 2 * this.#mem.bytes >= this.#memtableBytes
     ) {
-      // Half full: a flush is coming; let the runner get ready for it.
+      // Half full: a flush is coming; let the runner get ready for it. A
+      // failure to do so now is no failure of the write: the flush will
+      // start the runner itself.
       this.#runnerPrepared = true;
-      this.#runner.prepare?.();
+      try {
+        this.#runner.prepare?.();
+      } catch {
+        // ignored: see above
+      }
     }
     const mem = this.#mem;
     const log = this.#log;
@@ -1042,7 +1048,7 @@ export class Store {
       if (!due) return;
       this.#mergeRunning = true;
       this.#mergeDone = this.#mergeLane(true);
-    });
+    }, true);
   }
 
   async #flushLane(): Promise<void> {

@@ -58,9 +58,10 @@ export class WorkerRunner implements JobRunner {
    * WORKER_IDLE_MS.
    */
   prepare(): void {
-    if (this.#closed || this.#worker !== undefined) return;
-    this.#start();
-    this.#armIdleStop();
+    if (this.#closed) return;
+    if (this.#worker === undefined) this.#start();
+    // Idle, it would stop before the job comes: keep it another while.
+    if (this.#pending.size === 0) this.#armIdleStop();
   }
 
   /** @internal Whether the worker thread is up (for tests). */

@@ -85,10 +85,10 @@ const DECODE_AFTER_LOOKUPS = 16;
 const SCAN_READ_BYTES = 256 * 1024;
 
 /**
- * Blocks of a forward scan read one by one through the cache before the
- * scan reads ahead (RocksDB's auto-readahead waits for two as well): a
- * seek of 100 entries touches two or three blocks per table and reads
- * nothing it does not use.
+ * Uncached blocks a forward scan reads one by one through the cache after
+ * the block it started in, before it reads ahead (RocksDB's auto-readahead
+ * waits for two as well): a seek of 100 entries touches two or three
+ * blocks per table and reads nothing it does not use.
  */
 const READ_AHEAD_AFTER_BLOCKS = 2;
 /** First read-ahead, in bytes; each one after doubles, up to the most. */
@@ -98,10 +98,11 @@ const READ_AHEAD_MAX_BYTES = 64 * 1024;
 
 /**
  * One forward scan's read-ahead state in one table. Blocks read ahead are
- * verified as the scan enters them and are not cached: a long scan does
- * not evict what point reads use, and costs one read (and one buffer) per
- * run of blocks instead of one per block. Each refill is a fresh buffer,
- * never overwritten, so views taken from an earlier one stay valid.
+ * verified as the scan enters them, and cached (in buffers of their own)
+ * only while the cache has room: a long scan does not evict what point
+ * reads use, and costs one read (and one buffer) per run of blocks instead
+ * of one per block. Each refill is a fresh buffer, never overwritten, so
+ * views taken from an earlier one stay valid.
  */
 export class ReadAhead {
   /** Uncached blocks this scan has read so far. */

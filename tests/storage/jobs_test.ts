@@ -248,6 +248,12 @@ Deno.test("a worker started ahead of its first job runs it, and stops after its 
     const rows = entries(new Prng(5), 300, 1);
     const [meta] = await runner.run(flushJob(tmp.path, rows, 1));
     assert.equal(meta!.entries, 300);
+    // Idle after its job, it would stop WORKER_IDLE_MS later; a prepare
+    // two thirds of the way there keeps it up past that.
+    await new Promise((r) => setTimeout(r, (2 * WORKER_IDLE_MS) / 3));
+    runner.prepare();
+    await new Promise((r) => setTimeout(r, (2 * WORKER_IDLE_MS) / 3));
+    assert.equal(runner.started, true, "kept up by prepare");
   } finally {
     runner.close();
   }

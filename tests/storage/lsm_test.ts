@@ -396,6 +396,31 @@ Deno.test("level 0 below its trigger is merged down once writes go idle, and not
   await store.close();
 });
 
+Deno.test("a pending idle merge does not keep a program that left its store open from exiting", async () => {
+  await using tmp = await tempDir();
+  const started = performance.now();
+  const child = await new Deno.Command(Deno.execPath(), {
+    args: [
+      "run",
+      "--allow-read",
+      "--allow-write",
+      "--allow-env",
+      new URL("../fixtures/left_open.ts", import.meta.url).pathname,
+      tmp.path,
+      "60000",
+    ],
+    stdout: "piped",
+    stderr: "piped",
+  }).output();
+  const seconds = (performance.now() - started) / 1000;
+  assert.equal(child.code, 0, new TextDecoder().decode(child.stderr));
+  const l0 = Number(new TextDecoder().decode(child.stdout).trim());
+  assert.ok(l0 >= 2, `level 0 held ${l0} tables`);
+  // The idle merge was a minute away; the worker stops within a second of
+  // its last job.
+  assert.ok(seconds < 30, `exited after ${seconds.toFixed(1)} s`);
+});
+
 Deno.test("writes stalled behind flushes keep issue order for reads, counts and scans", async () => {
   await using tmp = await tempDir();
   const store = await openStore(tmp.path, {
