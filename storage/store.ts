@@ -224,8 +224,6 @@ export class Store {
   #idleMerges = 0;
   /** Pending check for an idle merge of level 0. */
   #idleTimer: Timer | undefined;
-  /** The merge lane is running an idle merge of level 0. */
-  #idleMerge = false;
   #manifestRotateBytes: number;
   #tableOptions: TableOptions;
   #runner: JobRunner;
@@ -999,18 +997,18 @@ export class Store {
     }
   }
 
-  #mergeDue(): boolean {
-    return this.#pickMerge(this.#version) !== undefined;
+  #mergeDue(idle = false): boolean {
+    return this.#pickMerge(this.#version, idle) !== undefined;
   }
 
   /**
    * The next merge in version `v`, if any level is due. An idle merge
    * takes level 0 from IDLE_MERGE_L0_TABLES tables on.
    */
-  #pickMerge(v: Version): Compaction | undefined {
+  #pickMerge(v: Version, idle: boolean): Compaction | undefined {
     return pickCompaction(
       v.levels.map((level) => level.map(shapeOf)),
-      this.#idleMerge
+      idle
         ? { ...this.#compaction, l0Trigger: IDLE_MERGE_L0_TABLES }
         : this.#compaction,
       this.#pointers,
@@ -1042,10 +1040,7 @@ export class Store {
         return;
       }
       if (this.#writesIssued !== writes) return this.#armIdleMerge();
-      this.#idleMerge = true;
-      const due = this.#mergeDue();
-      this.#idleMerge = false;
-      if (!due) return;
+      if (!this.#mergeDue(true)) return;
       this.#mergeRunning = true;
       this.#mergeDone = this.#mergeLane(true);
     }, true);
@@ -1080,17 +1075,14 @@ export class Store {
 
   async #mergeLane(idle = false): Promise<void> {
     try {
-      this.#idleMerge = idle;
       if (idle) {
         this.#idleMerges++;
-        await this.#merge();
-        this.#idleMerge = false;
+        await this.#merge(true);
       }
       while (!this.#failure && this.#mergeDue()) await this.#merge();
     } catch (error) {
       this.#fail(error);
     } finally {
-      this.#idleMerge = false;
       this.#mergeRunning = false;
       this.#armIdleMerge();
     }
@@ -1158,11 +1150,11 @@ export class Store {
    * level's replacement for them, or move down as they are when nothing
    * overlaps.
    */
-  async #merge(): Promise<void> {
+  async #merge(idle = false): Promise<void> {
     const v = this.#version;
     v.ref();
     try {
-      const pick = this.#pickMerge(v);
+      const pick = this.#pickMerge(v, idle);
       if (!pick) return;
       const { level, inputs, overlaps } = pick;
       const out = level + 1;

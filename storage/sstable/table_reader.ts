@@ -234,13 +234,7 @@ export class TableReader {
     if (cached) return cached;
     const offset = this.index.offsets[i]!;
     const raw = this.cache.buffer(this.index.sizes[i]! + BLOCK_TRAILER_BYTES);
-    if (this.file.readSync(offset, raw) !== raw.length) {
-      throw new CorruptionError(
-        `Corrupt table "${this.path}" at offset ${offset}: short read of a data block`,
-        this.path,
-        offset,
-      );
-    }
+    this.#readInto(offset, raw, "a data block");
     return this.#insert(i, verifyBlock(this.path, raw, offset), raw.length);
   }
 
@@ -307,16 +301,7 @@ export class TableReader {
     const offset = this.index.offsets[i]!;
     const n = this.index.sizes[i]! + BLOCK_TRAILER_BYTES;
     if (offset < ahead.at || offset + n > ahead.at + ahead.buf.length) {
-      const length = Math.min(Math.max(n, ahead.size), this.file.size - offset);
-      const buf = new Uint8Array(length);
-      if (this.file.readSync(offset, buf) !== length) {
-        throw new CorruptionError(
-          `Corrupt table "${this.path}" at offset ${offset}: short read of data blocks`,
-          this.path,
-          offset,
-        );
-      }
-      ahead.buf = buf;
+      ahead.buf = this.#readRun(offset, n, ahead.size);
       ahead.at = offset;
       ahead.size = Math.min(2 * ahead.size, READ_AHEAD_MAX_BYTES);
     }
@@ -370,28 +355,41 @@ export class TableReader {
    * start to end.
    */
   *scanContents(): Generator<{ contents: Uint8Array; offset: number }> {
-    let buf = new Uint8Array(0);
+    let buf: Uint8Array = new Uint8Array(0);
     let bufStart = 0;
     for (let i = 0; i < this.blocks; i++) {
       const offset = this.index.offsets[i]!;
       const n = this.index.sizes[i]! + BLOCK_TRAILER_BYTES;
       if (offset < bufStart || offset + n > bufStart + buf.length) {
-        const length = Math.min(
-          Math.max(n, SCAN_READ_BYTES),
-          this.file.size - offset,
-        );
-        buf = new Uint8Array(length);
-        if (this.file.readSync(offset, buf) !== length) {
-          throw new CorruptionError(
-            `Corrupt table "${this.path}" at offset ${offset}: short read of data blocks`,
-            this.path,
-            offset,
-          );
-        }
+        buf = this.#readRun(offset, n, SCAN_READ_BYTES);
         bufStart = offset;
       }
       const raw = buf.subarray(offset - bufStart, offset - bufStart + n);
       yield { contents: verifyBlock(this.path, raw, offset), offset };
+    }
+  }
+
+  /**
+   * A fresh buffer of the `size` bytes at `offset` (at least the `n` of the
+   * block there, at most up to the end of the file): a run of blocks for a
+   * sequential read.
+   */
+  #readRun(offset: number, n: number, size: number): Uint8Array {
+    const buf = new Uint8Array(
+      Math.min(Math.max(n, size), this.file.size - offset),
+    );
+    this.#readInto(offset, buf, "data blocks");
+    return buf;
+  }
+
+  /** Fills `buf` from `offset`; a short read is a CorruptionError. */
+  #readInto(offset: number, buf: Uint8Array, what: string): void {
+    if (this.file.readSync(offset, buf) !== buf.length) {
+      throw new CorruptionError(
+        `Corrupt table "${this.path}" at offset ${offset}: short read of ${what}`,
+        this.path,
+        offset,
+      );
     }
   }
 
