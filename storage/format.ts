@@ -6,8 +6,15 @@
  * get a new format version instead. Specs: docs/format/wal.md.
  */
 
-/** WAL frame header: masked crc32c (4) + payload length (4) + type (1). */
+/** WAL frame header: masked checksum (4) + payload length (4) + type (1). */
 export const WAL_HEADER_BYTES = 9;
+
+/**
+ * Set in a WAL record's type byte when its checksum is CRC-32 (zlib's), as
+ * every record written since format 2 is; clear, the checksum is CRC-32C
+ * (records written before). The other bits are the record type.
+ */
+export const WAL_TYPE_CRC32 = 0x80;
 
 /**
  * WAL record types. 0 is reserved so that zero-filled space (preallocation,
@@ -43,7 +50,10 @@ export const SSTABLE_SUFFIX = ".sst";
 /** Suffix of a table being written, renamed away once synced. */
 export const TEMP_SUFFIX = ".tmp";
 
-/** Block trailer: compression (1) + masked crc32c (4). */
+/**
+ * Block trailer: compression (1) + masked checksum (4): CRC-32 (zlib's) in
+ * format 2 tables, CRC-32C in format 1 tables.
+ */
 export const BLOCK_TRAILER_BYTES = 5;
 
 /** Block compression byte: only "none" exists. */
@@ -55,8 +65,11 @@ export const BLOCK_RESTART_INTERVAL = 16;
 /** Footer: three 12-byte handles + format version (4) + magic (8). */
 export const TABLE_FOOTER_BYTES = 48;
 
-/** The only SSTable format version. */
-export const TABLE_FORMAT_VERSION = 1;
+/** The SSTable format version written: blocks checksummed with CRC-32. */
+export const TABLE_FORMAT_VERSION = 2;
+
+/** The first SSTable format version, still read: blocks use CRC-32C. */
+export const TABLE_FORMAT_VERSION_CRC32C = 1;
 
 /** "kvsstab1": the last 8 bytes of every table. */
 export const TABLE_MAGIC = Uint8Array.of(

@@ -10,6 +10,7 @@
 import {
   assert,
   bytesToBinary,
+  crc32,
   crc32c,
   getFixed32,
   getFixed64,
@@ -27,6 +28,7 @@ import {
   BatchOpKind,
   WAL_HEADER_BYTES,
   WAL_PAYLOAD_PREFIX_BYTES,
+  WAL_TYPE_CRC32,
   WalRecordType,
 } from "./format.ts";
 import { WAL_READ_CHUNK_BYTES, WAL_RECORD_BYTES_MAX } from "./limits.ts";
@@ -117,8 +119,8 @@ export function encodeRecord(
   }
   const payloadBytes = p - start - WAL_HEADER_BYTES;
   putFixed32(buf, start + 4, payloadBytes);
-  buf[start + 8] = type;
-  putFixed32(buf, start, maskCrc(crc32c(buf, start + 4, p)));
+  buf[start + 8] = type | WAL_TYPE_CRC32;
+  putFixed32(buf, start, maskCrc(crc32(buf, start + 4, p)));
   return p;
 }
 
@@ -238,13 +240,25 @@ function plausibleHeader(
   bytesLeft: number,
 ): number {
   const length = getFixed32(buf, at + 4);
-  const type = buf[at + 8]!;
+  const type = buf[at + 8]! & ~WAL_TYPE_CRC32;
   if (type < WalRecordType.PUT || type > WalRecordType.BATCH) return -1;
   if (length < WAL_PAYLOAD_PREFIX_BYTES || length > WAL_RECORD_BYTES_MAX) {
     return -1;
   }
   if (length > bytesLeft - WAL_HEADER_BYTES) return -1;
   return length;
+}
+
+/**
+ * Whether the record framed in `buf[s, end)` has the checksum its header
+ * names: CRC-32 when its type byte has `WAL_TYPE_CRC32`, else CRC-32C.
+ */
+function checksumMatches(buf: Uint8Array, s: number, end: number): boolean {
+  const expected = unmaskCrc(getFixed32(buf, s));
+  const actual = buf[s + 8]! & WAL_TYPE_CRC32
+    ? crc32(buf, s + 4, end)
+    : crc32c(buf, s + 4, end);
+  return actual === expected;
 }
 
 /**
@@ -310,8 +324,7 @@ export class SegmentReader {
     }
     const s = at - this.#bufStart;
     const end = s + WAL_HEADER_BYTES + length;
-    const expected = unmaskCrc(getFixed32(this.#buf, s));
-    if (crc32c(this.#buf, s + 4, end) !== expected) {
+    if (!checksumMatches(this.#buf, s, end)) {
       return { kind: "damaged", offset: at, reason: "checksum mismatch" };
     }
     this.#offset = at + WAL_HEADER_BYTES + length;
@@ -319,7 +332,7 @@ export class SegmentReader {
       kind: "record",
       offset: at,
       end: this.#offset,
-      type,
+      type: type & ~WAL_TYPE_CRC32,
       payload: this.#buf.subarray(s + WAL_HEADER_BYTES, end),
     };
   }
@@ -341,9 +354,8 @@ export class SegmentReader {
         if (length < 0) continue;
         if (!(await this.#ensure(at + i, WAL_HEADER_BYTES + length))) continue;
         const s = at + i - this.#bufStart;
-        const expected = unmaskCrc(getFixed32(this.#buf, s));
         const end = s + WAL_HEADER_BYTES + length;
-        if (crc32c(this.#buf, s + 4, end) === expected) return at + i;
+        if (checksumMatches(this.#buf, s, end)) return at + i;
       }
       at += last;
     }

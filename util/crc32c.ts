@@ -1,6 +1,8 @@
 /**
- * CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum used by
- * every kv file format. Computed with slicing-by-8 tables built once at load.
+ * CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), the checksum of
+ * manifest frames, and of WAL records and table blocks written before format
+ * 2 (which use CRC-32, `crc32.ts`). Computed with slicing-by-8 tables built
+ * once at load.
  *
  * @example
  * ```ts

@@ -4,6 +4,7 @@
  *
  * @module
  */
+export * from "./crc32.ts";
 export * from "./crc32c.ts";
 export * from "./coding.ts";
 export * from "./bytes.ts";

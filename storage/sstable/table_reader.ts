@@ -10,8 +10,8 @@
  */
 import {
   bytesToBinary,
+  crc32,
   crc32c,
-  crc32cUpdate,
   equalBytes,
   getFixed32,
   getFixed64,
@@ -30,6 +30,7 @@ import {
   BLOCK_TRAILER_BYTES,
   TABLE_FOOTER_BYTES,
   TABLE_FORMAT_VERSION,
+  TABLE_FORMAT_VERSION_CRC32C,
   TABLE_MAGIC,
 } from "../format.ts";
 import {
@@ -125,6 +126,8 @@ export class TableReader {
     readonly props: TableProps,
     private readonly cache: BlockCache,
     private readonly filterStats: FilterStats,
+    /** Its format version's block checksum. */
+    private readonly checksum: BlockChecksum,
   ) {
     // Every key of the table shares the common prefix of its smallest and
     // largest keys; four bytes past it tell most index keys apart.
@@ -175,7 +178,12 @@ export class TableReader {
         throw bad(footerAt, "bad magic");
       }
       const version = getFixed32(footer, 36);
-      if (version !== TABLE_FORMAT_VERSION) {
+      const checksum = version === TABLE_FORMAT_VERSION
+        ? crc32
+        : version === TABLE_FORMAT_VERSION_CRC32C
+        ? crc32c
+        : undefined;
+      if (checksum === undefined) {
         throw bad(footerAt, `unknown format version ${version}`);
       }
       const blocks: Uint8Array[] = [];
@@ -187,7 +195,7 @@ export class TableReader {
         if ((await file.read(offset, raw)) !== raw.length) {
           throw bad(offset, "short read");
         }
-        blocks.push(verifyBlock(path, raw, offset));
+        blocks.push(verifyBlock(path, raw, offset, checksum));
       }
       const [filter, propsBlock, indexBlock] = blocks as [
         Uint8Array,
@@ -208,6 +216,7 @@ export class TableReader {
         props,
         cache,
         filterStats,
+        checksum,
       );
     } catch (error) {
       file.close();
@@ -235,7 +244,11 @@ export class TableReader {
     const offset = this.index.offsets[i]!;
     const raw = this.cache.buffer(this.index.sizes[i]! + BLOCK_TRAILER_BYTES);
     this.#readInto(offset, raw, "a data block");
-    return this.#insert(i, verifyBlock(this.path, raw, offset), raw.length);
+    return this.#insert(
+      i,
+      verifyBlock(this.path, raw, offset, this.checksum),
+      raw.length,
+    );
   }
 
   /** Caches verified contents `raw` (read into `bytes` bytes) as block `i`. */
@@ -307,7 +320,7 @@ export class TableReader {
     }
     this.cache.misses++;
     const raw = ahead.buf.subarray(offset - ahead.at, offset - ahead.at + n);
-    const contents = verifyBlock(this.path, raw, offset);
+    const contents = verifyBlock(this.path, raw, offset, this.checksum);
     if (this.cache.hasRoom(n + 64)) {
       // While the cache has room, the block is cached too, in its own
       // buffer (a view into the read-ahead buffer would keep all of it
@@ -365,7 +378,10 @@ export class TableReader {
         bufStart = offset;
       }
       const raw = buf.subarray(offset - bufStart, offset - bufStart + n);
-      yield { contents: verifyBlock(this.path, raw, offset), offset };
+      yield {
+        contents: verifyBlock(this.path, raw, offset, this.checksum),
+        offset,
+      };
     }
   }
 
@@ -475,15 +491,29 @@ function checkHandle(
   }
 }
 
-/** Checks a block's trailer; returns its contents. */
+/**
+ * A block checksum over `data[start, end)`: CRC-32 in format 2 tables,
+ * CRC-32C in format 1 tables.
+ */
+export type BlockChecksum = (
+  data: Uint8Array,
+  start: number,
+  end: number,
+) => number;
+
+/**
+ * Checks a block's trailer (the checksum covers the contents and the
+ * compression byte after them); returns its contents.
+ */
 function verifyBlock(
   path: string,
   raw: Uint8Array,
   offset: number,
+  checksum: BlockChecksum,
 ): Uint8Array {
   const n = raw.length - BLOCK_TRAILER_BYTES;
   const expected = unmaskCrc(getFixed32(raw, n + 1));
-  if (crc32cUpdate(crc32c(raw, 0, n), raw, n, n + 1) !== expected) {
+  if (checksum(raw, 0, n + 1) !== expected) {
     throw new CorruptionError(
       `Corrupt table "${path}" at offset ${offset}: block checksum mismatch`,
       path,

@@ -11,8 +11,8 @@
  */
 import {
   assert,
-  crc32c,
-  crc32cUpdate,
+  crc32,
+  crc32Update,
   maskCrc,
   putBinary,
   putFixed32,
@@ -166,7 +166,7 @@ export class TableWriter {
   #writeBlock(contents: Uint8Array): number {
     const trailer = this.#trailer;
     trailer[0] = BLOCK_COMPRESSION_NONE;
-    const crc = crc32cUpdate(crc32c(contents), trailer, 0, 1);
+    const crc = crc32Update(crc32(contents), trailer, 0, 1);
     putFixed32(trailer, 1, maskCrc(crc));
     this.#emit(contents);
     this.#emit(trailer);

@@ -8,7 +8,14 @@ import assert from "node:assert/strict";
 import { CorruptionError, openStore } from "../../storage/mod.ts";
 import { SegmentReader } from "../../storage/wal.ts";
 import { denoEnv } from "../../storage/env_deno.ts";
-import { Prng } from "../../util/mod.ts";
+import {
+  crc32c,
+  getFixed32,
+  maskCrc,
+  Prng,
+  putFixed32,
+} from "../../util/mod.ts";
+import { WAL_HEADER_BYTES, WAL_TYPE_CRC32 } from "../../storage/format.ts";
 import { names, tempDir, testSeed, text } from "../helpers.ts";
 
 const SEGMENT = "000001.log";
@@ -183,6 +190,48 @@ Deno.test("a record with a good checksum but a repeated sequence number is corru
     assert.ok(error instanceof CorruptionError);
     assert.equal(error.offset, full.length);
     assert.match(error.message, /sequence number 1 does not follow/);
+    return true;
+  });
+});
+
+/**
+ * Rewrites the record at `at` as records were written before format 2:
+ * type byte without WAL_TYPE_CRC32, checksum CRC-32C.
+ */
+function toCrc32cRecord(bytes: Uint8Array, at: number): void {
+  const end = at + WAL_HEADER_BYTES + getFixed32(bytes, at + 4);
+  bytes[at + 8] = bytes[at + 8]! & ~WAL_TYPE_CRC32;
+  putFixed32(bytes, at, maskCrc(crc32c(bytes, at + 4, end)));
+}
+
+Deno.test("records checksummed with CRC-32C before format 2 still replay, next to new ones", async () => {
+  await using tmp = await tempDir();
+  const n = 5;
+  const ends = await writeRecords(tmp.path, n);
+  const path = `${tmp.path}/${SEGMENT}`;
+  const full = await Deno.readFile(path);
+  // Records 0, 2 and the batch become old records; 1, 3 and 4 stay new.
+  for (const i of [0, 2, n]) toCrc32cRecord(full, i === 0 ? 0 : ends[i - 1]!);
+  await Deno.writeFile(path, full);
+  assert.deepEqual(await keysOf(tmp.path), expectedKeys(n + 1, n));
+  const store = await openStore(tmp.path);
+  assert.equal(text(await store.get("b2")), "y");
+  assert.equal(text(await store.get("k2")), "value-2value-2value-2");
+  assert.equal(store.stats().recovery.records, n + 1);
+  await store.close();
+});
+
+Deno.test("a record whose checksum-kind bit flipped fails its checksum", async () => {
+  await using tmp = await tempDir();
+  const ends = await writeRecords(tmp.path, 4);
+  const path = `${tmp.path}/${SEGMENT}`;
+  const full = await Deno.readFile(path);
+  full[ends[1]! + 8]! ^= WAL_TYPE_CRC32;
+  await Deno.writeFile(path, full);
+  await assert.rejects(openStore(tmp.path), (error: unknown) => {
+    assert.ok(error instanceof CorruptionError);
+    assert.equal(error.offset, ends[1]);
+    assert.match(error.message, /checksum mismatch/);
     return true;
   });
 });

@@ -9,9 +9,13 @@ import {
   encodeRecord,
   type WalOp,
 } from "../../storage/wal.ts";
-import { BatchOpKind, WAL_HEADER_BYTES } from "../../storage/format.ts";
+import {
+  BatchOpKind,
+  WAL_HEADER_BYTES,
+  WAL_TYPE_CRC32,
+} from "../../storage/format.ts";
 import { KEY_BYTES_MAX, VALUE_BYTES_MAX } from "../../storage/limits.ts";
-import { crc32c, getFixed32, Prng, unmaskCrc } from "../../util/mod.ts";
+import { crc32, getFixed32, Prng, unmaskCrc } from "../../util/mod.ts";
 
 function put(key: string, value: string, expiry = 0): WalOp {
   return { kind: BatchOpKind.PUT, key, value, expiry };
@@ -27,13 +31,15 @@ function roundTrip(seq: number, timestamp: number, ops: WalOp[]): void {
   assert.equal(end, n + 3, "encoded length matches the estimate");
   const length = getFixed32(buf, 3 + 4);
   assert.equal(length, n - WAL_HEADER_BYTES);
+  const type = buf[3 + 8]!;
+  assert.equal(type & WAL_TYPE_CRC32, WAL_TYPE_CRC32, "type says CRC-32");
   assert.equal(
     unmaskCrc(getFixed32(buf, 3)),
-    crc32c(buf, 3 + 4, end),
+    crc32(buf, 3 + 4, end),
     "checksum covers length, type, payload",
   );
   const decoded = decodePayload(
-    buf[3 + 8]!,
+    type & ~WAL_TYPE_CRC32,
     buf.subarray(3 + WAL_HEADER_BYTES, end),
   );
   assert.notEqual(typeof decoded, "string", String(decoded));

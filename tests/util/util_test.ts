@@ -3,8 +3,10 @@ import {
   binaryToBytes,
   bytesToBinary,
   bytesToBinaryFallback,
+  crc32,
   crc32c,
   crc32cUpdate,
+  crc32Update,
   getFixed32,
   getFixed64,
   getVarint32,
@@ -41,32 +43,49 @@ Deno.test("crc32c over a range equals crc32c of the slice", () => {
   }
 });
 
-Deno.test("crc32c matches a bitwise reference at every alignment and length", () => {
-  const reference = (data: Uint8Array): number => {
-    let c = 0xffffffff;
-    for (const byte of data) {
-      c ^= byte;
-      for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ 0x82f63b78 : c >>> 1;
+for (
+  const [name, whole, update, poly] of [
+    ["crc32c", crc32c, crc32cUpdate, 0x82f63b78],
+    ["crc32", crc32, crc32Update, 0xedb88320],
+  ] as const
+) {
+  Deno.test(`${name} matches a bitwise reference at every alignment and length`, () => {
+    const reference = (data: Uint8Array): number => {
+      let c = 0xffffffff;
+      for (const byte of data) {
+        c ^= byte;
+        for (let k = 0; k < 8; k++) c = c & 1 ? (c >>> 1) ^ poly : c >>> 1;
+      }
+      return ~c >>> 0;
+    };
+    const rng = new Prng(19);
+    const backing = rng.bytes(5000);
+    for (let i = 0; i < 400; i++) {
+      // Views at every byte offset of their buffer, short and long (the bulk
+      // of a long input is read as 32-bit words).
+      const offset = rng.int(8);
+      const n = i < 40 ? i : rng.int(4000);
+      const view = backing.subarray(offset, offset + n);
+      const want = reference(view);
+      assert.equal(whole(view), want, `offset ${offset}, ${n} bytes`);
+      assert.equal(
+        whole(backing, offset, offset + n),
+        want,
+        `range at ${offset}, ${n} bytes`,
+      );
+      const cut = rng.int(n + 1);
+      assert.equal(
+        update(whole(view, 0, cut), view, cut, n),
+        want,
+        `offset ${offset}, ${n} bytes split at ${cut}`,
+      );
     }
-    return ~c >>> 0;
-  };
-  const rng = new Prng(19);
-  const backing = rng.bytes(5000);
-  for (let i = 0; i < 400; i++) {
-    // Views at every byte offset of their buffer, short and long (the bulk
-    // of a long input is read as 32-bit words).
-    const offset = rng.int(8);
-    const n = i < 40 ? i : rng.int(4000);
-    const view = backing.subarray(offset, offset + n);
-    const want = reference(view);
-    assert.equal(crc32c(view), want, `offset ${offset}, ${n} bytes`);
-    const cut = rng.int(n + 1);
-    assert.equal(
-      crc32cUpdate(crc32c(view, 0, cut), view, cut, n),
-      want,
-      `offset ${offset}, ${n} bytes split at ${cut}`,
-    );
-  }
+  });
+}
+
+Deno.test("crc32 matches the standard check value", () => {
+  assert.equal(crc32(new TextEncoder().encode("123456789")), 0xcbf43926);
+  assert.equal(crc32(new Uint8Array(0)), 0);
 });
 
 Deno.test("masked crcs round trip and differ from the raw crc", () => {

@@ -26,7 +26,20 @@ import { CorruptionError } from "../../../storage/mod.ts";
 import { MergeCursor, TableCursor } from "../../../storage/merge.ts";
 import { denoEnv } from "../../../storage/env_deno.ts";
 import type { Env } from "../../../storage/env.ts";
-import { bytesToBinary, lowerBound, Prng } from "../../../util/mod.ts";
+import {
+  bytesToBinary,
+  crc32c,
+  getFixed32,
+  getFixed64,
+  lowerBound,
+  maskCrc,
+  Prng,
+  putFixed32,
+} from "../../../util/mod.ts";
+import {
+  TABLE_FOOTER_BYTES,
+  TABLE_FORMAT_VERSION_CRC32C,
+} from "../../../storage/format.ts";
 import { names, tempDir, testSeed } from "../../helpers.ts";
 
 interface Row {
@@ -330,6 +343,88 @@ Deno.test("a flipped bit anywhere in a table is a CorruptionError naming the fil
     TableReader.open(denoEnv, tmp.path, 3, new BlockCache(1 << 20), stats()),
     CorruptionError,
   );
+});
+
+/**
+ * Rewrites table `n` as format 1 wrote it: every block's checksum CRC-32C
+ * (unless `keepChecksums`), and version 1 in the footer.
+ */
+async function toFormat1(
+  dir: string,
+  n: number,
+  keepChecksums = false,
+): Promise<void> {
+  const t = await TableReader.open(
+    denoEnv,
+    dir,
+    n,
+    new BlockCache(1 << 20),
+    stats(),
+  );
+  const handles: Array<[number, number]> = t.index.offsets.map((
+    offset,
+    i,
+  ) => [offset, t.index.sizes[i]!]);
+  t.close();
+  const path = `${dir}/${tableName(n)}`;
+  const bytes = await Deno.readFile(path);
+  const footer = bytes.length - TABLE_FOOTER_BYTES;
+  for (let i = 0; i < 3; i++) {
+    handles.push([
+      getFixed64(bytes, footer + i * 12),
+      getFixed32(bytes, footer + i * 12 + 8),
+    ]);
+  }
+  if (!keepChecksums) {
+    for (const [offset, size] of handles) {
+      putFixed32(
+        bytes,
+        offset + size + 1,
+        maskCrc(crc32c(bytes, offset, offset + size + 1)),
+      );
+    }
+  }
+  putFixed32(bytes, footer + 36, TABLE_FORMAT_VERSION_CRC32C);
+  await Deno.writeFile(path, bytes);
+}
+
+Deno.test("format 1 tables (CRC-32C block checksums) still read; the version picks the checksum", async () => {
+  const rng = new Prng(testSeed("format 1 tables"));
+  await using tmp = await tempDir();
+  const data = rows(rng, 1500);
+  await write(tmp.path, 4, data, 512, 10);
+  await toFormat1(tmp.path, 4);
+  const open = () =>
+    TableReader.open(denoEnv, tmp.path, 4, new BlockCache(1 << 20), stats());
+  const t = await open();
+  for (const r of data) {
+    assert.deepEqual(asRow(t.get(r.key)), {
+      seq: r.seq,
+      value: r.value,
+      expiry: r.expiry,
+    }, JSON.stringify(r.key));
+  }
+  const walked: string[] = [];
+  for (let b = 0; b < t.blocks; b++) walked.push(...t.block(b).keys);
+  assert.deepEqual(walked, data.map((r) => r.key));
+  t.close();
+  // A format 2 table relabeled as format 1 fails its checksums.
+  await write(tmp.path, 5, data, 512, 10);
+  await toFormat1(tmp.path, 5, true);
+  await assert.rejects(
+    TableReader.open(denoEnv, tmp.path, 5, new BlockCache(1 << 20), stats()),
+    (error: unknown) => {
+      assert.ok(error instanceof CorruptionError);
+      assert.match(error.message, /block checksum mismatch/);
+      return true;
+    },
+  );
+  // An unknown version is refused by name.
+  const path = `${tmp.path}/${tableName(4)}`;
+  const bytes = await Deno.readFile(path);
+  putFixed32(bytes, bytes.length - TABLE_FOOTER_BYTES + 36, 3);
+  await Deno.writeFile(path, bytes);
+  await assert.rejects(open(), /unknown format version 3/);
 });
 
 Deno.test("a block cursor refuses entries out of order and a bad first restart", () => {
