@@ -5,6 +5,13 @@
  *
  *   deno run -A --unstable-kv bench/compare.ts [--num N] [--reads N]
  *     [--sync always|none] [--batch N] [--stores kv,denokv,sqlite,leveldb]
+ *     [--warmup F]
+ *
+ * Before its timed run, each store runs the same workloads on a fraction
+ * `--warmup` (default 0.1; 0 = none) of the keys and reads, in a scratch
+ * directory, results discarded: the JIT-compiled code of kv and of the
+ * JavaScript halves of the other stores' bindings is then warm when timing
+ * starts, as SQLite's and LevelDB's native code always is.
  *
  * Durability is matched: with --sync always every write call (a batch of
  * --batch puts) is durable before it returns in every store (Deno KV
@@ -35,8 +42,15 @@ const { values } = parseArgs({
     batch: { type: "string", default: "1000" },
     stores: { type: "string", default: "kv,denokv,sqlite,leveldb" },
     benchmarks: { type: "string", default: BENCHMARKS.join(",") },
+    warmup: { type: "string", default: "0.1" },
   },
 });
+const warmup = Number(values.warmup);
+if (!(warmup >= 0 && warmup <= 1)) {
+  throw new RangeError(
+    `--warmup must be a fraction from 0 to 1, not "${values.warmup}"`,
+  );
+}
 const sync = values.sync === "always";
 const config: BenchConfig = {
   num: Number(values.num),
@@ -173,11 +187,11 @@ function levelOpener(dir: string): EngineOpener {
 }
 
 const base = await Deno.makeTempDir({ prefix: "kv-compare-" });
-const openers: Record<string, EngineOpener> = {
-  kv: kvOpener(`${base}/kv`, { sync: sync ? "always" : "none" }),
-  denokv: denoKvOpener(`${base}/denokv`),
-  sqlite: sqliteOpener(`${base}/sqlite`),
-  leveldb: levelOpener(`${base}/leveldb`),
+const openers: Record<string, (dir: string) => EngineOpener> = {
+  kv: (dir) => kvOpener(dir, { sync: sync ? "always" : "none" }),
+  denokv: denoKvOpener,
+  sqlite: sqliteOpener,
+  leveldb: levelOpener,
 };
 const names: Record<string, string> = {
   kv: "kv",
@@ -187,9 +201,9 @@ const names: Record<string, string> = {
 };
 console.log(
   `db_bench workloads, ${config.num} keys, 100-byte values, batch ${config.batch}, ` +
-    `${config.reads} reads, sync ${sync ? "always" : "none"}, ${
-      new Date().toISOString()
-    }`,
+    `${config.reads} reads, sync ${
+      sync ? "always" : "none"
+    }, warm-up ${warmup}, ${new Date().toISOString()}`,
 );
 if (!sync) {
   console.log(
@@ -201,12 +215,20 @@ for (const line of BENCH_HEADER) console.log(line);
 const results = new Map<string, BenchResult[]>();
 try {
   for (const store of values.stores!.split(",")) {
-    const open = openers[store];
-    if (!open) throw new RangeError(`Unknown store "${store}"`);
+    const opener = openers[store];
+    if (!opener) throw new RangeError(`Unknown store "${store}"`);
+    if (warmup > 0) {
+      await runBench(opener(`${base}/${store}-warmup`), {
+        ...config,
+        num: Math.max(1, Math.ceil(config.num * warmup)),
+        reads: Math.max(10, Math.ceil(config.reads * warmup)),
+      });
+      await Deno.remove(`${base}/${store}-warmup`, { recursive: true });
+    }
     results.set(
       store,
       await runBench(
-        open,
+        opener(`${base}/${store}`),
         config,
         (r) => console.log(benchRow(names[store]!, r)),
       ),
