@@ -3,7 +3,12 @@
  * the binary strings the engine holds. Bad input is a TypeError or
  * RangeError that says what to do; nothing is stored.
  */
-import { bytesToBinary, textToBinary } from "../util/mod.ts";
+import {
+  BytePool,
+  bytesToBinary,
+  putBinary,
+  textToBinary,
+} from "../util/mod.ts";
 import { KEY_BYTES_MAX, VALUE_BYTES_MAX } from "./limits.ts";
 
 /** Keys and values are bytes; strings are UTF-8 encoded. */
@@ -31,20 +36,34 @@ export function boundToBinary(bound: Bytes, what: string): string {
   throw new TypeError(`Scan ${what} must be a string or a Uint8Array`);
 }
 
-/** A value as a binary string; throws on a bad or oversized value. */
-export function valueToBinary(value: Bytes): string {
-  let binary: string;
+/**
+ * The pool the values of writes are copied into (by puts, and by recovery
+ * as it decodes the log), apart from the pool of read results: its chunks
+ * then live about as long as the memtables holding their values, not as
+ * long as a result some caller keeps.
+ */
+export const valuePool: BytePool = new BytePool();
+
+/**
+ * A value as bytes of its own (a copy: the caller may reuse its array);
+ * throws on a bad or oversized value.
+ */
+export function valueToBytes(value: Bytes): Uint8Array {
   if (typeof value === "string") {
     // A UTF-8 encoding is at most 3 bytes per UTF-16 unit: check before
     // encoding a string far over the limit.
     if (value.length > VALUE_BYTES_MAX) throw valueTooLarge(value.length);
-    binary = textToBinary(value);
-  } else if (value instanceof Uint8Array) {
+    const binary = textToBinary(value);
+    if (binary.length > VALUE_BYTES_MAX) throw valueTooLarge(binary.length);
+    const out = valuePool.alloc(binary.length);
+    putBinary(out, 0, binary);
+    return out;
+  }
+  if (value instanceof Uint8Array) {
     if (value.length > VALUE_BYTES_MAX) throw valueTooLarge(value.length);
-    binary = bytesToBinary(value);
-  } else throw new TypeError("Value must be a string or a Uint8Array");
-  if (binary.length > VALUE_BYTES_MAX) throw valueTooLarge(binary.length);
-  return binary;
+    return valuePool.copy(value);
+  }
+  throw new TypeError("Value must be a string or a Uint8Array");
 }
 
 function valueTooLarge(bytes: number): RangeError {

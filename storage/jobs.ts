@@ -97,7 +97,7 @@ export function filesFor(
 const FLAG_VALUE = 1;
 
 /**
- * Encodes entries (distinct keys in any order, values binary strings) as one
+ * Encodes entries (distinct keys in any order) as one
  * buffer that can be moved to a worker without a copy: per entry, varint
  * key length, key, fixed64 seq, fixed64 expiry, a flag byte (1 = value,
  * 0 = tombstone), then varint value length and value.
@@ -110,9 +110,6 @@ export function encodeEntries(
   let at = 0;
   for (let r = entries.next(); !r.done; r = entries.next()) {
     const { key, seq, value, expiry } = r.value;
-    if (typeof value === "object") {
-      throw new TypeError("encodeEntries takes binary-string values");
-    }
     const need = 5 + key.length + 17 + 5 + (value?.length ?? 0);
     if (at + need > buf.length) {
       const grown = new Uint8Array(Math.max(buf.length * 2, at + need));
@@ -127,7 +124,9 @@ export function encodeEntries(
       buf[at++] = 0;
     } else {
       buf[at++] = FLAG_VALUE;
-      at = putBinary(buf, putVarint32(buf, at, value.length), value);
+      at = putVarint32(buf, at, value.length);
+      buf.set(value, at);
+      at += value.length;
     }
   }
   return buf.subarray(0, at);

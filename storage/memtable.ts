@@ -3,8 +3,11 @@
  * chain of versions, newest first, so that a reader pinned at sequence S
  * sees the newest version with seq <= S while writers go on.
  *
- * Keys and values are binary strings (one char per byte): V8 allocates and
- * compares them far faster than small Uint8Arrays. A hash index serves
+ * Keys are binary strings (one char per byte): V8 allocates and compares
+ * them far faster than small Uint8Arrays. Values are bytes the memtable
+ * owns, carved from the value pool (`input.ts`), so that a get copies them
+ * out with one memcpy (a copy out of a string took a loop over its chars,
+ * half the cost of a get). A hash index serves
  * point lookups: a Map from a key's 30-bit hash (the bloom filters' first
  * hash, `bloomHash1`, which a read computes anyway) to the newest version of
  * the key, the newest versions of keys sharing a hash chained through
@@ -37,7 +40,8 @@ import { bloomHash1 } from "./sstable/bloom.ts";
 /** One version of a key; `value` undefined is a tombstone. */
 export interface Version {
   seq: number;
-  value: string | undefined;
+  /** The value's bytes; no one changes them. */
+  value: Uint8Array | undefined;
   expiry: number;
   older: Version | undefined;
 }
@@ -150,7 +154,7 @@ export class Memtable {
   apply(
     seq: number,
     key: string,
-    value: string | undefined,
+    value: Uint8Array | undefined,
     expiry: number,
   ): void {
     const slot = hashSlot(bloomHash1(key));

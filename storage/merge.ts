@@ -18,10 +18,10 @@ export interface SourceEntry {
   key: string;
   seq: number;
   /**
-   * The value: a binary string (memtables) or a view into a table block
-   * (read-only); undefined for a tombstone.
+   * The value: a memtable's bytes or a view into a table block (read-only
+   * both); undefined for a tombstone.
    */
-  value: string | Uint8Array | undefined;
+  value: Uint8Array | undefined;
   expiry: number;
 }
 
@@ -35,7 +35,7 @@ export interface EntryCursor {
   key: string;
   seq: number;
   /** As in {@linkcode SourceEntry}: undefined for a tombstone. */
-  value: string | Uint8Array | undefined;
+  value: Uint8Array | undefined;
   expiry: number;
   next(): boolean;
   /**
@@ -49,7 +49,7 @@ export interface EntryCursor {
 export abstract class Cursor implements EntryCursor {
   key = "";
   seq = 0;
-  value: string | Uint8Array | undefined = undefined;
+  value: Uint8Array | undefined = undefined;
   expiry = 0;
 
   abstract next(): boolean;
@@ -60,7 +60,7 @@ export abstract class Cursor implements EntryCursor {
   protected take(
     key: string,
     seq: number,
-    value: string | Uint8Array | undefined,
+    value: Uint8Array | undefined,
     expiry: number,
   ): true {
     this.key = key;

@@ -37,7 +37,7 @@ import {
   boundToBinary,
   type Bytes,
   keyToBinary,
-  valueToBinary,
+  valueToBytes,
 } from "./input.ts";
 import {
   BATCH_BYTES_MAX,
@@ -363,7 +363,7 @@ export class Store {
       const op: WalOp = {
         kind: BatchOpKind.PUT,
         key: keyToBinary(key),
-        value: valueToBinary(value),
+        value: valueToBytes(value),
         expiry: 0,
       };
       return this.#write([op]);
@@ -409,7 +409,7 @@ export class Store {
           return {
             kind: BatchOpKind.PUT,
             key: keyToBinary(op.key),
-            value: valueToBinary(op.value),
+            value: valueToBytes(op.value),
             expiry: 0,
           };
         }
@@ -1387,11 +1387,8 @@ function shapeOf(t: TableReader): TableShape {
 }
 
 /** Fresh bytes of a value, or undefined. */
-function copyOut(
-  value: string | Uint8Array | undefined,
-): Uint8Array | undefined {
-  if (value === undefined) return undefined;
-  return typeof value === "string" ? binaryToBytes(value) : copyBytes(value);
+function copyOut(value: Uint8Array | undefined): Uint8Array | undefined {
+  return value === undefined ? undefined : copyBytes(value);
 }
 
 /** Throws unless `keys` is an array of at most GET_MANY_KEYS_MAX keys. */

@@ -55,7 +55,7 @@ export function lookup(
   sources: Sources,
   key: string,
   seq: number,
-): string | Uint8Array | undefined {
+): Uint8Array | undefined {
   // The filter hashes, computed once for every memtable and table probed.
   const h1 = bloomHash1(key);
   const v = sources.mem.get(key, seq, h1);

@@ -33,14 +33,18 @@ import {
 } from "./format.ts";
 import { WAL_READ_CHUNK_BYTES, WAL_RECORD_BYTES_MAX } from "./limits.ts";
 import type { ReadableFile } from "./env.ts";
+import { valuePool } from "./input.ts";
 
 /** One write: a put (value set) or a delete (value undefined). */
 export interface WalOp {
   kind: typeof BatchOpKind.PUT | typeof BatchOpKind.DELETE;
   /** The key as a binary string (one char per byte). */
   key: string;
-  /** The value as a binary string; undefined for a delete. */
-  value: string | undefined;
+  /**
+   * The value, bytes the op owns (no one changes them); undefined for a
+   * delete.
+   */
+  value: Uint8Array | undefined;
   /** Expiry in ms since the epoch; 0 means none. Puts only. */
   expiry: number;
 }
@@ -79,7 +83,8 @@ function putOpBody(buf: Uint8Array, at: number, op: WalOp): number {
   if (op.kind === BatchOpKind.PUT) {
     const v = op.value!;
     at = putVarint32(buf, at, v.length);
-    at = putBinary(buf, at, v);
+    buf.set(v, at);
+    at += v.length;
   }
   return at;
 }
@@ -157,7 +162,8 @@ function decodeOpBody(
   const valueLength = scratch.value;
   at = scratch.offset;
   if (valueLength > end - at) return "value runs past the record";
-  const value = bytesToBinary(buf, at, at + valueLength);
+  // A copy: the reader reuses its buffer, and the memtable keeps the value.
+  const value = valuePool.copy(buf, at, at + valueLength);
   scratch.offset = at + valueLength;
   return { kind: BatchOpKind.PUT, key, value, expiry };
 }

@@ -115,27 +115,50 @@ export function bytesToBinaryFallback(
   return parts.join("");
 }
 
-/** Largest result {@linkcode binaryToBytes} carves from its shared pool. */
+/** Largest array a {@linkcode BytePool} carves from a chunk. */
 const POOL_COPY_BYTES_MAX = 4096;
 const POOL_BYTES = 64 * 1024;
-let pool = new Uint8Array(POOL_BYTES);
-let poolOffset = 0;
 
 /**
- * A fresh copy of `bytes`, carved from the same shared pool as
- * {@linkcode binaryToBytes} when small.
+ * Small byte arrays carved from shared 64 KiB chunks, as Node's Buffer pool
+ * does: allocating a small ArrayBuffer costs V8 about 1 µs, a view about
+ * 0.1 µs. Each array owns its bytes; only `.buffer` is shared, and a chunk
+ * lives as long as any array carved from it. Arrays over 4 KiB get a
+ * buffer of their own.
  */
-export function copyBytes(bytes: Uint8Array): Uint8Array {
-  const n = bytes.length;
-  if (n > POOL_COPY_BYTES_MAX) return bytes.slice();
-  if (poolOffset + n > POOL_BYTES) {
-    pool = new Uint8Array(POOL_BYTES);
-    poolOffset = 0;
+export class BytePool {
+  #chunk = new Uint8Array(POOL_BYTES);
+  #at = 0;
+
+  /** `n` bytes of the pool; their contents are garbage. */
+  alloc(n: number): Uint8Array {
+    if (n > POOL_COPY_BYTES_MAX) return new Uint8Array(n);
+    if (this.#at + n > POOL_BYTES) {
+      this.#chunk = new Uint8Array(POOL_BYTES);
+      this.#at = 0;
+    }
+    const out = this.#chunk.subarray(this.#at, this.#at + n);
+    // Keep arrays 8-byte aligned so DataViews over them stay cheap.
+    this.#at = (this.#at + n + 7) & ~7;
+    return out;
   }
-  const out = pool.subarray(poolOffset, poolOffset + n);
-  poolOffset = (poolOffset + n + 7) & ~7;
-  out.set(bytes);
-  return out;
+
+  /** A copy of `bytes[start, end)` in the pool. */
+  copy(bytes: Uint8Array, start = 0, end: number = bytes.length): Uint8Array {
+    const out = this.alloc(end - start);
+    out.set(
+      start === 0 && end === bytes.length ? bytes : bytes.subarray(start, end),
+    );
+    return out;
+  }
+}
+
+/** The pool of the copies kv hands to callers (read results). */
+const resultPool = new BytePool();
+
+/** A fresh copy of `bytes`, from the pool of results when small. */
+export function copyBytes(bytes: Uint8Array): Uint8Array {
+  return resultPool.copy(bytes);
 }
 
 /**
@@ -149,26 +172,12 @@ function mayBeAscii(binary: string): boolean {
 }
 
 /**
- * Fresh bytes of a binary string. REQUIRES: every code unit is below 256.
- *
- * Results up to 4 KiB are views into a shared 64 KiB pool (as Node's Buffer
- * pool does): allocating a small ArrayBuffer costs V8 about 1 µs, a view
- * about 0.1 µs. Each result owns its bytes; only `.buffer` is shared.
+ * Fresh bytes of a binary string, from the pool of results when small.
+ * REQUIRES: every code unit is below 256.
  */
 export function binaryToBytes(binary: string): Uint8Array {
   const n = binary.length;
-  let out: Uint8Array;
-  if (n <= POOL_COPY_BYTES_MAX) {
-    if (poolOffset + n > POOL_BYTES) {
-      pool = new Uint8Array(POOL_BYTES);
-      poolOffset = 0;
-    }
-    out = pool.subarray(poolOffset, poolOffset + n);
-    // Keep results 8-byte aligned so DataViews over them stay cheap.
-    poolOffset = (poolOffset + n + 7) & ~7;
-  } else {
-    out = new Uint8Array(n);
-  }
+  const out = resultPool.alloc(n);
   // As in putBinary: ASCII through the native encoder, else a loop.
   if (
     n >= NATIVE_ENCODE_MIN && mayBeAscii(binary) &&

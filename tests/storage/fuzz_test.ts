@@ -139,7 +139,7 @@ async function corpus(): Promise<
           : {
             kind: BatchOpKind.PUT,
             key: `k${i}-${j}`,
-            value: String.fromCharCode(...rng.bytes(rng.int(40))),
+            value: rng.bytes(rng.int(40)),
             expiry: 0,
           },
     );

@@ -37,9 +37,7 @@ function entries(rng: Prng, n: number, seqBase: number): SourceEntry[] {
   return [...keys].sort().map((key, i) => ({
     key,
     seq: seqBase + i,
-    value: rng.chance(0.1)
-      ? undefined
-      : String.fromCharCode(...rng.bytes(rng.int(300))),
+    value: rng.chance(0.1) ? undefined : rng.bytes(rng.int(300)),
     expiry: rng.chance(0.1) ? 1_800_000_000_000 + i : 0,
   }));
 }
@@ -103,7 +101,7 @@ Deno.test("flush entries round trip through their encoding and a FlushCursor", (
   rows.push({
     key: "\xff".repeat(300),
     seq: 2 ** 53 - 1,
-    value: "",
+    value: new Uint8Array(0),
     expiry: 0,
   });
   // A small size hint makes the buffer grow many times.
@@ -118,7 +116,7 @@ Deno.test("flush entries round trip through their encoding and a FlushCursor", (
   );
 });
 
-/** Every entry a FlushCursor reads from `buf`, values as binary strings. */
+/** Every entry a FlushCursor reads from `buf`, values copied. */
 function readAllEntries(buf: Uint8Array): SourceEntry[] {
   const c = new FlushCursor(buf);
   const out: SourceEntry[] = [];
@@ -127,7 +125,7 @@ function readAllEntries(buf: Uint8Array): SourceEntry[] {
       key: c.key,
       seq: c.seq,
       // Values come back as views of the buffer.
-      value: c.value instanceof Uint8Array ? bytesToBinary(c.value) : c.value,
+      value: c.value?.slice(),
       expiry: c.expiry,
     });
   }
@@ -178,7 +176,12 @@ Deno.test("flushes and merges write the same tables inline and in a worker", asy
         assert.deepEqual(
           await readAll(tmp.path, metas),
           rows.map((e) =>
-            JSON.stringify([e.key, e.seq, e.value ?? null, e.expiry])
+            JSON.stringify([
+              e.key,
+              e.seq,
+              e.value === undefined ? null : bytesToBinary(e.value),
+              e.expiry,
+            ])
           ),
         );
         runs.unshift(metas.map((m) => m.fileNumber));

@@ -5,6 +5,10 @@
 import assert from "node:assert/strict";
 import { hashSlot, Memtable, ReaderRegistry } from "../../storage/memtable.ts";
 import { bloomHash1 } from "../../storage/sstable/mod.ts";
+import { text } from "../helpers.ts";
+
+const encoder = new TextEncoder();
+const bytes = (s: string) => encoder.encode(s);
 
 /** `pairs` pairs of distinct keys with the same index slot (a birthday search). */
 function collidingPairs(pairs: number): Array<[string, string]> {
@@ -27,35 +31,38 @@ Deno.test("keys sharing a hash slot keep their own versions", () => {
   let seq = 1;
   for (const [a, b] of pairs) {
     assert.equal(hashSlot(bloomHash1(a)), hashSlot(bloomHash1(b)));
-    mem.apply(seq++, a, "a1", 0);
-    mem.apply(seq++, b, "b1", 0);
+    mem.apply(seq++, a, bytes("a1"), 0);
+    mem.apply(seq++, b, bytes("b1"), 0);
   }
   // A reader pinned now keeps the first versions through overwrites.
   const pinned = seq - 1;
   readers.add(pinned);
   for (const [a, b] of pairs) {
-    mem.apply(seq++, b, "b2", 0);
+    mem.apply(seq++, b, bytes("b2"), 0);
     mem.apply(seq++, a, undefined, 0);
-    mem.apply(seq++, b, "b3", 0);
+    mem.apply(seq++, b, bytes("b3"), 0);
   }
   for (const [a, b] of pairs) {
     assert.equal(mem.get(a)?.value, undefined);
     assert.ok(mem.get(a), `${a} has a tombstone`);
-    assert.equal(mem.get(b)?.value, "b3");
-    assert.equal(mem.get(a, pinned)?.value, "a1");
-    assert.equal(mem.get(b, pinned)?.value, "b1");
+    assert.equal(text(mem.get(b)?.value), "b3");
+    assert.equal(text(mem.get(a, pinned)?.value), "a1");
+    assert.equal(text(mem.get(b, pinned)?.value), "b1");
     assert.equal(mem.get(a + "x"), undefined);
   }
   assert.equal(mem.size, 6);
   assert.equal(mem.liveKeys, 3);
-  const newest = [...mem.newest()].map((v) => `${v.key}=${v.value}`).sort();
+  const newest = [...mem.newest()].map((v) => `${v.key}=${text(v.value)}`)
+    .sort();
   const expected = pairs.flatMap(([a, b]) => [`${a}=undefined`, `${b}=b3`]);
   assert.deepEqual(newest, expected.sort());
   const ordered = [...mem.entries(Number.POSITIVE_INFINITY, {})].map((
     [k],
   ) => k);
   assert.deepEqual(ordered, pairs.flat().sort());
-  const atPin = [...mem.entries(pinned, {})].map(([k, v]) => `${k}=${v.value}`);
+  const atPin = [...mem.entries(pinned, {})].map(([k, v]) =>
+    `${k}=${text(v.value)}`
+  );
   assert.deepEqual(
     atPin,
     pairs.flatMap(([a, b]) => [`${a}=a1`, `${b}=b1`]).sort(),

@@ -15,10 +15,17 @@ import {
   WAL_TYPE_CRC32,
 } from "../../storage/format.ts";
 import { KEY_BYTES_MAX, VALUE_BYTES_MAX } from "../../storage/limits.ts";
-import { crc32, getFixed32, Prng, unmaskCrc } from "../../util/mod.ts";
+import {
+  binaryToBytes,
+  crc32,
+  getFixed32,
+  Prng,
+  unmaskCrc,
+} from "../../util/mod.ts";
 
+/** A put of `value`, a binary string (one char per byte). */
 function put(key: string, value: string, expiry = 0): WalOp {
-  return { kind: BatchOpKind.PUT, key, value, expiry };
+  return { kind: BatchOpKind.PUT, key, value: binaryToBytes(value), expiry };
 }
 function del(key: string): WalOp {
   return { kind: BatchOpKind.DELETE, key, value: undefined, expiry: 0 };
