@@ -4,10 +4,11 @@
  * sees the newest version with seq <= S while writers go on.
  *
  * Keys are binary strings (one char per byte): V8 allocates and compares
- * them far faster than small Uint8Arrays. Values are bytes the memtable
- * owns, carved from the value pool (`input.ts`), so that a get copies them
- * out with one memcpy (a copy out of a string took a loop over its chars,
- * half the cost of a get). A hash index serves
+ * them far faster than small Uint8Arrays. Values are the bytes a put
+ * copied into the value pool (`input.ts`), shared with its WAL op: they are
+ * written out and copied out with a memcpy, not a loop over chars. (Gets
+ * from memory did not get faster with them: their cost is cache misses,
+ * and a view costs one more than a string.) A hash index serves
  * point lookups: a Map from a key's 30-bit hash (the bloom filters' first
  * hash, `bloomHash1`, which a read computes anyway) to the newest version of
  * the key, the newest versions of keys sharing a hash chained through
