@@ -19,6 +19,7 @@
  */
 import {
   bytesToBinary,
+  copyInto,
   getFixed64,
   getVarint32,
   putBinary,
@@ -27,6 +28,7 @@ import {
   type VarintResult,
 } from "../util/mod.ts";
 import { writeTables } from "./compaction.ts";
+import type { Memtable } from "./memtable.ts";
 import type { Env } from "./env.ts";
 import { CorruptionError } from "./errors.ts";
 import { TABLE_BYTES_TARGET } from "./limits.ts";
@@ -129,6 +131,39 @@ export function encodeEntries(
       at += value.length;
     }
   }
+  return buf.subarray(0, at);
+}
+
+/**
+ * A frozen memtable's newest entry per key (tombstones included, in no
+ * particular order), encoded as by {@linkcode encodeEntries}, straight from
+ * its arena: no string or view per entry.
+ */
+export function encodeMemtable(mem: Memtable): Uint8Array {
+  let buf = new Uint8Array(Math.max(1024, mem.bytes));
+  let at = 0;
+  mem.visitNewest(
+    (arena, keyAt, keyLength, seq, expiry, valueAt, valueLength) => {
+      const need = 5 + keyLength + 17 + 5 + Math.max(0, valueLength);
+      if (at + need > buf.length) {
+        const grown = new Uint8Array(Math.max(buf.length * 2, at + need));
+        grown.set(buf.subarray(0, at));
+        buf = grown;
+      }
+      at = putVarint32(buf, at, keyLength);
+      at = copyInto(buf, at, arena, keyAt, keyAt + keyLength);
+      putFixed64(buf, at, seq);
+      putFixed64(buf, at + 8, expiry);
+      at += 16;
+      if (valueLength < 0) {
+        buf[at++] = 0;
+      } else {
+        buf[at++] = FLAG_VALUE;
+        at = putVarint32(buf, at, valueLength);
+        at = copyInto(buf, at, arena, valueAt, valueAt + valueLength);
+      }
+    },
+  );
   return buf.subarray(0, at);
 }
 

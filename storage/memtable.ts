@@ -1,68 +1,86 @@
 /**
- * The in-memory table of recent writes, with versions: each key maps to a
- * chain of versions, newest first, so that a reader pinned at sequence S
- * sees the newest version with seq <= S while writers go on.
+ * The in-memory table of recent writes, with versions: each key has a chain
+ * of versions, newest first, so that a reader pinned at sequence S sees the
+ * newest version with seq <= S while writers go on.
  *
- * Keys are binary strings (one char per byte): V8 allocates and compares
- * them far faster than small Uint8Arrays. Values are the bytes a put
- * copied into the value pool (`input.ts`), shared with its WAL op: they are
- * written out and copied out with a memcpy, not a loop over chars. (Gets
- * from memory did not get faster with them: their cost is cache misses,
- * and a view costs one more than a string.) A hash index serves
- * point lookups: a Map from a key's 30-bit hash (the bloom filters' first
- * hash, `bloomHash1`, which a read computes anyway) to the newest version of
- * the key, the newest versions of keys sharing a hash chained through
- * `sibling`. A Map keyed by the string itself would hash every new string
- * afresh, which costs V8 about 0.26 µs for a 16-byte key: as much as the
- * rest of a get from memory. A B+tree of the same keys serves ordered
- * iteration, looking each key up in the index.
+ * Layout: no JavaScript object per key or version. Key and value bytes are
+ * appended to one byte arena (a key once, at its first version, a value per
+ * version, right after it: a get compares the key and copies the value from
+ * neighbouring bytes). Each version is a row of typed-array columns (seq,
+ * expiry, older version, key and value offsets and lengths). An open-
+ * addressing hash table of Int32s maps a key's hash (the bloom filters'
+ * first hash, `bloomHash1`, which a read computes anyway) to its newest
+ * version. A get is then a probe of the table, a compare of the key bytes
+ * and a copy of the value: three cache misses where a Map of objects and
+ * strings took five, and the garbage collector, which had to trace and copy
+ * three objects per write, has a few large arrays to look at.
  *
- * The B+tree is kept lazily: a new key is appended to a list, and the list
- * is sorted into the tree only when an ordered iteration asks for it. A
- * memtable that is written and then flushed never builds its tree: the
- * flush hands its keys over in insertion order and the job sorts them off
- * the store's thread. Inserting a random key into the tree cost about as
- * much as the rest of a put.
+ * Ordered iteration uses a B+tree of the keys as binary strings, built
+ * lazily: a new key's version row is appended to a list, made a string and
+ * sorted into the tree only when an ordered iteration asks for it. A
+ * memtable that is written and then flushed never builds its tree, nor any
+ * key string: the flush encodes straight from the arena.
  *
  * Invariants:
  * - In a chain, sequence numbers strictly decrease from newest to oldest.
  * - A version is dropped only when no pinned reader can see it: the chain
  *   keeps every version newer than the oldest pinned sequence (in the
  *   store-wide ReaderRegistry), plus the newest version at or below it.
- * - Every key of `index` is in exactly one of `tree` and `unsorted`;
- *   `liveKeys` counts keys whose newest version is not a tombstone.
- * - `index` maps `hashSlot(bloomHash1(key))` to a chain (through `sibling`)
- *   of the newest versions of the keys with that hash, one per key.
+ *   Dropped versions' bytes stay in the arena, which only grows: `bytes`
+ *   counts them, so a memtable of overwrites fills up and is flushed.
+ * - Every key is in exactly one of `tree` and `unsorted`; `liveKeys` counts
+ *   keys whose newest version is not a tombstone.
+ * - A memtable is read only while pinned: by the store while it is among
+ *   its sources, by each view of it until released. After the last unpin
+ *   its buffers go to the next memtable made.
+ * - `slots` holds, for each key, its newest version, in the first free slot
+ *   from `hashSlot(bloomHash1(key))` on (linear probing); it is at most
+ *   half full.
  */
-import { assert } from "../util/mod.ts";
+import { assert, type BytePool, bytesToBinary, copyInto } from "../util/mod.ts";
 import { type MapPosition, SortedMap } from "./sorted_map.ts";
 import { bloomHash1 } from "./sstable/bloom.ts";
 
 /** One version of a key; `value` undefined is a tombstone. */
 export interface Version {
   seq: number;
-  /** The value's bytes; no one changes them. */
+  /** A view of the value's bytes (read-only); undefined for a tombstone. */
   value: Uint8Array | undefined;
   expiry: number;
-  older: Version | undefined;
 }
 
-/** A version as the memtable keeps it: with its key, for the hash index. */
-interface Entry extends Version {
-  key: string;
-  /** Newest version of the next key with the same hash (heads only). */
-  sibling: Entry | undefined;
-}
-
-/** The index slot of a key with `bloomHash1` `h1`: a small integer. */
+/** A key's hash as the index keeps it: a small integer. */
 export function hashSlot(h1: number): number {
   return h1 & 0x3fffffff;
 }
 
-/** Rough bytes of bookkeeping per version, for memory accounting. */
-const VERSION_OVERHEAD_BYTES = 48;
-/** Rough bytes of bookkeeping per key (index and tree entries). */
+/** Bytes of column space per version row, for memory accounting. */
+const VERSION_ROW_BYTES = 48;
+/**
+ * Bytes per key besides its bytes: hash slots, and once a scan orders the
+ * keys, the key as a string and its place in the tree. (With 64, memtables
+ * held a quarter more keys than before the arena, and random fills stalled
+ * twice as often on the merges of their bigger tables.)
+ */
 const KEY_OVERHEAD_BYTES = 96;
+/** Version rows and arena bytes a new memtable starts with. */
+const INITIAL_ROWS = 1024;
+const INITIAL_ARENA_BYTES = 64 * 1024;
+/** Int32 fields of a version row (see ROW_* for what each holds). */
+const ROW_INTS = 8;
+/** The key's hashSlot, for probing and rehashing. */
+const ROW_HASH = 0;
+const ROW_KEY_AT = 1;
+const ROW_KEY_LENGTH = 2;
+const ROW_VALUE_AT = 3;
+/** -1 for a tombstone. */
+const ROW_VALUE_LENGTH = 4;
+/** Next older version of the key, or -1. */
+const ROW_OLDER = 5;
+/** Most sets of buffers kept for the next memtables. */
+const SPARE_BUFFERS_MAX = 5;
+/** Largest arena: offsets are Int32s. */
+const ARENA_BYTES_MAX = 0x7fffffff;
 
 /** Bounds and direction of an iteration over binary-string keys. */
 export interface RangeOptions {
@@ -110,16 +128,68 @@ export class ReaderRegistry {
   }
 }
 
+/** The buffers of a memtable, handed on once no one reads it. */
+interface Buffers {
+  arena: Uint8Array;
+  meta: Int32Array;
+  seqs: Float64Array;
+  slots: Int32Array;
+}
+
+/**
+ * Buffers of memtables no one reads any more, for the next memtables:
+ * fresh ones cost a page fault per 4 KiB written and a copy per doubling,
+ * which made a write into a new memtable three times as slow as one into
+ * a recycled one. Shared by the stores of the process; emptied when one
+ * closes. At most one set per memtable a store can hold (1 +
+ * IMMUTABLE_MEMTABLES_MAX): fewer, and memtables frozen while others wait
+ * for their flush start without.
+ */
+const spareBuffers: Buffers[] = [];
+
+/**
+ * Lets go of the spare buffers (a store closing): the next memtables start
+ * small again.
+ */
+export function dropSpareMemtableBuffers(): void {
+  spareBuffers.length = 0;
+}
+
 /** Versioned sorted table of recent writes. */
 export class Memtable {
   /** `readers` decides which old versions must be kept. */
-  constructor(readonly readers: ReaderRegistry = new ReaderRegistry()) {}
+  constructor(readonly readers: ReaderRegistry = new ReaderRegistry()) {
+    const spare = spareBuffers.pop();
+    if (spare) {
+      this.#arena = spare.arena;
+      this.#meta = spare.meta;
+      this.#seqs = spare.seqs;
+      this.#slots = spare.slots.fill(-1);
+    } else {
+      this.#arena = new Uint8Array(INITIAL_ARENA_BYTES);
+      this.#meta = new Int32Array(INITIAL_ROWS * ROW_INTS);
+      this.#seqs = new Float64Array(INITIAL_ROWS * 2);
+      this.#slots = new Int32Array(2 * INITIAL_ROWS).fill(-1);
+    }
+  }
 
-  #index = new Map<number, Entry>();
+  #arena: Uint8Array;
+  #arenaUsed = 0;
+  // Version rows: the fields a get reads in one Int32 row of ROW_INTS
+  // (half a cache line), seq and expiry in a Float64 row of two.
+  #rows = 0;
+  #meta: Int32Array;
+  #seqs: Float64Array;
+  /** Newest version of each key (-1: free), by hash, linear probing. */
+  #slots: Int32Array;
+  /** Holders: the store while the memtable is among its sources, views. */
+  #pins = 1;
+  /** Its buffers went to another memtable: nothing may read it. */
+  #recycled = false;
   #keys = 0;
   #tree = new SortedMap<true>();
-  /** Keys of `index` not yet in `tree`, in insertion order. */
-  #unsorted: string[] = [];
+  /** A version row of each key not yet in `tree`, in insertion order. */
+  #unsorted: number[] = [];
   #liveKeys = 0;
   #bytes = 0;
   #lastSeq = 0;
@@ -151,6 +221,34 @@ export class Memtable {
    */
   reserved = 0;
 
+  /**
+   * Another holder (a view) reads the memtable: its buffers are kept until
+   * it calls {@linkcode unpin}.
+   */
+  pin(): void {
+    assert(!this.#recycled, "pin of a recycled memtable");
+    this.#pins++;
+  }
+
+  /**
+   * A holder is done with the memtable; after the last one (the store,
+   * once the memtable is flushed, or the last view of it), its buffers go
+   * to the next memtable made, and it must not be read again.
+   */
+  unpin(): void {
+    assert(this.#pins > 0, "unpin of a recycled memtable");
+    if (--this.#pins > 0) return;
+    this.#recycled = true;
+    if (spareBuffers.length < SPARE_BUFFERS_MAX) {
+      spareBuffers.push({
+        arena: this.#arena,
+        meta: this.#meta,
+        seqs: this.#seqs,
+        slots: this.#slots,
+      });
+    }
+  }
+
   /** Applies a write at sequence `seq`; a tombstone when value is undefined. */
   apply(
     seq: number,
@@ -158,62 +256,210 @@ export class Memtable {
     value: Uint8Array | undefined,
     expiry: number,
   ): void {
-    const slot = hashSlot(bloomHash1(key));
-    const first = this.#index.get(slot);
-    let before: Entry | undefined;
-    let newest = first;
-    while (newest !== undefined && newest.key !== key) {
-      before = newest;
-      newest = newest.sibling;
-    }
+    assert(!this.#recycled, "write to a recycled memtable");
+    const hash = hashSlot(bloomHash1(key));
+    const slot = this.#probe(key, hash);
+    const newest = this.#slots[slot]!;
     if (seq > this.#lastSeq) this.#lastSeq = seq;
-    this.#bytes += VERSION_OVERHEAD_BYTES + (value ? value.length : 0);
-    if (!newest) {
-      const head: Entry = {
-        seq,
-        value,
-        expiry,
-        older: undefined,
-        key,
-        sibling: first,
-      };
-      this.#index.set(slot, head);
-      this.#unsorted.push(key);
+    const v = this.#newRow();
+    const r = v * ROW_INTS;
+    const meta = this.#meta;
+    this.#seqs[2 * v] = seq;
+    this.#seqs[2 * v + 1] = expiry;
+    meta[r + ROW_HASH] = hash;
+    const valueBytes = value === undefined ? 0 : value.length;
+    if (newest === -1) {
+      // The key's bytes, then the value's, side by side.
+      const at = this.#reserve(key.length + valueBytes);
+      const arena = this.#arena;
+      for (let i = 0; i < key.length; i++) arena[at + i] = key.charCodeAt(i);
+      meta[r + ROW_KEY_AT] = at;
+      meta[r + ROW_KEY_LENGTH] = key.length;
+      meta[r + ROW_OLDER] = -1;
+      this.#setValue(v, value, at + key.length);
+      this.#slots[slot] = v;
+      this.#unsorted.push(v);
       this.#keys++;
       this.#bytes += key.length + KEY_OVERHEAD_BYTES;
       if (value !== undefined) this.#liveKeys++;
+      this.#bytes += VERSION_ROW_BYTES + valueBytes;
+      if (2 * this.#keys > this.#slots.length) this.#rehash();
       return;
     }
-    assert(seq > newest.seq, "memtable sequence must increase");
-    const head: Entry = {
-      seq,
+    assert(seq > this.#seqs[2 * newest]!, "memtable sequence must increase");
+    meta[r + ROW_KEY_AT] = meta[newest * ROW_INTS + ROW_KEY_AT]!;
+    meta[r + ROW_KEY_LENGTH] = key.length;
+    meta[r + ROW_OLDER] = newest;
+    this.#setValue(
+      v,
       value,
-      expiry,
-      older: newest,
-      key,
-      sibling: newest.sibling,
-    };
-    newest.sibling = undefined;
-    if (before === undefined) this.#index.set(slot, head);
-    else before.sibling = head;
-    this.#prune(head);
-    const wasLive = newest.value !== undefined;
+      value === undefined ? 0 : this.#reserve(valueBytes),
+    );
+    this.#slots[slot] = v;
+    this.#bytes += VERSION_ROW_BYTES + valueBytes;
+    this.#prune(v);
+    const wasLive = meta[newest * ROW_INTS + ROW_VALUE_LENGTH]! >= 0;
     const isLive = value !== undefined;
     if (wasLive !== isLive) this.#liveKeys += isLive ? 1 : -1;
   }
 
-  /** Drops versions below `head` that no registered reader can see. */
-  #prune(head: Version): void {
-    let v = head;
-    const oldest = this.readers.oldest;
-    while (v.older && v.seq > oldest) v = v.older;
-    let dropped = v.older;
-    v.older = undefined;
-    while (dropped) {
-      this.#bytes -= VERSION_OVERHEAD_BYTES +
-        (dropped.value ? dropped.value.length : 0);
-      dropped = dropped.older;
+  /** Stores `value` (or a tombstone) for row `v`, its bytes at `at`. */
+  #setValue(v: number, value: Uint8Array | undefined, at: number): void {
+    const r = v * ROW_INTS;
+    if (value === undefined) {
+      this.#meta[r + ROW_VALUE_AT] = 0;
+      this.#meta[r + ROW_VALUE_LENGTH] = -1;
+      return;
     }
+    this.#arena.set(value, at);
+    this.#meta[r + ROW_VALUE_AT] = at;
+    this.#meta[r + ROW_VALUE_LENGTH] = value.length;
+  }
+
+  /** Drops versions below `head` that no registered reader can see. */
+  #prune(head: number): void {
+    const meta = this.#meta;
+    const oldest = this.readers.oldest;
+    let v = head;
+    while (
+      meta[v * ROW_INTS + ROW_OLDER]! !== -1 && this.#seqs[2 * v]! > oldest
+    ) v = meta[v * ROW_INTS + ROW_OLDER]!;
+    // Their rows and arena bytes are not reused: `bytes` keeps counting
+    // them (see the invariants).
+    meta[v * ROW_INTS + ROW_OLDER] = -1;
+  }
+
+  /**
+   * The slot of `key` (hash `hash`): where its newest version is, or the
+   * free slot where it goes.
+   */
+  #probe(key: string, hash: number): number {
+    const slots = this.#slots;
+    const mask = slots.length - 1;
+    for (let s = hash & mask;; s = (s + 1) & mask) {
+      const v = slots[s]!;
+      if (
+        v === -1 ||
+        (this.#meta[v * ROW_INTS + ROW_HASH] === hash && this.#keyIs(v, key))
+      ) {
+        return s;
+      }
+    }
+  }
+
+  /** Whether row `v`'s key is `key`. */
+  #keyIs(v: number, key: string): boolean {
+    const n = this.#meta[v * ROW_INTS + ROW_KEY_LENGTH]!;
+    if (n !== key.length) return false;
+    const arena = this.#arena;
+    const at = this.#meta[v * ROW_INTS + ROW_KEY_AT]!;
+    for (let i = 0; i < n; i++) {
+      if (arena[at + i] !== key.charCodeAt(i)) return false;
+    }
+    return true;
+  }
+
+  /** A fresh version row, growing the columns when full. */
+  #newRow(): number {
+    if (this.#rows * ROW_INTS === this.#meta.length) {
+      const meta = new Int32Array(2 * this.#meta.length);
+      meta.set(this.#meta);
+      this.#meta = meta;
+      const seqs = new Float64Array(2 * this.#seqs.length);
+      seqs.set(this.#seqs);
+      this.#seqs = seqs;
+    }
+    return this.#rows++;
+  }
+
+  /**
+   * `n` bytes at the end of the arena; returns their offset. Growing moves
+   * the arena to a new buffer: views of the old one stay valid (its bytes
+   * never change).
+   */
+  #reserve(n: number): number {
+    const at = this.#arenaUsed;
+    if (at + n > this.#arena.length) {
+      if (at + n > ARENA_BYTES_MAX) {
+        throw new RangeError("Memtable arena past 2 GiB");
+      }
+      const size = Math.min(
+        ARENA_BYTES_MAX,
+        Math.max(2 * this.#arena.length, at + n),
+      );
+      const grown = new Uint8Array(size);
+      grown.set(this.#arena.subarray(0, at));
+      this.#arena = grown;
+    }
+    this.#arenaUsed = at + n;
+    return at;
+  }
+
+  /** Doubles the hash table, placing every key's newest version again. */
+  #rehash(): void {
+    const old = this.#slots;
+    const slots = new Int32Array(2 * old.length).fill(-1);
+    const mask = slots.length - 1;
+    for (const v of old) {
+      if (v === -1) continue;
+      let s = this.#meta[v * ROW_INTS + ROW_HASH]! & mask;
+      while (slots[s] !== -1) s = (s + 1) & mask;
+      slots[s] = v;
+    }
+    this.#slots = slots;
+  }
+
+  /**
+   * The version row of `key` visible at `seq` (tombstones included), or -1.
+   * `h1` is the key's `bloomHash1`, when the caller has it already.
+   */
+  find(
+    key: string,
+    seq = Number.POSITIVE_INFINITY,
+    h1: number = bloomHash1(key),
+  ): number {
+    assert(!this.#recycled, "read of a recycled memtable");
+    let v = this.#slots[this.#probe(key, hashSlot(h1))]!;
+    while (v !== -1 && this.#seqs[2 * v]! > seq) {
+      v = this.#meta[v * ROW_INTS + ROW_OLDER]!;
+    }
+    return v;
+  }
+
+  /** Whether version row `v` is a tombstone. */
+  isTombstone(v: number): boolean {
+    return this.#meta[v * ROW_INTS + ROW_VALUE_LENGTH]! < 0;
+  }
+
+  /** A copy of version row `v`'s value from `pool`; undefined: tombstone. */
+  copyValue(v: number, pool: BytePool): Uint8Array | undefined {
+    const n = this.#meta[v * ROW_INTS + ROW_VALUE_LENGTH]!;
+    if (n < 0) return undefined;
+    const out = pool.alloc(n);
+    const at = this.#meta[v * ROW_INTS + ROW_VALUE_AT]!;
+    copyInto(out, 0, this.#arena, at, at + n);
+    return out;
+  }
+
+  /** Version row `v` as a Version (its value a view of the arena). */
+  #version(v: number): Version {
+    const n = this.#meta[v * ROW_INTS + ROW_VALUE_LENGTH]!;
+    const at = this.#meta[v * ROW_INTS + ROW_VALUE_AT]!;
+    return {
+      seq: this.#seqs[2 * v]!,
+      value: n < 0 ? undefined : this.#arena.subarray(at, at + n),
+      expiry: this.#seqs[2 * v + 1]!,
+    };
+  }
+
+  /** Row `v`'s key as a binary string. */
+  #key(v: number): string {
+    const at = this.#meta[v * ROW_INTS + ROW_KEY_AT]!;
+    return bytesToBinary(
+      this.#arena,
+      at,
+      at + this.#meta[v * ROW_INTS + ROW_KEY_LENGTH]!,
+    );
   }
 
   /**
@@ -225,29 +471,58 @@ export class Memtable {
     seq = Number.POSITIVE_INFINITY,
     h1: number = bloomHash1(key),
   ): Version | undefined {
-    let head = this.#index.get(hashSlot(h1));
-    while (head !== undefined && head.key !== key) head = head.sibling;
-    let v: Version | undefined = head;
-    while (v && v.seq > seq) v = v.older;
-    return v;
+    const v = this.find(key, seq, h1);
+    return v === -1 ? undefined : this.#version(v);
   }
 
   /**
-   * Every key's newest version (tombstones included), with its key, in no
-   * particular order: what a flush writes out, without the ordering that
-   * iteration needs.
+   * Calls `visit` with every key's newest version (tombstones included), in
+   * no particular order, as offsets into `arena` (`valueLength` -1 for a
+   * tombstone): what a flush writes out, without the ordering that
+   * iteration needs, nor a string or view per entry.
    */
+  visitNewest(
+    visit: (
+      arena: Uint8Array,
+      keyAt: number,
+      keyLength: number,
+      seq: number,
+      expiry: number,
+      valueAt: number,
+      valueLength: number,
+    ) => void,
+  ): void {
+    assert(!this.#recycled, "flush of a recycled memtable");
+    const arena = this.#arena;
+    const meta = this.#meta;
+    for (const v of this.#slots) {
+      if (v === -1) continue;
+      const r = v * ROW_INTS;
+      visit(
+        arena,
+        meta[r + ROW_KEY_AT]!,
+        meta[r + ROW_KEY_LENGTH]!,
+        this.#seqs[2 * v]!,
+        this.#seqs[2 * v + 1]!,
+        meta[r + ROW_VALUE_AT]!,
+        meta[r + ROW_VALUE_LENGTH]!,
+      );
+    }
+  }
+
+  /** Every key's newest version with its key, in no particular order. */
   *newest(): Generator<Version & { key: string }> {
-    for (const first of this.#index.values()) {
-      for (let v: Entry | undefined = first; v; v = v.sibling) yield v;
+    for (const v of this.#slots) {
+      if (v !== -1) yield { key: this.#key(v), ...this.#version(v) };
     }
   }
 
   /** Sorts the keys written since the last ordering into the tree. */
   #order(): void {
-    const keys = this.#unsorted;
-    if (keys.length === 0) return;
+    const rows = this.#unsorted;
+    if (rows.length === 0) return;
     this.#unsorted = [];
+    const keys = rows.map((v) => this.#key(v));
     // The default sort compares UTF-16 code units: for binary strings,
     // bytewise order.
     keys.sort();
@@ -264,6 +539,7 @@ export class Memtable {
     seq: number,
     range: RangeOptions,
   ): Generator<[string, Version]> {
+    assert(!this.#recycled, "scan of a recycled memtable");
     const { start, end, reverse = false } = range;
     const tree = this.#tree;
     this.#order();
@@ -275,8 +551,8 @@ export class Memtable {
       const key = tree.keyAt(pos);
       if (!reverse && end !== undefined && key >= end) return;
       if (reverse && start !== undefined && key < start) return;
-      const v = this.get(key, seq);
-      if (v) yield [key, v];
+      const v = this.find(key, seq);
+      if (v !== -1) yield [key, this.#version(v)];
       // Keys written while the caller held the entry join the order now.
       this.#order();
       if (tree.mutations !== mutations) {

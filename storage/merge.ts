@@ -89,16 +89,6 @@ export class MemtableCursor extends Cursor {
 }
 
 /**
- * A memtable's newest entry per key, tombstones included, in no particular
- * order: a flush's input, which the job sorts.
- */
-export function* flushSource(mem: Memtable): Generator<SourceEntry> {
-  for (const v of mem.newest()) {
-    yield { key: v.key, seq: v.seq, value: v.value, expiry: v.expiry };
-  }
-}
-
-/**
  * Every entry of `tables` (sorted and not overlapping, or just one table),
  * in key order, read sequentially without the block cache: merge input.
  */

@@ -57,9 +57,9 @@ import {
   ManifestWriter,
   type VersionEdit,
 } from "./manifest.ts";
-import { encodeEntries, filesFor, type Job, type JobRunner } from "./jobs.ts";
-import { Memtable } from "./memtable.ts";
-import { flushSource, type MergeCursor } from "./merge.ts";
+import { encodeMemtable, filesFor, type Job, type JobRunner } from "./jobs.ts";
+import { dropSpareMemtableBuffers, Memtable } from "./memtable.ts";
+import type { MergeCursor } from "./merge.ts";
 import type { RecoveryReport } from "./recovery.ts";
 import { segmentName } from "./recovery.ts";
 import {
@@ -694,9 +694,7 @@ export class Store {
       : undefined;
     try {
       if (!pending) {
-        const value = copyOut(
-          lookup(this.#current, k, Number.POSITIVE_INFINITY),
-        );
+        const value = lookup(this.#current, k, Number.POSITIVE_INFINITY);
         const turn = this.#readTurn();
         return turn ? turn.then(() => value) : Promise.resolve(value);
       }
@@ -727,9 +725,7 @@ export class Store {
       }
       if (!pending) {
         const s = this.#current;
-        const values = ks.map((k) =>
-          copyOut(lookup(s, k, Number.POSITIVE_INFINITY))
-        );
+        const values = ks.map((k) => lookup(s, k, Number.POSITIVE_INFINITY));
         const turn = this.#readTurn();
         return turn ? turn.then(() => values) : Promise.resolve(values);
       }
@@ -754,7 +750,7 @@ export class Store {
     try {
       for (const p of pending) await p.catch(() => {});
       const s = this.#current;
-      return ks.map((k) => copyOut(lookup(s, k, seq)));
+      return ks.map((k) => lookup(s, k, seq));
     } finally {
       readers.remove(seq);
     }
@@ -881,13 +877,13 @@ export class Store {
       get: async (key: Bytes) => {
         const k = keyToBinary(key);
         const v = await ready();
-        return copyOut(lookup(v, k, v.seq));
+        return lookup(v, k, v.seq);
       },
       getMany: async (keys: readonly Bytes[]) => {
         checkGetMany(keys);
         const ks = keys.map(keyToBinary);
         const v = await ready();
-        return ks.map((k) => copyOut(lookup(v, k, v.seq)));
+        return ks.map((k) => lookup(v, k, v.seq));
       },
       scan: (options: ScanOptions = {}) => {
         if (released) throw new RangeError("Snapshot was released");
@@ -1113,6 +1109,9 @@ export class Store {
     });
     this.#imms.shift();
     this.#sourcesChanged();
+    // Its data is in tables now: once no view reads it either, its buffers
+    // serve the next memtable.
+    frozen.mem.unpin();
     this.#flushes++;
     this.#drainStalled();
     // The edit is durable: the segments' data is in tables.
@@ -1134,7 +1133,7 @@ export class Store {
     // After a failure nothing more is committed: write nothing more either
     // (close() may already have waited for the jobs it knew of).
     if (this.#failure) throw this.#failure;
-    const entries = encodeEntries(flushSource(f.mem), f.mem.bytes);
+    const entries = encodeMemtable(f.mem);
     return await this.#runJob({
       kind: "flush",
       dir: this.dir,
@@ -1354,6 +1353,8 @@ export class Store {
       this.#runner.close();
       this.#manifest.close();
       this.#tables.closeAll();
+      // A closed store leaves no spare memtable buffers behind it.
+      dropSpareMemtableBuffers();
       // Nothing in the directory changes after close returns: not even the
       // removal of a table a merge made obsolete just before.
       await Promise.allSettled([...this.#removals]);

@@ -21,6 +21,7 @@ import {
 } from "./merge.ts";
 import { bloomHash1, bloomHash2, type TableReader } from "./sstable/mod.ts";
 import type { Version } from "./version.ts";
+import { resultPool } from "../util/mod.ts";
 
 /** The sources of a read. `imms` is ordered newest first. */
 export interface Sources {
@@ -48,8 +49,9 @@ function tableFor(
 }
 
 /**
- * The value of `key` visible at `seq`, or undefined when absent or
- * deleted. Synchronous: table blocks are read with readSync.
+ * A copy of the value of `key` visible at `seq` (from the pool of
+ * results), or undefined when absent or deleted. Synchronous: table blocks
+ * are read with readSync.
  */
 export function lookup(
   sources: Sources,
@@ -58,26 +60,31 @@ export function lookup(
 ): Uint8Array | undefined {
   // The filter hashes, computed once for every memtable and table probed.
   const h1 = bloomHash1(key);
-  const v = sources.mem.get(key, seq, h1);
-  if (v) return v.value;
+  const v = sources.mem.find(key, seq, h1);
+  if (v !== -1) return sources.mem.copyValue(v, resultPool);
   for (const imm of sources.imms) {
-    const iv = imm.get(key, seq, h1);
-    if (iv) return iv.value;
+    const iv = imm.find(key, seq, h1);
+    if (iv !== -1) return imm.copyValue(iv, resultPool);
   }
   const levels = sources.version.levels;
   const h2 = bloomHash2(key);
   const l0 = levels[0]!;
   for (let i = l0.length - 1; i >= 0; i--) {
     const e = l0[i]!.get(key, h1, h2);
-    if (e && e.seq <= seq) return e.value;
+    if (e && e.seq <= seq) return copyOut(e.value);
   }
   for (let l = 1; l < levels.length; l++) {
     const t = tableFor(levels[l]!, key);
     if (!t) continue;
     const e = t.get(key, h1, h2);
-    if (e && e.seq <= seq) return e.value;
+    if (e && e.seq <= seq) return copyOut(e.value);
   }
   return undefined;
+}
+
+/** A copy of a table value (a view into its block), or undefined. */
+function copyOut(value: Uint8Array | undefined): Uint8Array | undefined {
+  return value === undefined ? undefined : resultPool.copy(value);
 }
 
 /**
@@ -119,6 +126,8 @@ export class View implements Sources {
     readonly settled: Promise<void> | undefined,
   ) {
     mem.readers.add(seq);
+    mem.pin();
+    for (const imm of imms) imm.pin();
     version.ref();
   }
 
@@ -132,6 +141,8 @@ export class View implements Sources {
     if (this.#released) return;
     this.#released = true;
     this.mem.readers.remove(this.seq);
+    this.mem.unpin();
+    for (const imm of this.imms) imm.unpin();
     this.version.unref();
   }
 }

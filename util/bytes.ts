@@ -153,8 +153,31 @@ export class BytePool {
   }
 }
 
+/** Up to this many bytes a loop beats `set()`'s call and checks. */
+const SHORT_COPY_BYTES = 64;
+
+/**
+ * Copies `src[start, end)` to `dst` at `at`; returns the end. REQUIRES:
+ * room in `dst`.
+ */
+export function copyInto(
+  dst: Uint8Array,
+  at: number,
+  src: Uint8Array,
+  start: number,
+  end: number,
+): number {
+  const n = end - start;
+  if (n <= SHORT_COPY_BYTES) {
+    for (let i = 0; i < n; i++) dst[at + i] = src[start + i]!;
+  } else {
+    dst.set(src.subarray(start, end), at);
+  }
+  return at + n;
+}
+
 /** The pool of the copies kv hands to callers (read results). */
-const resultPool = new BytePool();
+export const resultPool: BytePool = new BytePool();
 
 /** A fresh copy of `bytes`, from the pool of results when small. */
 export function copyBytes(bytes: Uint8Array): Uint8Array {

@@ -302,11 +302,15 @@ Deno.test("overwriting a few keys forever keeps WAL segments bounded by the memt
   let store = await openStore(tmp.path, { memtableBytes });
   const value = (i: number) => `${i} ${"v".repeat(100)}`;
   // 5,000 overwrites of 10 keys: about 640 KiB of log for a memtable that
-  // never holds more than 10 versions (about 2 KiB).
+  // never holds more than 10 live versions (about 2 KiB), though its arena
+  // keeps the bytes of the versions it dropped until it is flushed.
   for (let i = 0; i < 5000; i++) await store.put(`hot${i % 10}`, value(i));
   await store.settle();
   const stats = store.stats();
-  assert.ok(stats.memtableBytes < 4096, `memtable ${stats.memtableBytes} B`);
+  assert.ok(
+    stats.memtableBytes <= memtableBytes + 1024,
+    `memtable ${stats.memtableBytes} B`,
+  );
   assert.ok(stats.flushes >= 3, `${stats.flushes} flushes`);
   assert.ok(
     stats.walBytes <= 2 * memtableBytes + 1024,
