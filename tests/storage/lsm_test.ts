@@ -773,3 +773,45 @@ Deno.test("a loop of reads resolved at once still lets background flushes commit
     await store.close();
   }
 });
+
+Deno.test("a snapshot keeps reading its memtables after they are flushed and their successors fill up", async () => {
+  await using tmp = await tempDir();
+  const store = await openStore(tmp.path, {
+    memtableBytes: 8 * 1024,
+    idleMergeMs: 0,
+  });
+  const value = (round: number, i: number) =>
+    `${round}:${i}:${"x".repeat(40 + (i % 7))}`;
+  for (let i = 0; i < 40; i++) await store.put(`k${i}`, value(0, i));
+  const snap = store.snapshot();
+  // The same keys again, many memtables' worth: the snapshot's memtable is
+  // flushed, and memtables made after it (whose buffers come from
+  // memtables no one reads any more) are written over and over.
+  const before = store.stats().flushes;
+  for (let round = 1; round <= 30; round++) {
+    for (let i = 0; i < 40; i++) await store.put(`k${i}`, value(round, i));
+  }
+  await store.settle();
+  assert.ok(store.stats().flushes - before >= 10, "memtables were flushed");
+  for (let i = 0; i < 40; i++) {
+    assert.equal(text(await snap.get(`k${i}`)), value(0, i), `k${i}`);
+    assert.equal(text(await store.get(`k${i}`)), value(30, i), `k${i} now`);
+  }
+  const scanned: string[] = [];
+  for await (const e of snap.scan({ prefix: "k" })) {
+    scanned.push(`${text(e.key)}=${text(e.value)}`);
+  }
+  assert.deepEqual(
+    scanned,
+    Array.from({ length: 40 }, (_, i) => `k${i}`).sort().map((k) =>
+      `${k}=${value(0, Number(k.slice(1)))}`
+    ),
+  );
+  snap.release();
+  // Released, its memtable's buffers serve new memtables.
+  for (let i = 0; i < 40; i++) await store.put(`k${i}`, value(31, i));
+  for (let i = 0; i < 40; i++) {
+    assert.equal(text(await store.get(`k${i}`)), value(31, i));
+  }
+  await store.close();
+});

@@ -69,3 +69,30 @@ Deno.test("keys sharing a hash slot keep their own versions", () => {
   );
   readers.remove(pinned);
 });
+
+Deno.test("a memtable's buffers go to the next one after its last unpin, and not before", () => {
+  const first = new Memtable();
+  for (let i = 0; i < 3000; i++) first.apply(i + 1, `a${i}`, bytes(`v${i}`), 0);
+  first.pin(); // a view
+  first.unpin(); // the store, after the flush
+  assert.equal(text(first.get("a7")?.value), "v7", "a view still reads it");
+  const second = new Memtable();
+  second.apply(1, "b", bytes("only"), 0);
+  assert.equal(text(first.get("a2999")?.value), "v2999");
+  first.unpin(); // the view
+  assert.throws(() => first.get("a1"), /recycled/);
+  // The next memtable gets the buffers, emptied: none of the old keys.
+  const third = new Memtable();
+  assert.equal(third.get("a7"), undefined);
+  assert.equal(third.size, 0);
+  for (let i = 0; i < 100; i++) third.apply(i + 1, `c${i}`, bytes(`w${i}`), 0);
+  for (let i = 0; i < 100; i++) {
+    assert.equal(text(third.get(`c${i}`)?.value), `w${i}`);
+    assert.equal(third.get(`a${i}`), undefined);
+  }
+  assert.deepEqual(
+    [...third.entries(Number.POSITIVE_INFINITY, {})].map(([k]) => k),
+    Array.from({ length: 100 }, (_, i) => `c${i}`).sort(),
+  );
+  assert.equal(text(second.get("b")?.value), "only");
+});
