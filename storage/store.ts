@@ -1467,6 +1467,8 @@ function releaseIfAbandoned<T extends object>(
  */
 class ScanIterator<T extends Entry | Uint8Array> implements AsyncGenerator<T> {
   #entries: MergeCursor | undefined;
+  /** Lets go of the hold on a snapshot's view (not `own`). */
+  #letGo: (() => void) | undefined;
   #view: View | undefined;
   #starting: Promise<void> | undefined;
   #n = 0;
@@ -1503,8 +1505,18 @@ class ScanIterator<T extends Entry | Uint8Array> implements AsyncGenerator<T> {
 
   async #start(): Promise<void> {
     const view = await this.pinned;
+    if (!this.own) {
+      // A snapshot's view: hold it, so that releasing the snapshot while
+      // this scan goes on unpins nothing the scan still reads.
+      const letGo = view.hold();
+      if (letGo === undefined) throw new RangeError("Snapshot was released");
+      // Returned before it started: nothing to read.
+      if (this.#done) return letGo();
+      this.#letGo = letGo;
+    }
     this.#view = view;
     if (view.settled) await view.settled.catch(() => {});
+    if (this.#done) return;
     this.#entries = mergedEntries(view, view.seq, this.range);
   }
 
@@ -1526,6 +1538,7 @@ class ScanIterator<T extends Entry | Uint8Array> implements AsyncGenerator<T> {
     if (!this.#done) {
       this.#done = true;
       this.#entries?.close();
+      this.#letGo?.();
       if (this.own) {
         if (this.#view) this.#view.release();
         else void Promise.resolve(this.pinned).then((v) => v.release());

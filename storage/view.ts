@@ -116,6 +116,9 @@ export function mergedEntries(
 /** Sources pinned at a sequence number until released. */
 export class View implements Sources {
   #released = false;
+  /** Holds taken with hold() and not yet let go. */
+  #holds = 0;
+  #freed = false;
 
   constructor(
     readonly seq: number,
@@ -136,10 +139,37 @@ export class View implements Sources {
     return this.#released;
   }
 
-  /** Unpins the sources. Safe to call twice. */
+  /**
+   * Another holder of the sources (a snapshot's scan, which may outlive the
+   * snapshot's release): they stay pinned until it lets go too. Returns its
+   * let-go function (safe to call twice), or undefined when the view was
+   * released already.
+   */
+  hold(): (() => void) | undefined {
+    if (this.#released) return undefined;
+    this.#holds++;
+    let done = false;
+    return () => {
+      if (done) return;
+      done = true;
+      this.#holds--;
+      this.#free();
+    };
+  }
+
+  /**
+   * Unpins the sources, or lets the last {@linkcode hold} do it. Safe to
+   * call twice.
+   */
   release(): void {
     if (this.#released) return;
     this.#released = true;
+    this.#free();
+  }
+
+  #free(): void {
+    if (!this.#released || this.#holds > 0 || this.#freed) return;
+    this.#freed = true;
     this.mem.readers.remove(this.seq);
     this.mem.unpin();
     for (const imm of this.imms) imm.unpin();
