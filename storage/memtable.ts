@@ -26,8 +26,9 @@
  * - A version is dropped only when no pinned reader can see it: the chain
  *   keeps every version newer than the oldest pinned sequence (in the
  *   store-wide ReaderRegistry), plus the newest version at or below it.
- *   Dropped versions' bytes stay in the arena, which only grows: `bytes`
- *   counts them, so a memtable of overwrites fills up and is flushed.
+ *   Dropped versions' rows and bytes stay where they are, counted in
+ *   `bytes`, until half the rows are dropped ones: then a compaction
+ *   copies the live versions into fresh buffers.
  * - Every key is in exactly one of `tree` and `unsorted`; `liveKeys` counts
  *   keys whose newest version is not a tombstone.
  * - A memtable is read only while pinned: by the store while it is among
@@ -77,6 +78,8 @@ const ROW_VALUE_AT = 3;
 const ROW_VALUE_LENGTH = 4;
 /** Next older version of the key, or -1. */
 const ROW_OLDER = 5;
+/** Fewest dropped versions worth a compaction (see #compact). */
+const COMPACT_DEAD_ROWS_MIN = 4096;
 /** Most sets of buffers kept for the next memtables. */
 const SPARE_BUFFERS_MAX = 5;
 /** Largest arena: offsets are Int32s. */
@@ -186,6 +189,11 @@ export class Memtable {
   #pins = 1;
   /** Its buffers went to another memtable: nothing may read it. */
   #recycled = false;
+  /** Rows, and value bytes, of versions dropped since the last compaction. */
+  #deadRows = 0;
+  #deadBytes = 0;
+  /** Compactions so far (for tests). */
+  compactions = 0;
   #keys = 0;
   #tree = new SortedMap<true>();
   /** A version row of each key not yet in `tree`, in insertion order. */
@@ -257,6 +265,10 @@ export class Memtable {
     expiry: number,
   ): void {
     assert(!this.#recycled, "write to a recycled memtable");
+    if (
+      this.#deadRows >= COMPACT_DEAD_ROWS_MIN &&
+      2 * this.#deadRows >= this.#rows
+    ) this.#compact();
     const hash = hashSlot(bloomHash1(key));
     const slot = this.#probe(key, hash);
     const newest = this.#slots[slot]!;
@@ -324,9 +336,85 @@ export class Memtable {
     while (
       meta[v * ROW_INTS + ROW_OLDER]! !== -1 && this.#seqs[2 * v]! > oldest
     ) v = meta[v * ROW_INTS + ROW_OLDER]!;
-    // Their rows and arena bytes are not reused: `bytes` keeps counting
-    // them (see the invariants).
+    // Their rows and value bytes stay where they are, counted in `bytes`,
+    // until a compaction (#compact) copies out what is live.
+    for (let d = meta[v * ROW_INTS + ROW_OLDER]!; d !== -1;) {
+      this.#deadRows++;
+      this.#deadBytes += Math.max(0, meta[d * ROW_INTS + ROW_VALUE_LENGTH]!);
+      d = meta[d * ROW_INTS + ROW_OLDER]!;
+    }
     meta[v * ROW_INTS + ROW_OLDER] = -1;
+  }
+
+  /**
+   * Copies the live versions (those a chain still reaches) into fresh rows
+   * and a fresh arena, and drops the rest: run once at least half of the
+   * rows are dropped versions, so that a memtable of overwrites (replayed
+   * at open, where nothing freezes it) grows with its live data, not with
+   * every write. Row numbers change: the keys not yet ordered are ordered
+   * first, so that none is kept outside the chains. Views of the old arena
+   * stay valid (it is left as it is).
+   */
+  #compact(): void {
+    this.#order();
+    const oldMeta = this.#meta;
+    const oldSeqs = this.#seqs;
+    const oldArena = this.#arena;
+    const live = this.#rows - this.#deadRows;
+    const rowCapacity = Math.max(INITIAL_ROWS, 2 * live);
+    const meta = new Int32Array(rowCapacity * ROW_INTS);
+    const seqs = new Float64Array(rowCapacity * 2);
+    const arena = new Uint8Array(
+      Math.max(INITIAL_ARENA_BYTES, 2 * (this.#arenaUsed - this.#deadBytes)),
+    );
+    const slots = this.#slots;
+    let rows = 0;
+    let used = 0;
+    for (let s = 0; s < slots.length; s++) {
+      let v = slots[s]!;
+      if (v === -1) continue;
+      const keyAt = used;
+      const keyFrom = oldMeta[v * ROW_INTS + ROW_KEY_AT]!;
+      const keyLength = oldMeta[v * ROW_INTS + ROW_KEY_LENGTH]!;
+      used = copyInto(arena, used, oldArena, keyFrom, keyFrom + keyLength);
+      let newer = -1;
+      for (; v !== -1; v = oldMeta[v * ROW_INTS + ROW_OLDER]!) {
+        const n = rows++;
+        const r = n * ROW_INTS;
+        const o = v * ROW_INTS;
+        meta[r + ROW_HASH] = oldMeta[o + ROW_HASH]!;
+        meta[r + ROW_KEY_AT] = keyAt;
+        meta[r + ROW_KEY_LENGTH] = keyLength;
+        const valueLength = oldMeta[o + ROW_VALUE_LENGTH]!;
+        const valueFrom = oldMeta[o + ROW_VALUE_AT]!;
+        meta[r + ROW_VALUE_AT] = valueLength < 0 ? 0 : used;
+        meta[r + ROW_VALUE_LENGTH] = valueLength;
+        if (valueLength > 0) {
+          used = copyInto(
+            arena,
+            used,
+            oldArena,
+            valueFrom,
+            valueFrom + valueLength,
+          );
+        }
+        meta[r + ROW_OLDER] = -1;
+        seqs[2 * n] = oldSeqs[2 * v]!;
+        seqs[2 * n + 1] = oldSeqs[2 * v + 1]!;
+        if (newer === -1) slots[s] = n;
+        else meta[newer * ROW_INTS + ROW_OLDER] = n;
+        newer = n;
+      }
+    }
+    this.#bytes -= this.#deadBytes + this.#deadRows * VERSION_ROW_BYTES;
+    this.#meta = meta;
+    this.#seqs = seqs;
+    this.#arena = arena;
+    this.#rows = rows;
+    this.#arenaUsed = used;
+    this.#deadRows = 0;
+    this.#deadBytes = 0;
+    this.compactions++;
   }
 
   /**

@@ -96,3 +96,59 @@ Deno.test("a memtable's buffers go to the next one after its last unpin, and not
   );
   assert.equal(text(second.get("b")?.value), "only");
 });
+
+Deno.test("overwritten versions are compacted away, keeping what pinned readers and scans see", () => {
+  const readers = new ReaderRegistry();
+  const mem = new Memtable(readers);
+  let seq = 0;
+  const value = (k: number, round: number) =>
+    bytes(`${k}:${round}:` + "v".repeat(k % 50));
+  const deleted = (k: number, round: number) => k % 7 === 0 && round % 2 === 0;
+  const write = (round: number) => {
+    for (let k = 0; k < 50; k++) {
+      mem.apply(
+        ++seq,
+        `k${k}`,
+        deleted(k, round) ? undefined : value(k, round),
+        0,
+      );
+    }
+    // New keys keep arriving, so some are unordered at each compaction.
+    if (round % 100 === 0) mem.apply(++seq, `n${round}`, value(round, 0), 0);
+  };
+  // Keys k0-k99 written once, then k0-k49 overwritten over and over.
+  for (let k = 0; k < 100; k++) mem.apply(++seq, `k${k}`, value(k, 0), 0);
+  for (let round = 1; round <= 1001; round++) write(round);
+  assert.ok(mem.compactions >= 5, `${mem.compactions} compactions`);
+  // 50,000 writes; the live data is 110 keys.
+  assert.ok(mem.bytes < 512 * 1024, `${mem.bytes} bytes after compactions`);
+  // A reader pinned now keeps round 1001 through the compactions to come.
+  const pinned = seq;
+  readers.add(pinned);
+  const before = mem.compactions;
+  for (let round = 1002; round <= 1200; round++) write(round);
+  const expect = (k: number, round: number) =>
+    k >= 50
+      ? text(value(k, 0))
+      : deleted(k, round)
+      ? undefined
+      : text(value(k, round));
+  for (let k = 0; k < 100; k++) {
+    assert.equal(text(mem.get(`k${k}`, pinned)?.value), expect(k, 1001));
+    assert.equal(text(mem.get(`k${k}`)?.value), expect(k, 1200), `k${k}`);
+  }
+  readers.remove(pinned);
+  for (let round = 1201; round <= 2000; round++) write(round);
+  assert.ok(mem.compactions > before, "compacted after the reader left");
+  for (let k = 0; k < 100; k++) {
+    assert.equal(text(mem.get(`k${k}`)?.value), expect(k, 2000), `k${k}`);
+  }
+  assert.equal(mem.size, 120);
+  assert.equal(mem.liveKeys, 112); // k0, k7, …, k49 deleted in round 2000
+  const keys = [...mem.entries(Number.POSITIVE_INFINITY, {})].map(([k]) => k);
+  assert.equal(keys.length, 120);
+  assert.deepEqual(keys, [...keys].sort());
+  let newest = 0;
+  for (const _ of mem.newest()) newest++;
+  assert.equal(newest, 120);
+});
