@@ -18,11 +18,11 @@
  * - A merge job's input tables are kept alive by the store until it ends.
  */
 import {
+  binaryToBytes,
   bytesToBinary,
   copyInto,
   getFixed64,
   getVarint32,
-  putBinary,
   putFixed64,
   putVarint32,
   type VarintResult,
@@ -98,40 +98,87 @@ export function filesFor(
 
 const FLAG_VALUE = 1;
 
+/** A flush's entries as they are encoded (see encodeEntries for the layout). */
+class EntryBuffer {
+  #buf: Uint8Array;
+  #at = 0;
+
+  constructor(sizeHint: number) {
+    this.#buf = new Uint8Array(Math.max(1024, sizeHint));
+  }
+
+  /**
+   * Appends an entry: its key is `keys[keyAt, keyAt + keyLength)`, its value
+   * `values[valueAt, valueAt + valueLength)`; `valueLength` -1 is a
+   * tombstone.
+   */
+  add(
+    keys: Uint8Array,
+    keyAt: number,
+    keyLength: number,
+    seq: number,
+    expiry: number,
+    values: Uint8Array,
+    valueAt: number,
+    valueLength: number,
+  ): void {
+    const need = 5 + keyLength + 17 + 5 + Math.max(0, valueLength);
+    let buf = this.#buf;
+    let at = this.#at;
+    if (at + need > buf.length) {
+      const grown = new Uint8Array(Math.max(buf.length * 2, at + need));
+      grown.set(buf.subarray(0, at));
+      this.#buf = buf = grown;
+    }
+    at = putVarint32(buf, at, keyLength);
+    at = copyInto(buf, at, keys, keyAt, keyAt + keyLength);
+    putFixed64(buf, at, seq);
+    putFixed64(buf, at + 8, expiry);
+    at += 16;
+    if (valueLength < 0) {
+      buf[at++] = 0;
+    } else {
+      buf[at++] = FLAG_VALUE;
+      at = putVarint32(buf, at, valueLength);
+      at = copyInto(buf, at, values, valueAt, valueAt + valueLength);
+    }
+    this.#at = at;
+  }
+
+  /** The entries so far. */
+  bytes(): Uint8Array {
+    return this.#buf.subarray(0, this.#at);
+  }
+}
+
+const NO_BYTES = new Uint8Array(0);
+
 /**
- * Encodes entries (distinct keys in any order) as one
- * buffer that can be moved to a worker without a copy: per entry, varint
- * key length, key, fixed64 seq, fixed64 expiry, a flag byte (1 = value,
- * 0 = tombstone), then varint value length and value.
+ * Encodes entries (distinct keys in any order) as one buffer that can be
+ * moved to a worker without a copy: per entry, varint key length, key,
+ * fixed64 seq, fixed64 expiry, a flag byte (1 = value, 0 = tombstone), then
+ * varint value length and value.
  */
 export function encodeEntries(
   entries: Iterator<SourceEntry>,
   sizeHint: number,
 ): Uint8Array {
-  let buf = new Uint8Array(Math.max(1024, sizeHint));
-  let at = 0;
+  const out = new EntryBuffer(sizeHint);
   for (let r = entries.next(); !r.done; r = entries.next()) {
     const { key, seq, value, expiry } = r.value;
-    const need = 5 + key.length + 17 + 5 + (value?.length ?? 0);
-    if (at + need > buf.length) {
-      const grown = new Uint8Array(Math.max(buf.length * 2, at + need));
-      grown.set(buf.subarray(0, at));
-      buf = grown;
-    }
-    at = putBinary(buf, putVarint32(buf, at, key.length), key);
-    putFixed64(buf, at, seq);
-    putFixed64(buf, at + 8, expiry);
-    at += 16;
-    if (value === undefined) {
-      buf[at++] = 0;
-    } else {
-      buf[at++] = FLAG_VALUE;
-      at = putVarint32(buf, at, value.length);
-      buf.set(value, at);
-      at += value.length;
-    }
+    const k = binaryToBytes(key);
+    out.add(
+      k,
+      0,
+      k.length,
+      seq,
+      expiry,
+      value ?? NO_BYTES,
+      0,
+      value === undefined ? -1 : value.length,
+    );
   }
-  return buf.subarray(0, at);
+  return out.bytes();
 }
 
 /**
@@ -140,31 +187,21 @@ export function encodeEntries(
  * its arena: no string or view per entry.
  */
 export function encodeMemtable(mem: Memtable): Uint8Array {
-  let buf = new Uint8Array(Math.max(1024, mem.bytes));
-  let at = 0;
+  const out = new EntryBuffer(mem.bytes);
   mem.visitNewest(
-    (arena, keyAt, keyLength, seq, expiry, valueAt, valueLength) => {
-      const need = 5 + keyLength + 17 + 5 + Math.max(0, valueLength);
-      if (at + need > buf.length) {
-        const grown = new Uint8Array(Math.max(buf.length * 2, at + need));
-        grown.set(buf.subarray(0, at));
-        buf = grown;
-      }
-      at = putVarint32(buf, at, keyLength);
-      at = copyInto(buf, at, arena, keyAt, keyAt + keyLength);
-      putFixed64(buf, at, seq);
-      putFixed64(buf, at + 8, expiry);
-      at += 16;
-      if (valueLength < 0) {
-        buf[at++] = 0;
-      } else {
-        buf[at++] = FLAG_VALUE;
-        at = putVarint32(buf, at, valueLength);
-        at = copyInto(buf, at, arena, valueAt, valueAt + valueLength);
-      }
-    },
+    (arena, keyAt, keyLength, seq, expiry, valueAt, valueLength) =>
+      out.add(
+        arena,
+        keyAt,
+        keyLength,
+        seq,
+        expiry,
+        arena,
+        valueAt,
+        valueLength,
+      ),
   );
-  return buf.subarray(0, at);
+  return out.bytes();
 }
 
 /** One entry read back from a buffer of {@linkcode encodeEntries}. */

@@ -17,7 +17,7 @@
  * - After a failed write, fsync, flush or manifest edit the store rejects
  *   writes (fail-stop); reads keep working.
  */
-import { binaryToBytes, copyBytes, prefixSuccessor } from "../util/mod.ts";
+import { binaryToBytes, prefixSuccessor } from "../util/mod.ts";
 import {
   type Compaction,
   type CompactionPolicy,
@@ -71,7 +71,7 @@ import {
   TableReader,
 } from "./sstable/mod.ts";
 import { TableSet, Version } from "./version.ts";
-import { lookup, mergedEntries, type Sources, View } from "./view.ts";
+import { copyOut, lookup, mergedEntries, type Sources, View } from "./view.ts";
 import { encodedRecordBytes, type WalOp } from "./wal.ts";
 
 export type { Bytes } from "./input.ts";
@@ -1385,11 +1385,6 @@ function shapeOf(t: TableReader): TableShape {
     largest: t.props.largest,
     size: t.size,
   };
-}
-
-/** Fresh bytes of a value, or undefined. */
-function copyOut(value: Uint8Array | undefined): Uint8Array | undefined {
-  return value === undefined ? undefined : copyBytes(value);
 }
 
 /** Throws unless `keys` is an array of at most GET_MANY_KEYS_MAX keys. */

@@ -82,8 +82,8 @@ export function lookup(
   return undefined;
 }
 
-/** A copy of a table value (a view into its block), or undefined. */
-function copyOut(value: Uint8Array | undefined): Uint8Array | undefined {
+/** A copy of a value (from the pool of results), or undefined. */
+export function copyOut(value: Uint8Array | undefined): Uint8Array | undefined {
   return value === undefined ? undefined : resultPool.copy(value);
 }
 

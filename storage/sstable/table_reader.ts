@@ -495,7 +495,7 @@ function checkHandle(
  * A block checksum over `data[start, end)`: CRC-32 in format 2 tables,
  * CRC-32C in format 1 tables.
  */
-export type BlockChecksum = (
+type BlockChecksum = (
   data: Uint8Array,
   start: number,
   end: number,

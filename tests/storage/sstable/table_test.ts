@@ -139,6 +139,20 @@ function asRow(
     { seq: e.seq, value: e.value && bytesToBinary(e.value), expiry: e.expiry };
 }
 
+/** Every row of `data` reads back from `t`, by lookup and by a walk of its blocks. */
+function checkEveryRow(t: TableReader, data: Row[]): void {
+  for (const r of data) {
+    assert.deepEqual(asRow(t.get(r.key)), {
+      seq: r.seq,
+      value: r.value,
+      expiry: r.expiry,
+    }, JSON.stringify(r.key));
+  }
+  const walked: string[] = [];
+  for (let b = 0; b < t.blocks; b++) walked.push(...t.block(b).keys);
+  assert.deepEqual(walked, data.map((r) => r.key));
+}
+
 for (
   const [blockBytes, bloom] of [[512, 10], [4096, 10], [4096, 0], [
     64,
@@ -176,16 +190,7 @@ for (
     assert.equal(t.props.entries, data.length);
     assert.equal(t.props.minSeq, 1);
     assert.equal(t.props.maxSeq, data.at(-1)!.seq);
-    for (const r of data) {
-      assert.deepEqual(asRow(t.get(r.key)), {
-        seq: r.seq,
-        value: r.value,
-        expiry: r.expiry,
-      }, JSON.stringify(r.key));
-    }
-    const walked: string[] = [];
-    for (let b = 0; b < t.blocks; b++) walked.push(...t.block(b).keys);
-    assert.deepEqual(walked, data.map((r) => r.key));
+    checkEveryRow(t, data);
     // Cursors parsing the raw contents in place, and the table's cursors
     // (decoded by now: every block was looked up many times).
     const contents = [...t.scanContents()];
@@ -397,16 +402,7 @@ Deno.test("format 1 tables (CRC-32C block checksums) still read; the version pic
   const open = () =>
     TableReader.open(denoEnv, tmp.path, 4, new BlockCache(1 << 20), stats());
   const t = await open();
-  for (const r of data) {
-    assert.deepEqual(asRow(t.get(r.key)), {
-      seq: r.seq,
-      value: r.value,
-      expiry: r.expiry,
-    }, JSON.stringify(r.key));
-  }
-  const walked: string[] = [];
-  for (let b = 0; b < t.blocks; b++) walked.push(...t.block(b).keys);
-  assert.deepEqual(walked, data.map((r) => r.key));
+  checkEveryRow(t, data);
   t.close();
   // A format 2 table relabeled as format 1 fails its checksums.
   await write(tmp.path, 5, data, 512, 10);
