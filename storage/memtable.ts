@@ -508,6 +508,9 @@ export class Memtable {
   ): number {
     assert(!this.#recycled, "read of a recycled memtable");
     let v = this.#slots[this.#probe(key, hashSlot(h1))]!;
+    // A read of the newest version (the store's gets) takes the chain's
+    // head without loading its sequence number: one cache miss fewer.
+    if (seq === Number.POSITIVE_INFINITY) return v;
     while (v !== -1 && this.#seqs[2 * v]! > seq) {
       v = this.#meta[v * ROW_INTS + ROW_OLDER]!;
     }
