@@ -225,20 +225,22 @@ function malformed(at: number): CorruptionError {
 
 /**
  * Reads the entry at `at` of an {@linkcode encodeEntries} buffer into `out`
- * (its value as a view of the buffer, unless `withValue` is false); returns
- * the offset of the next entry.
+ * (its value as a view of the buffer, unless `withValue` is false; its key
+ * as `key` when the caller made it already); returns the offset of the
+ * next entry.
  */
 function readEntry(
   buf: Uint8Array,
   at: number,
   out: ReadEntry,
   withValue: boolean,
+  key?: string,
 ): number {
   const v = varint;
   if (!getVarint32(buf, at, buf.length, v)) throw malformed(at);
   const keyEnd = v.offset + v.value;
   if (keyEnd + 17 > buf.length) throw malformed(at);
-  out.key = bytesToBinary(buf, v.offset, keyEnd);
+  out.key = key ?? bytesToBinary(buf, v.offset, keyEnd);
   out.seq = getFixed64(buf, keyEnd);
   out.expiry = getFixed64(buf, keyEnd + 8);
   out.value = undefined;
@@ -256,15 +258,17 @@ function readEntry(
 /**
  * A flush's entries in key order, from an {@linkcode encodeEntries} buffer
  * (a memtable's, in no particular order). Only the keys and their offsets
- * are held and sorted; each entry's fields are read again when the cursor
- * reaches it, so a flush holds about 40 bytes per entry besides the buffer.
- * Keys must be distinct: a repeated key is a malformed job, refused rather
- * than written out twice.
+ * are held and sorted; each entry's other fields are read again when the
+ * cursor reaches it, so a flush holds about 60 bytes per entry besides the
+ * buffer. Keys must be distinct: a repeated key is a malformed job, refused
+ * rather than written out twice.
  */
 export class FlushCursor extends Cursor {
   readonly #buf: Uint8Array;
   readonly #starts: number[] = [];
-  readonly #order: Uint32Array;
+  readonly #keys: string[] = [];
+  /** Entry numbers in key order; undefined when they already are. */
+  readonly #order: Uint32Array | undefined;
   #k = 0;
   readonly #entry: ReadEntry = {
     key: "",
@@ -276,16 +280,23 @@ export class FlushCursor extends Cursor {
   constructor(buf: Uint8Array) {
     super();
     this.#buf = buf;
-    const keys: string[] = [];
+    const keys = this.#keys;
     const e = this.#entry;
+    let sorted = true;
     for (let at = 0; at < buf.length;) {
       this.#starts.push(at);
       at = readEntry(buf, at, e, false);
+      if (sorted && keys.length > 0 && !(keys[keys.length - 1]! < e.key)) {
+        sorted = false;
+      }
       keys.push(e.key);
     }
+    // A memtable written in key order (a sequential load) needs no sort:
+    // the typed array sort is not adaptive, and costs as much on sorted
+    // input as on random.
+    if (sorted) return;
     const order = new Uint32Array(keys.length);
     for (let i = 0; i < order.length; i++) order[i] = i;
-    // A memtable written in key order (a sequential load) is one run.
     order.sort((a, b) => {
       const ka = keys[a]!;
       const kb = keys[b]!;
@@ -295,10 +306,14 @@ export class FlushCursor extends Cursor {
   }
 
   next(): boolean {
-    if (this.#k >= this.#order.length) return false;
+    const keys = this.#keys;
+    if (this.#k >= keys.length) return false;
     const last = this.#k > 0 ? this.key : undefined;
+    const i = this.#order === undefined ? this.#k : this.#order[this.#k]!;
+    this.#k++;
     const e = this.#entry;
-    readEntry(this.#buf, this.#starts[this.#order[this.#k++]!]!, e, true);
+    // The key was made once, when the entries were sorted.
+    readEntry(this.#buf, this.#starts[i]!, e, true, keys[i]!);
     if (e.key === last) {
       throw new CorruptionError(
         `Malformed flush entries: key ${JSON.stringify(e.key)} appears twice`,

@@ -78,6 +78,8 @@ const ROW_VALUE_AT = 3;
 const ROW_VALUE_LENGTH = 4;
 /** Next older version of the key, or -1. */
 const ROW_OLDER = 5;
+/** 1 once a newer version of the key exists, else 0. */
+const ROW_SUPERSEDED = 6;
 /** Fewest dropped versions worth a compaction (see #compact). */
 const COMPACT_DEAD_ROWS_MIN = 4096;
 /** Most sets of buffers kept for the next memtables. */
@@ -288,6 +290,7 @@ export class Memtable {
       meta[r + ROW_KEY_AT] = at;
       meta[r + ROW_KEY_LENGTH] = key.length;
       meta[r + ROW_OLDER] = -1;
+      meta[r + ROW_SUPERSEDED] = 0;
       this.#setValue(v, value, at + key.length);
       this.#slots[slot] = v;
       this.#unsorted.push(v);
@@ -302,6 +305,8 @@ export class Memtable {
     meta[r + ROW_KEY_AT] = meta[newest * ROW_INTS + ROW_KEY_AT]!;
     meta[r + ROW_KEY_LENGTH] = key.length;
     meta[r + ROW_OLDER] = newest;
+    meta[r + ROW_SUPERSEDED] = 0;
+    meta[newest * ROW_INTS + ROW_SUPERSEDED] = 1;
     this.#setValue(
       v,
       value,
@@ -367,12 +372,19 @@ export class Memtable {
     const arena = new Uint8Array(
       Math.max(INITIAL_ARENA_BYTES, 2 * (this.#arenaUsed - this.#deadBytes)),
     );
-    const slots = this.#slots;
+    // Chains are copied in the order of their heads (each key's newest
+    // version), which keeps visitNewest in write order; the hash table is
+    // filled again with the new row numbers.
+    const slots = new Int32Array(this.#slots.length).fill(-1);
+    const mask = slots.length - 1;
+    const oldRows = this.#rows;
     let rows = 0;
     let used = 0;
-    for (let s = 0; s < slots.length; s++) {
-      let v = slots[s]!;
-      if (v === -1) continue;
+    for (let head = 0; head < oldRows; head++) {
+      if (oldMeta[head * ROW_INTS + ROW_SUPERSEDED] !== 0) continue;
+      let s = oldMeta[head * ROW_INTS + ROW_HASH]! & mask;
+      while (slots[s] !== -1) s = (s + 1) & mask;
+      let v = head;
       const keyAt = used;
       const keyFrom = oldMeta[v * ROW_INTS + ROW_KEY_AT]!;
       const keyLength = oldMeta[v * ROW_INTS + ROW_KEY_LENGTH]!;
@@ -399,6 +411,7 @@ export class Memtable {
           );
         }
         meta[r + ROW_OLDER] = -1;
+        meta[r + ROW_SUPERSEDED] = newer === -1 ? 0 : 1;
         seqs[2 * n] = oldSeqs[2 * v]!;
         seqs[2 * n + 1] = oldSeqs[2 * v + 1]!;
         if (newer === -1) slots[s] = n;
@@ -407,6 +420,7 @@ export class Memtable {
       }
     }
     this.#bytes -= this.#deadBytes + this.#deadRows * VERSION_ROW_BYTES;
+    this.#slots = slots;
     this.#meta = meta;
     this.#seqs = seqs;
     this.#arena = arena;
@@ -563,9 +577,12 @@ export class Memtable {
 
   /**
    * Calls `visit` with every key's newest version (tombstones included), in
-   * no particular order, as offsets into `arena` (`valueLength` -1 for a
-   * tombstone): what a flush writes out, without the ordering that
-   * iteration needs, nor a string or view per entry.
+   * the order those versions were written, as offsets into `arena`
+   * (`valueLength` -1 for a tombstone): what a flush writes out, without
+   * the ordering that iteration needs, nor a string or view per entry.
+   * Rows are read in sequence (not in hash order, a cache miss each), and a
+   * load in key order comes out in key order, which the flush then need not
+   * sort.
    */
   visitNewest(
     visit: (
@@ -581,9 +598,9 @@ export class Memtable {
     assert(!this.#recycled, "flush of a recycled memtable");
     const arena = this.#arena;
     const meta = this.#meta;
-    for (const v of this.#slots) {
-      if (v === -1) continue;
+    for (let v = 0; v < this.#rows; v++) {
       const r = v * ROW_INTS;
+      if (meta[r + ROW_SUPERSEDED] !== 0) continue;
       visit(
         arena,
         meta[r + ROW_KEY_AT]!,

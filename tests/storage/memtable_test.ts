@@ -152,3 +152,52 @@ Deno.test("overwritten versions are compacted away, keeping what pinned readers 
   for (const _ of mem.newest()) newest++;
   assert.equal(newest, 120);
 });
+
+/** Every visitNewest entry of `mem` as [key, seq, value or null]. */
+function visited(mem: Memtable): Array<[string, number, string | null]> {
+  const out: Array<[string, number, string | null]> = [];
+  mem.visitNewest((arena, keyAt, keyLength, seq, _expiry, at, length) => {
+    out.push([
+      String.fromCharCode(...arena.subarray(keyAt, keyAt + keyLength)),
+      seq,
+      length < 0 ? null : text(arena.subarray(at, at + length))!,
+    ]);
+  });
+  return out;
+}
+
+Deno.test("a flush visits each key's newest version once, in the order those were written, through compactions", () => {
+  const mem = new Memtable();
+  // What visitNewest must give: each key's last write, ordered by its seq.
+  const model = new Map<string, [number, string | null]>();
+  const expected = () =>
+    [...model].map(([key, [seq, v]]): [string, number, string | null] => [
+      key,
+      seq,
+      v,
+    ]).sort((a, b) => a[1] - b[1]);
+  let seq = 0;
+  const write = (key: string, value: string | null) => {
+    mem.apply(++seq, key, value === null ? undefined : bytes(value), 0);
+    model.set(key, [seq, value]);
+  };
+  // A load in key order comes out in key order.
+  for (let i = 0; i < 1000; i++) write(`a${String(i).padStart(4, "0")}`, "x");
+  const first = visited(mem);
+  assert.deepEqual(first, expected());
+  assert.deepEqual(first.map((e) => e[0]), first.map((e) => e[0]).sort());
+  // Overwrites and deletes move a key to the position of its last write;
+  // enough of them to compact the rows more than once.
+  for (let round = 0; round < 40; round++) {
+    for (let i = round % 3; i < 1000; i += 3) {
+      const key = `a${String(i).padStart(4, "0")}`;
+      write(key, (i + round) % 5 === 0 ? null : `${round}:${i}`);
+    }
+    write(`b${round}`, `new ${round}`);
+  }
+  assert.ok(mem.compactions >= 2, `${mem.compactions} compactions`);
+  assert.deepEqual(visited(mem), expected());
+  for (const [key, [, v]] of model) {
+    assert.equal(text(mem.get(key)?.value), v ?? undefined, key);
+  }
+});
