@@ -3,9 +3,16 @@
  * CPU work of flushes and merges — encoding blocks, checksums, filters,
  * merging — happens on another core than the store's reads and writes.
  *
- * The worker starts with the first job and is stopped once it has been
- * idle for WORKER_IDLE_MS, so that a store left open keeps a program from
- * exiting no longer than that. (A running worker keeps the process alive.)
+ * The thread belongs to a {@linkcode JobWorker} that every store's runner
+ * in the process shares by default, as LevelDB's and RocksDB's default Env
+ * share their background threads: a store opened after another finds the
+ * thread started and its compiled code warm (a cold thread took 100-240 ms
+ * over its first flushes). Jobs of different stores take turns on it.
+ *
+ * The thread starts with the first job and is stopped once no job has run
+ * for WORKER_IDLE_MS, so that a store left open keeps a program from exiting
+ * no longer than that (A running worker keeps the process alive), or for
+ * WORKER_CLOSED_IDLE_MS once every store's runner on it is closed.
  */
 import { CorruptionError } from "./errors.ts";
 import type { Job, JobRunner } from "./jobs.ts";
@@ -13,6 +20,14 @@ import type { TableMeta } from "./sstable/mod.ts";
 
 /** How long an idle worker is kept for the next job. */
 export const WORKER_IDLE_MS = 1000;
+
+/**
+ * How long an idle worker is kept once every runner on it is closed: long
+ * enough for the next store a program opens (a benchmark's next fresh
+ * store) to find it warm, short enough that a program that closed its
+ * stores exits promptly.
+ */
+export const WORKER_CLOSED_IDLE_MS = 250;
 
 /** What the worker posts back for job `id`. */
 export type JobReply =
@@ -22,21 +37,35 @@ export type JobReply =
     error: { name: string; message: string; file?: string; offset?: number };
   };
 
-/** A {@linkcode JobRunner} backed by one worker thread. */
-export class WorkerRunner implements JobRunner {
-  #worker: Worker | undefined;
-  #pending = new Map<
-    number,
-    { resolve: (metas: TableMeta[]) => void; reject: (e: Error) => void }
-  >();
-  #nextId = 1;
-  #closed = false;
-  #idleTimer: ReturnType<typeof setTimeout> | undefined;
+interface Waiter {
+  resolve: (metas: TableMeta[]) => void;
+  reject: (e: Error) => void;
+}
 
-  run(job: Job): Promise<TableMeta[]> {
-    if (this.#closed) {
-      return Promise.reject(new Error("The background worker was stopped"));
+/** One worker thread and the jobs waiting on it, whoever posted them. */
+export class JobWorker {
+  #worker: Worker | undefined;
+  #pending = new Map<number, Waiter>();
+  #nextId = 1;
+  #idleTimer: ReturnType<typeof setTimeout> | undefined;
+  /** Runners attached and not yet closed. */
+  #runners = 0;
+
+  /** A runner starts using this worker. */
+  attach(): void {
+    this.#runners++;
+  }
+
+  /** A runner is closed: with none left and nothing running, stop soon. */
+  detach(): void {
+    this.#runners--;
+    if (this.#pending.size === 0 && this.#worker !== undefined) {
+      this.#armIdleStop();
     }
+  }
+
+  /** Posts `job`; `id` receives the number it goes by (see forget). */
+  run(job: Job, onId: (id: number) => void): Promise<TableMeta[]> {
     if (this.#idleTimer !== undefined) {
       clearTimeout(this.#idleTimer);
       this.#idleTimer = undefined;
@@ -45,34 +74,35 @@ export class WorkerRunner implements JobRunner {
     const id = this.#nextId++;
     const { promise, resolve, reject } = Promise.withResolvers<TableMeta[]>();
     this.#pending.set(id, { resolve, reject });
+    onId(id);
     // A flush's entries move to the worker without a copy.
     const transfer = job.kind === "flush" ? [job.entries.buffer] : [];
     worker.postMessage({ id, job }, transfer as ArrayBuffer[]);
     return promise;
   }
 
-  /**
-   * Starts the worker ahead of the first job (a store about to flush its
-   * first memtable), so that the flush does not wait for the thread to
-   * start and load its modules; stopped again if no job comes within
-   * WORKER_IDLE_MS.
-   */
+  /** Starts the thread ahead of a job (see WorkerRunner.prepare). */
   prepare(): void {
-    if (this.#closed) return;
     if (this.#worker === undefined) this.#start();
     // Idle, it would stop before the job comes: keep it another while.
     if (this.#pending.size === 0) this.#armIdleStop();
   }
 
-  /** @internal Whether the worker thread is up (for tests). */
+  /** Whether the thread is up. */
   get started(): boolean {
     return this.#worker !== undefined;
   }
 
-  close(): void {
-    if (this.#closed) return;
-    this.#closed = true;
-    this.#stop(new Error("The background worker was stopped"));
+  /**
+   * Fails job `id` now with `error` (its runner was closed); the thread
+   * runs it to its end all the same, its reply ignored.
+   */
+  forget(id: number, error: Error): void {
+    const waiter = this.#pending.get(id);
+    if (!waiter) return;
+    this.#pending.delete(id);
+    if (this.#pending.size === 0) this.#armIdleStop();
+    waiter.reject(error);
   }
 
   #start(): Worker {
@@ -93,7 +123,12 @@ export class WorkerRunner implements JobRunner {
     return worker;
   }
 
-  /** Terminates the worker, failing the jobs it was running. */
+  /** Stops the thread now, failing every job it was running. */
+  terminate(): void {
+    this.#stop(new Error("The background worker was stopped"));
+  }
+
+  /** Terminates the thread, failing every job it was running. */
   #stop(error: Error): void {
     if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
     this.#idleTimer = undefined;
@@ -104,16 +139,20 @@ export class WorkerRunner implements JobRunner {
     for (const w of waiters) w.reject(error);
   }
 
-  /** Stops the worker if it gets no job within WORKER_IDLE_MS. */
+  /**
+   * Stops the thread if it gets no job within WORKER_IDLE_MS (or
+   * WORKER_CLOSED_IDLE_MS, when no runner is open).
+   */
   #armIdleStop(): void {
     if (this.#idleTimer !== undefined) clearTimeout(this.#idleTimer);
+    const idleMs = this.#runners > 0 ? WORKER_IDLE_MS : WORKER_CLOSED_IDLE_MS;
     const timer = setTimeout(() => {
       this.#idleTimer = undefined;
       if (this.#pending.size === 0) {
         this.#worker?.terminate();
         this.#worker = undefined;
       }
-    }, WORKER_IDLE_MS);
+    }, idleMs);
     Deno.unrefTimer(timer);
     this.#idleTimer = timer;
   }
@@ -127,20 +166,80 @@ export class WorkerRunner implements JobRunner {
       waiter.resolve(reply.metas);
       return;
     }
-    const { name, message, file, offset } = reply.error;
-    let error: Error;
-    if (name === "CorruptionError" && file !== undefined) {
-      error = new CorruptionError(message, file, offset ?? 0);
-    } else {
-      // The classes callers tell apart keep their class; others their name.
-      const Class = name === "RangeError"
-        ? RangeError
-        : name === "TypeError"
-        ? TypeError
-        : Error;
-      error = new Class(message);
-      error.name = name;
+    waiter.reject(jobError(reply.error));
+  }
+}
+
+/** The error a job failed with, rebuilt from what the worker posted. */
+function jobError(
+  e: { name: string; message: string; file?: string; offset?: number },
+): Error {
+  const { name, message, file, offset } = e;
+  if (name === "CorruptionError" && file !== undefined) {
+    return new CorruptionError(message, file, offset ?? 0);
+  }
+  // The classes callers tell apart keep their class; others their name.
+  const Class = name === "RangeError"
+    ? RangeError
+    : name === "TypeError"
+    ? TypeError
+    : Error;
+  const error = new Class(message);
+  error.name = name;
+  return error;
+}
+
+/** The worker every store's runner uses unless given its own. */
+const processWorker = new JobWorker();
+
+/**
+ * A store's {@linkcode JobRunner} on a {@linkcode JobWorker} (by default the
+ * one the process shares).
+ */
+export class WorkerRunner implements JobRunner {
+  #closed = false;
+  /** This runner's jobs not yet settled. */
+  #ids = new Set<number>();
+
+  constructor(private readonly worker: JobWorker = processWorker) {
+    worker.attach();
+  }
+
+  run(job: Job): Promise<TableMeta[]> {
+    if (this.#closed) {
+      return Promise.reject(new Error("The background worker was stopped"));
     }
-    waiter.reject(error);
+    let id = 0;
+    const running = this.worker.run(job, (n) => this.#ids.add(id = n));
+    const forget = () => this.#ids.delete(id);
+    running.then(forget, forget);
+    return running;
+  }
+
+  /**
+   * Starts the thread ahead of the first job (a store about to flush its
+   * first memtable), so that the flush does not wait for it to start and
+   * load its modules; stopped again if no job comes within WORKER_IDLE_MS.
+   */
+  prepare(): void {
+    if (!this.#closed) this.worker.prepare();
+  }
+
+  /** @internal Whether the worker thread is up (for tests). */
+  get started(): boolean {
+    return this.worker.started;
+  }
+
+  /**
+   * Stops the runner: its jobs still running fail at once. (The store
+   * closes its runner only once its jobs have settled: a job failed here
+   * would still run to its end on the shared thread.)
+   */
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    const error = new Error("The background worker was stopped");
+    for (const id of [...this.#ids]) this.worker.forget(id, error);
+    this.worker.detach();
   }
 }

@@ -22,7 +22,12 @@ import {
   tableName,
   TableReader,
 } from "../../storage/sstable/mod.ts";
-import { WORKER_IDLE_MS, WorkerRunner } from "../../storage/worker_runner.ts";
+import {
+  JobWorker,
+  WORKER_CLOSED_IDLE_MS,
+  WORKER_IDLE_MS,
+  WorkerRunner,
+} from "../../storage/worker_runner.ts";
 import { bytesToBinary, Prng } from "../../util/mod.ts";
 import { tempDir, testSeed } from "../helpers.ts";
 
@@ -246,7 +251,8 @@ Deno.test("a worker reports a damaged table as a CorruptionError naming it", asy
 
 Deno.test("a worker started ahead of its first job runs it, and stops after its idle time when none comes", async () => {
   await using tmp = await tempDir();
-  const runner = new WorkerRunner();
+  const worker = new JobWorker();
+  const runner = new WorkerRunner(worker);
   try {
     assert.equal(runner.started, false);
     runner.prepare();
@@ -266,8 +272,40 @@ Deno.test("a worker started ahead of its first job runs it, and stops after its 
   } finally {
     runner.close();
   }
+  // Its last runner closed, the thread stops after the shorter wait.
+  assert.equal(runner.started, true);
+  await new Promise((r) => setTimeout(r, WORKER_CLOSED_IDLE_MS + 300));
+  assert.equal(runner.started, false, "stopped after its last runner closed");
   runner.prepare();
   assert.equal(runner.started, false, "not started once closed");
+});
+
+Deno.test("runners share their worker: one closing leaves the other's jobs running on the same thread", async () => {
+  await using tmp = await tempDir();
+  const worker = new JobWorker();
+  const a = new WorkerRunner(worker);
+  const b = new WorkerRunner(worker);
+  try {
+    const rows = entries(new Prng(9), 300, 1);
+    assert.equal((await a.run(flushJob(tmp.path, rows, 1)))[0]!.entries, 300);
+    // b finds the thread a started.
+    assert.equal(b.started, true);
+    const running = b.run(flushJob(tmp.path, rows, 100));
+    a.close();
+    await assert.rejects(
+      a.run(flushJob(tmp.path, rows, 200)),
+      /background worker was stopped/,
+    );
+    assert.equal((await running)[0]!.entries, 300);
+    // b is still open: the thread waits the full idle time for its jobs.
+    await new Promise((r) => setTimeout(r, WORKER_CLOSED_IDLE_MS + 300));
+    assert.equal(b.started, true, "kept for the runner still open");
+  } finally {
+    a.close();
+    b.close();
+    worker.terminate();
+  }
+  assert.equal(b.started, false);
 });
 
 Deno.test("a job that needs more file numbers than reserved fails", async () => {
