@@ -25,6 +25,7 @@ import {
   getVarint32,
   putFixed64,
   putVarint32,
+  sortedOrder,
   type VarintResult,
 } from "../util/mod.ts";
 import { writeTables } from "./compaction.ts";
@@ -291,18 +292,8 @@ export class FlushCursor extends Cursor {
       }
       keys.push(e.key);
     }
-    // A memtable written in key order (a sequential load) needs no sort:
-    // the typed array sort is not adaptive, and costs as much on sorted
-    // input as on random.
-    if (sorted) return;
-    const order = new Uint32Array(keys.length);
-    for (let i = 0; i < order.length; i++) order[i] = i;
-    order.sort((a, b) => {
-      const ka = keys[a]!;
-      const kb = keys[b]!;
-      return ka < kb ? -1 : ka > kb ? 1 : 0;
-    });
-    this.#order = order;
+    // A memtable written in key order (a sequential load) needs no sort.
+    if (!sorted) this.#order = sortedOrder(keys);
   }
 
   next(): boolean {

@@ -11,3 +11,4 @@ export * from "./bytes.ts";
 export * from "./assert.ts";
 export * from "./prng.ts";
 export * from "./search.ts";
+export * from "./sort.ts";

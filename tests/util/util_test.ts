@@ -20,11 +20,13 @@ import {
   putFixed64,
   putVarint32,
   sharedPrefix,
+  sortedOrder,
   textToBinary,
   unmaskCrc,
   varint32Length,
   wordLowerBound,
 } from "../../util/mod.ts";
+import { testSeed } from "../helpers.ts";
 
 Deno.test("crc32c matches the standard check values", () => {
   // RFC 3720 / iSCSI test vectors.
@@ -230,6 +232,45 @@ Deno.test("a search through key words agrees with lowerBound", () => {
       );
     }
   }
+});
+
+Deno.test("a radix sort of binary strings agrees with comparing them", () => {
+  const seed = testSeed("radix sort");
+  const rng = new Prng(seed);
+  const random = (n: number) => String.fromCharCode(...rng.bytes(n));
+  const families: Record<string, string[]> = {
+    // Bytes 0 and 255, keys that are prefixes of others, repeats.
+    short: Array.from({ length: 3000 }, () => random(rng.int(5))),
+    // A long shared prefix, then keys that differ late or end early.
+    prefixed: Array.from(
+      { length: 2000 },
+      () =>
+        "p".repeat(200) + (rng.chance(0.3) ? "\x00" : "") +
+        random(rng.int(8)),
+    ),
+    // Each key one byte longer than the last: a tie peels off one key per
+    // pass, past the pass limit.
+    chain: Array.from({ length: 300 }, (_, i) => "a".repeat(i) + "b").concat(
+      Array.from({ length: 300 }, (_, i) => "a".repeat(i)),
+    ),
+    // A flush's keys: zero-padded numbers.
+    numbers: Array.from(
+      { length: 5000 },
+      () => String(rng.int(1e9)).padStart(16, "0"),
+    ),
+  };
+  for (const [name, family] of Object.entries(families)) {
+    const keys = rng.chance(0.5) ? family : family.slice().reverse();
+    const got = Array.from(sortedOrder(keys), (i) => keys[i]!);
+    assert.deepEqual(got, keys.slice().sort(), `${name}, seed ${seed}`);
+    assert.deepEqual(
+      Array.from(sortedOrder(keys)).sort((a, b) => a - b),
+      keys.map((_, i) => i),
+      `${name}: every index once`,
+    );
+  }
+  assert.deepEqual(Array.from(sortedOrder([])), []);
+  assert.deepEqual(Array.from(sortedOrder(["b", "a"])), [1, 0]);
 });
 
 Deno.test("prefixSuccessor bounds every string with the prefix", () => {
