@@ -217,11 +217,14 @@ export function binaryToBytes(binary: string): Uint8Array {
  * string, so the common case allocates nothing new.
  */
 export function textToBinary(text: string): string {
-  for (let i = 0; i < text.length; i++) {
-    if (text.charCodeAt(i) >= 0x80) return bytesToBinary(encoder.encode(text));
-  }
-  return text;
+  // A regular expression checks in native code: 40 ns for a 16-char key
+  // where a charCodeAt loop took 60-75 (a key made by concatenation is a
+  // rope, each char read through an indirection).
+  return NON_ASCII.test(text) ? bytesToBinary(encoder.encode(text)) : text;
 }
+
+/** Matches a string with any char outside ASCII. */
+const NON_ASCII = /[^\x00-\x7f]/;
 
 /**
  * Writes a binary string's bytes into `buf` at `offset`; returns the end.

@@ -166,6 +166,13 @@ Deno.test("binary strings keep bytes and bytewise order", () => {
     binaryToBytes(textToBinary("é€")),
     new TextEncoder().encode("é€"),
   );
+  // The last ASCII char stays; the first past it is encoded, wherever it is
+  // in a key made by concatenation.
+  assert.equal(textToBinary("a\x7f"), "a\x7f");
+  assert.equal(textToBinary("\x80"), "\xc2\x80");
+  const rope = "key-" + "x".repeat(20);
+  assert.equal(textToBinary(rope + "é"), rope + "\xc3\xa9");
+  assert.equal(textToBinary("😀"), "\xf0\x9f\x98\x80");
 });
 
 Deno.test("bytesToBinary and putBinary convert exactly, ASCII or not", () => {
