@@ -224,7 +224,7 @@ export function textToBinary(text: string): string {
 }
 
 /** Matches a string with any char outside ASCII. */
-const NON_ASCII = /[^\x00-\x7f]/;
+const NON_ASCII = /[\u0080-\uffff]/;
 
 /**
  * Writes a binary string's bytes into `buf` at `offset`; returns the end.
