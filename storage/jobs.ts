@@ -303,7 +303,7 @@ export class FlushCursor extends Cursor {
     const i = this.#order === undefined ? this.#k : this.#order[this.#k]!;
     this.#k++;
     const e = this.#entry;
-    // The key was made once, when the entries were sorted.
+    // The key string was made once, when the constructor read the entries.
     readEntry(this.#buf, this.#starts[i]!, e, true, keys[i]!);
     if (e.key === last) {
       throw new CorruptionError(

@@ -11,7 +11,7 @@
  *
  * The thread starts with the first job and is stopped once no job has run
  * for WORKER_IDLE_MS, so that a store left open keeps a program from exiting
- * no longer than that (A running worker keeps the process alive), or for
+ * no longer than that (a running worker keeps the process alive), or for
  * WORKER_CLOSED_IDLE_MS once every store's runner on it is closed.
  */
 import { CorruptionError } from "./errors.ts";
@@ -64,8 +64,8 @@ export class JobWorker {
     }
   }
 
-  /** Posts `job`; `id` receives the number it goes by (see forget). */
-  run(job: Job, onId: (id: number) => void): Promise<TableMeta[]> {
+  /** Posts `job`; returns the number it goes by (see forget) and its result. */
+  run(job: Job): { id: number; done: Promise<TableMeta[]> } {
     if (this.#idleTimer !== undefined) {
       clearTimeout(this.#idleTimer);
       this.#idleTimer = undefined;
@@ -74,11 +74,10 @@ export class JobWorker {
     const id = this.#nextId++;
     const { promise, resolve, reject } = Promise.withResolvers<TableMeta[]>();
     this.#pending.set(id, { resolve, reject });
-    onId(id);
     // A flush's entries move to the worker without a copy.
     const transfer = job.kind === "flush" ? [job.entries.buffer] : [];
     worker.postMessage({ id, job }, transfer as ArrayBuffer[]);
-    return promise;
+    return { id, done: promise };
   }
 
   /** Starts the thread ahead of a job (see WorkerRunner.prepare). */
@@ -209,11 +208,11 @@ export class WorkerRunner implements JobRunner {
     if (this.#closed) {
       return Promise.reject(new Error("The background worker was stopped"));
     }
-    let id = 0;
-    const running = this.worker.run(job, (n) => this.#ids.add(id = n));
-    const forget = () => this.#ids.delete(id);
-    running.then(forget, forget);
-    return running;
+    const { id, done } = this.worker.run(job);
+    this.#ids.add(id);
+    const settled = () => this.#ids.delete(id);
+    done.then(settled, settled);
+    return done;
   }
 
   /**

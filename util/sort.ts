@@ -2,9 +2,10 @@
  * Sorting binary strings (bytewise order) by radix: a typed-array sort of
  * numbers, each packing the next three bytes of a key with its index, puts
  * keys in order by those bytes natively, without a comparison callback per
- * step; only keys that tie go on to the next three bytes. Sorting a flush's
- * 16k random keys this way took a third of the time of a sort comparing
- * strings.
+ * step; only keys that tie go on to the next three bytes. With it, a flush
+ * cursor's set-up for 16k random keys (reading them and sorting) went from
+ * 0.41-0.44 to 0.28-0.29 µs per key against a typed-array sort comparing
+ * the strings.
  */
 
 /** Runs this short are sorted by comparing strings. */
