@@ -94,6 +94,20 @@ export const EntryTag = {
 export const BLOOM_SEED_1 = 0x811c9dc5;
 export const BLOOM_SEED_2 = 0x050c5d1f;
 
+/**
+ * Last byte of a blocked Bloom filter (all of a key's probes in one 64-byte
+ * line). Above 30, so a reader that knows only the first layout, whose last
+ * byte is the probe count, takes it for an unknown filter and reads the
+ * index instead: right answers, no filtering.
+ */
+export const BLOOM_BLOCKED_MARKER = 0xb1;
+
+/** Bytes per line of a blocked Bloom filter: a cache line. */
+export const BLOOM_LINE_BYTES = 64;
+
+/** Multiplier that derives each probe's hash from the one before. */
+export const BLOOM_PROBE_MULTIPLIER = 0x9e3779b9;
+
 // ---- Manifest (docs/format/manifest.md) ----
 
 /** Manifest files are MANIFEST-NNNNNN by file number. */

@@ -1,8 +1,26 @@
 /**
  * Bloom filter over binary-string keys, sized from the real key count.
  * Format: docs/format/sstable.md, "Filter block".
+ *
+ * Tables are written with blocked filters: the first hash picks one 64-byte
+ * line and every probe of the key tests a bit of that line, so a lookup
+ * costs one cache miss per table instead of one per probe (a get after a
+ * burst of random writes tests every level-0 table's filter). Filters of
+ * the first layout (probes spread over the whole bit array), in tables
+ * written before, are still read.
  */
-import { BLOOM_SEED_1, BLOOM_SEED_2 } from "../format.ts";
+import {
+  BLOOM_BLOCKED_MARKER,
+  BLOOM_LINE_BYTES,
+  BLOOM_PROBE_MULTIPLIER,
+  BLOOM_SEED_1,
+  BLOOM_SEED_2,
+} from "../format.ts";
+
+const LINE_BITS = BLOOM_LINE_BYTES * 8;
+/** Shift that keeps a probe hash's top log2(LINE_BITS) bits. */
+const LINE_BIT_SHIFT = 32 - Math.log2(LINE_BITS);
+const PROBE_MULTIPLIER = BLOOM_PROBE_MULTIPLIER | 0;
 
 function fnv1a(key: string, seed: number): number {
   let h = seed;
@@ -58,10 +76,49 @@ export function bloomHash2(key: string): number {
 }
 
 /**
- * Builds the filter block contents from `n` keys' hashes. With bitsPerKey 0
- * the block is a single zero byte: no filter, every lookup reads the index.
+ * Line of a blocked filter with `lines` lines that key hash `h1` picks: the
+ * high bits of h1, scaled (h1 * lines < 2^53, so the product is exact).
+ */
+function lineOf(h1: number, lines: number): number {
+  return Math.floor((h1 * lines) / 4294967296);
+}
+
+/**
+ * Builds the filter block contents from `n` keys' hashes: a blocked
+ * filter. With bitsPerKey 0 the block is a single zero byte: no filter,
+ * every lookup reads the index.
  */
 export function buildBloom(
+  h1s: Uint32Array,
+  h2s: Uint32Array,
+  n: number,
+  bitsPerKey: number,
+): Uint8Array {
+  if (bitsPerKey <= 0 || n === 0) return Uint8Array.of(0);
+  const lines = Math.max(1, Math.ceil((n * bitsPerKey) / LINE_BITS));
+  const k = bloomProbes(bitsPerKey);
+  const bytes = lines * BLOOM_LINE_BYTES;
+  const out = new Uint8Array(bytes + 2);
+  for (let j = 0; j < n; j++) {
+    const base = lineOf(h1s[j]!, lines) * BLOOM_LINE_BYTES;
+    let h = h2s[j]! | 0;
+    for (let i = 0; i < k; i++) {
+      const bit = h >>> LINE_BIT_SHIFT;
+      out[base + (bit >>> 3)]! |= 1 << (bit & 7);
+      h = Math.imul(h, PROBE_MULTIPLIER);
+    }
+  }
+  out[bytes] = k;
+  out[bytes + 1] = BLOOM_BLOCKED_MARKER;
+  return out;
+}
+
+/**
+ * Builds a filter of the first layout, whose probes spread over the whole
+ * bit array: what tables written before blocked filters hold. Kept so that
+ * tests can check those still read right.
+ */
+export function buildSpreadBloom(
   h1s: Uint32Array,
   h2s: Uint32Array,
   n: number,
@@ -86,7 +143,8 @@ export function buildBloom(
 
 /**
  * True when `key` may be in the filter; false means certainly absent.
- * A filter with k = 0 (disabled) or a k above 30 (unknown) says "may".
+ * A filter with k = 0 (disabled), a k above 30 or a layout it does not
+ * know says "may".
  */
 export function bloomMayContain(
   filter: Uint8Array,
@@ -94,10 +152,24 @@ export function bloomMayContain(
   h1: number = bloomHash1(key),
   h2: number = bloomHash2(key),
 ): boolean {
-  const bytes = filter.length - 1;
-  const k = filter[bytes]!;
-  if (k === 0 || k > 30 || bytes <= 0) return true;
-  const bits = bytes * 8;
+  const last = filter.length - 1;
+  if (filter[last] === BLOOM_BLOCKED_MARKER) {
+    const bytes = last - 1;
+    const k = filter[bytes]!;
+    const lines = bytes / BLOOM_LINE_BYTES;
+    if (k === 0 || k > 30 || lines < 1 || lines % 1 !== 0) return true;
+    const base = lineOf(h1, lines) * BLOOM_LINE_BYTES;
+    let h = h2 | 0;
+    for (let i = 0; i < k; i++) {
+      const bit = h >>> LINE_BIT_SHIFT;
+      if ((filter[base + (bit >>> 3)]! & (1 << (bit & 7))) === 0) return false;
+      h = Math.imul(h, PROBE_MULTIPLIER);
+    }
+    return true;
+  }
+  const k = filter[last]!;
+  if (k === 0 || k > 30 || last <= 0) return true;
+  const bits = last * 8;
   for (let i = 0; i < k; i++) {
     const bit = ((h1 + Math.imul(i, h2)) >>> 0) % bits;
     if ((filter[bit >>> 3]! & (1 << (bit & 7))) === 0) return false;

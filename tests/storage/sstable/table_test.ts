@@ -20,8 +20,15 @@ import {
 import {
   bloomHash1,
   bloomHash2,
+  bloomMayContain,
+  buildBloom,
+  buildSpreadBloom,
   putBloomHashes,
 } from "../../../storage/sstable/bloom.ts";
+import {
+  BLOOM_BLOCKED_MARKER,
+  BLOOM_LINE_BYTES,
+} from "../../../storage/format.ts";
 import { CorruptionError } from "../../../storage/mod.ts";
 import { MergeCursor, TableCursor } from "../../../storage/merge.ts";
 import { denoEnv } from "../../../storage/env_deno.ts";
@@ -270,6 +277,93 @@ Deno.test("one pass gives both bloom hashes of a key", () => {
     putBloomHashes(key, h1s, h2s, 0);
     assert.equal(h1s[0], bloomHash1(key), `key ${i}`);
     assert.equal(h2s[0], bloomHash2(key) >>> 0, `key ${i}`);
+  }
+});
+
+/** Filter hashes of `keys`, as a table writer keeps them. */
+function filterHashes(keys: string[]): [Uint32Array, Uint32Array] {
+  const h1s = new Uint32Array(keys.length);
+  const h2s = new Uint32Array(keys.length);
+  keys.forEach((key, i) => putBloomHashes(key, h1s, h2s, i));
+  return [h1s, h2s];
+}
+
+/** The share of `absent` keys a filter lets through. */
+function falsePositiveRate(filter: Uint8Array, absent: string[]): number {
+  let passed = 0;
+  for (const key of absent) if (bloomMayContain(filter, key)) passed++;
+  return passed / absent.length;
+}
+
+Deno.test("both filter layouts keep every key and pass about 1% of absent ones", () => {
+  const seed = testSeed("bloom layouts");
+  const rng = new Prng(seed);
+  for (const n of [1, 7, 100, 5000, 40000]) {
+    const keys = Array.from(
+      { length: n },
+      (_, i) => `k${rng.int(1e9)}-${i}`,
+    );
+    const absent = Array.from(
+      { length: 20000 },
+      (_, i) => `a${i}-${rng.int(1e9)}`,
+    );
+    const [h1s, h2s] = filterHashes(keys);
+    for (
+      const [name, build] of [["blocked", buildBloom], [
+        "spread",
+        buildSpreadBloom,
+      ]] as const
+    ) {
+      const filter = build(h1s, h2s, n, 10);
+      for (const key of keys) {
+        assert.ok(
+          bloomMayContain(filter, key),
+          `seed ${seed}: ${name} lost ${key}`,
+        );
+      }
+      const rate = falsePositiveRate(filter, absent);
+      // Small filters vary more from key set to key set (a few keys get
+      // the minimum size: one 64-byte line, or 8 bytes spread).
+      const bound = n >= 5000 ? 0.015 : n >= 100 ? 0.03 : 0.05;
+      assert.ok(rate < bound, `seed ${seed}: ${name}, ${n} keys: ${rate}`);
+      if (n >= 5000) {
+        assert.ok(rate > 0.004, `seed ${seed}: ${name} rate ${rate}`);
+      }
+    }
+  }
+});
+
+Deno.test("a blocked filter is whole lines, the probe count and the marker", () => {
+  const keys = Array.from({ length: 1000 }, (_, i) => `key${i}`);
+  const [h1s, h2s] = filterHashes(keys);
+  const filter = buildBloom(h1s, h2s, keys.length, 10);
+  // ceil(1000 * 10 / 512) = 20 lines.
+  assert.equal(filter.length, 20 * BLOOM_LINE_BYTES + 2);
+  assert.equal(filter[filter.length - 2], 7);
+  assert.equal(filter[filter.length - 1], BLOOM_BLOCKED_MARKER);
+  // A reader of the first layout only sees a probe count above 30.
+  assert.ok(BLOOM_BLOCKED_MARKER > 30);
+  // Each key sets bits in one line only.
+  for (let i = 0; i < 50; i++) {
+    const one = buildBloom(
+      h1s.subarray(i, i + 1),
+      h2s.subarray(i, i + 1),
+      1,
+      10,
+    );
+    const set: number[] = [];
+    one.subarray(0, one.length - 2).forEach((b, at) => {
+      if (b !== 0) set.push(Math.floor(at / BLOOM_LINE_BYTES));
+    });
+    assert.equal(new Set(set).size, 1, `key ${i}: lines ${set}`);
+  }
+  // Disabled, and layouts a reader does not know, answer "may".
+  assert.deepEqual(buildBloom(h1s, h2s, keys.length, 0), Uint8Array.of(0));
+  const odd = filter.slice(1);
+  const unknownK = filter.slice();
+  unknownK[unknownK.length - 2] = 31;
+  for (const f of [Uint8Array.of(0), odd, unknownK]) {
+    for (let i = 0; i < 100; i++) assert.ok(bloomMayContain(f, `absent${i}`));
   }
 });
 
