@@ -12,13 +12,20 @@ import type { JobReply } from "./worker_runner.ts";
 
 const scope = globalThis as unknown as {
   onmessage: ((event: MessageEvent<{ id: number; job: Job }>) => void) | null;
-  postMessage(message: JobReply): void;
+  postMessage(message: JobReply, transfer: ArrayBuffer[]): void;
 };
 
 scope.onmessage = async ({ data: { id, job } }) => {
   let reply: JobReply;
+  const transfer: ArrayBuffer[] = [];
   try {
     reply = { id, metas: await runJob(denoEnv, job, macrotask) };
+    if (job.kind === "flush") {
+      // Done with the entries: their buffer goes back for the next flush.
+      const entries = job.entries.buffer as ArrayBuffer;
+      reply.entries = entries;
+      transfer.push(entries);
+    }
   } catch (error) {
     const e = error instanceof Error ? error : new Error(String(error));
     reply = {
@@ -32,5 +39,5 @@ scope.onmessage = async ({ data: { id, job } }) => {
       },
     };
   }
-  scope.postMessage(reply);
+  scope.postMessage(reply, transfer);
 };

@@ -57,7 +57,14 @@ import {
   ManifestWriter,
   type VersionEdit,
 } from "./manifest.ts";
-import { encodeMemtable, filesFor, type Job, type JobRunner } from "./jobs.ts";
+import {
+  dropSpareEntryBuffers,
+  encodeMemtable,
+  filesFor,
+  type Job,
+  type JobRunner,
+  recycleEntryBuffer,
+} from "./jobs.ts";
 import { dropSpareMemtableBuffers, Memtable } from "./memtable.ts";
 import type { MergeCursor } from "./merge.ts";
 import type { RecoveryReport } from "./recovery.ts";
@@ -1134,13 +1141,17 @@ export class Store {
     // (close() may already have waited for the jobs it knew of).
     if (this.#failure) throw this.#failure;
     const entries = encodeMemtable(f.mem);
-    return await this.#runJob({
+    const metas = await this.#runJob({
       kind: "flush",
       dir: this.dir,
       entries,
       ...this.#reserveFiles(entries.length),
       options: this.#tableOptions,
     });
+    // Run inline, the job leaves its entries buffer here (a worker hands
+    // it back itself; moved to the worker, it is empty here).
+    recycleEntryBuffer(entries.buffer as ArrayBuffer);
+    return metas;
   }
 
   /**
@@ -1355,6 +1366,7 @@ export class Store {
       this.#tables.closeAll();
       // A closed store leaves no spare memtable buffers behind it.
       dropSpareMemtableBuffers();
+      dropSpareEntryBuffers();
       // Nothing in the directory changes after close returns: not even the
       // removal of a table a merge made obsolete just before.
       await Promise.allSettled([...this.#removals]);

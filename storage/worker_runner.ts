@@ -15,7 +15,7 @@
  * WORKER_CLOSED_IDLE_MS once every store's runner on it is closed.
  */
 import { CorruptionError } from "./errors.ts";
-import type { Job, JobRunner } from "./jobs.ts";
+import { type Job, type JobRunner, recycleEntryBuffer } from "./jobs.ts";
 import type { TableMeta } from "./sstable/mod.ts";
 
 /** How long an idle worker is kept for the next job. */
@@ -31,7 +31,12 @@ export const WORKER_CLOSED_IDLE_MS = 250;
 
 /** What the worker posts back for job `id`. */
 export type JobReply =
-  | { id: number; metas: TableMeta[] }
+  | {
+    id: number;
+    metas: TableMeta[];
+    /** A flush's entries buffer, handed back for reuse. */
+    entries?: ArrayBuffer;
+  }
   | {
     id: number;
     error: { name: string; message: string; file?: string; offset?: number };
@@ -162,6 +167,7 @@ export class JobWorker {
     this.#pending.delete(reply.id);
     if (this.#pending.size === 0) this.#armIdleStop();
     if ("metas" in reply) {
+      if (reply.entries !== undefined) recycleEntryBuffer(reply.entries);
       waiter.resolve(reply.metas);
       return;
     }

@@ -8,13 +8,18 @@ import assert from "node:assert/strict";
 import { denoEnv } from "../../storage/env_deno.ts";
 import { CorruptionError } from "../../storage/errors.ts";
 import {
+  dropSpareEntryBuffers,
   encodeEntries,
+  encodeMemtable,
   filesFor,
   FlushCursor,
   InlineRunner,
   type Job,
   type JobRunner,
+  recycleEntryBuffer,
+  spareEntryBufferCount,
 } from "../../storage/jobs.ts";
+import { Memtable } from "../../storage/memtable.ts";
 import type { SourceEntry } from "../../storage/merge.ts";
 import {
   BlockCache,
@@ -119,6 +124,72 @@ Deno.test("flush entries round trip through their encoding and a FlushCursor", (
     () => readAllEntries(encodeEntries(rows.values(), 1).subarray(0, 50)),
     CorruptionError,
   );
+});
+
+Deno.test("a memtable encodes the same into a recycled buffer full of garbage", () => {
+  const seed = testSeed("jobs recycled entry buffer");
+  const rng = new Prng(seed);
+  const rows = entries(rng, 3000, 1);
+  const mem = new Memtable();
+  for (const r of shuffled(rng, rows)) {
+    mem.apply(r.seq, r.key, r.value, r.expiry);
+  }
+  dropSpareEntryBuffers();
+  const fresh = encodeMemtable(mem);
+  const sorted = (buf: Uint8Array) =>
+    readAllEntries(buf).sort((a, b) => a.key < b.key ? -1 : 1);
+  assert.deepEqual(sorted(fresh), rows, `seed ${seed}`);
+  const expected = fresh.slice();
+  // The buffer comes back dirty.
+  const used = fresh.buffer as ArrayBuffer;
+  new Uint8Array(used).fill(0xa5);
+  recycleEntryBuffer(used);
+  assert.equal(spareEntryBufferCount(), 1);
+  const again = encodeMemtable(mem);
+  assert.equal(again.buffer, used, "the recycled buffer is used");
+  assert.equal(spareEntryBufferCount(), 0);
+  assert.deepEqual(again, expected);
+  // One too small for the memtable is not used.
+  recycleEntryBuffer(new ArrayBuffer(64));
+  const third = encodeMemtable(mem);
+  assert.notEqual(third.buffer.byteLength, 64);
+  assert.deepEqual(third, expected);
+  // Empty (moved away) buffers are not kept.
+  recycleEntryBuffer(new ArrayBuffer(0));
+  assert.equal(spareEntryBufferCount(), 0);
+});
+
+Deno.test("a worker hands a flush's entries buffer back for the next flush", async () => {
+  await using tmp = await tempDir();
+  const worker = new JobWorker();
+  const runner = new WorkerRunner(worker);
+  try {
+    const rng = new Prng(testSeed("jobs entry buffer back"));
+    const rows = entries(rng, 500, 1);
+    const mem = new Memtable();
+    for (const r of rows) mem.apply(r.seq, r.key, r.value, r.expiry);
+    dropSpareEntryBuffers();
+    const encoded = encodeMemtable(mem);
+    const size = encoded.buffer.byteLength;
+    const metas = await runner.run({
+      kind: "flush",
+      dir: tmp.path,
+      entries: encoded,
+      firstFile: 1,
+      files: filesFor(size),
+      options: OPTIONS,
+    });
+    assert.equal(metas.reduce((n, m) => n + m.entries, 0), rows.length);
+    // Moved to the worker, then back.
+    assert.equal(encoded.buffer.byteLength, 0);
+    assert.equal(spareEntryBufferCount(), 1);
+    assert.equal(encodeMemtable(mem).buffer.byteLength, size);
+    assert.equal(spareEntryBufferCount(), 0);
+  } finally {
+    runner.close();
+    worker.terminate();
+    dropSpareEntryBuffers();
+  }
 });
 
 /** Every entry a FlushCursor reads from `buf`, values copied. */
