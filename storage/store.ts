@@ -50,7 +50,12 @@ import {
   STALLED_WRITES_MAX,
   WAL_SEGMENT_MEMTABLE_RATIO,
 } from "./limits.ts";
-import { LogWriter, type LogWriterStats, type SyncMode } from "./log_writer.ts";
+import {
+  dropSpareLogBuffers,
+  LogWriter,
+  type LogWriterStats,
+  type SyncMode,
+} from "./log_writer.ts";
 import {
   applyEdit,
   type ManifestState,
@@ -1367,6 +1372,7 @@ export class Store {
       // A closed store leaves no spare memtable buffers behind it.
       dropSpareMemtableBuffers();
       dropSpareEntryBuffers();
+      dropSpareLogBuffers();
       // Nothing in the directory changes after close returns: not even the
       // removal of a table a merge made obsolete just before.
       await Promise.allSettled([...this.#removals]);

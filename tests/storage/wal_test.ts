@@ -1,14 +1,23 @@
 /**
  * WAL codec: round trips at every field boundary, and decode failures for
- * payloads that do not follow the format.
+ * payloads that do not follow the format; a segment writer reusing the
+ * buffer of the one before writes only its own records.
  */
 import assert from "node:assert/strict";
 import {
   decodePayload,
   encodedRecordBytes,
   encodeRecord,
+  SegmentReader,
   type WalOp,
+  type WalRecord,
 } from "../../storage/wal.ts";
+import {
+  dropSpareLogBuffers,
+  LogWriter,
+  spareLogBufferCount,
+} from "../../storage/log_writer.ts";
+import { MemEnv } from "../../storage/env_mem.ts";
 import {
   BatchOpKind,
   WAL_HEADER_BYTES,
@@ -125,4 +134,47 @@ Deno.test("payloads that break the format decode to a reason, never a record", (
   bp[16] = 2;
   bp[17] = 9; // unknown op kind
   assert.match(String(decodePayload(3, bp)), /kind/);
+});
+
+Deno.test("a segment's writer takes the buffer of the one closed before it, dirty, and writes only its own records", async () => {
+  const env = new MemEnv();
+  await env.mkdirAll("/db");
+  dropSpareLogBuffers();
+  /** The records of segment `path`, then how the segment ended. */
+  const readBack = async (path: string) => {
+    const reader = new SegmentReader(await env.openReadable(path));
+    const out: Array<WalRecord | string> = [];
+    for (;;) {
+      const r = await reader.next();
+      if (r.kind !== "record") return { out, end: r.kind };
+      out.push(decodePayload(r.type, r.payload));
+    }
+  };
+  const open = (path: string) =>
+    new LogWriter(env, path, env.openWritable(path), "none", 0);
+  // The first writer grows its buffer to 1 MiB and more with big records.
+  const first = open("/db/000001.log");
+  const big = binaryToBytes("y".repeat(5000));
+  for (let i = 0; i < 400; i++) {
+    first.append(i + 1, [put(`big-${i}`, "y".repeat(5000))], undefined);
+  }
+  await first.close();
+  assert.equal(spareLogBufferCount(), 1, "its buffer is kept");
+  const second = open("/db/000002.log");
+  assert.equal(spareLogBufferCount(), 0, "and taken by the next writer");
+  const ops = [put("a", "1"), del("b"), put("c", "")];
+  for (let i = 0; i < ops.length; i++) {
+    second.append(1000 + i, [ops[i]!], undefined);
+  }
+  await second.close();
+  const { out, end } = await readBack("/db/000002.log");
+  assert.equal(end, "end");
+  assert.deepEqual(
+    out.map((r) => typeof r === "string" ? r : [r.seq, r.ops]),
+    ops.map((op, i) => [1000 + i, [op]]),
+  );
+  const firstBack = await readBack("/db/000001.log");
+  assert.equal(firstBack.out.length, 400);
+  assert.deepEqual((firstBack.out[399] as WalRecord).ops[0]!.value, big);
+  dropSpareLogBuffers();
 });
