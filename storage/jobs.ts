@@ -26,6 +26,7 @@ import {
   putFixed64,
   putVarint32,
   sortedOrder,
+  Spares,
   type VarintResult,
 } from "../util/mod.ts";
 import { writeTables } from "./compaction.ts";
@@ -101,40 +102,24 @@ const FLAG_VALUE = 1;
 
 /**
  * Buffers that flushes' entries were encoded into, handed back once the
- * flush is done, for the next flushes: encoding a memtable of 2.3 MB of
- * entries took 1.5 ms into a used buffer and 4-17 ms into a fresh one,
- * which costs a page fault per 4 KiB written (several microseconds each on
- * the machines measured), all on the store's thread while writes wait.
- * Shared by the stores of the process; emptied when one closes.
+ * flush is done (see recycleEntryBuffer), for the next flushes: encoding a
+ * memtable took 4-27 ms into a fresh buffer and 1.3-3.7 ms into a used one,
+ * on the store's thread while writes wait. At most one per frozen memtable
+ * a store can hold: it starts all their flushes at once.
  */
-const spareEntryBuffers: ArrayBuffer[] = [];
-
-/**
- * Most spare entry buffers kept: a store starts the flushes of all its
- * frozen memtables at once, each with its own buffer.
- */
-const SPARE_ENTRY_BUFFERS_MAX = IMMUTABLE_MEMTABLES_MAX;
+export const spareEntryBuffers: Spares<ArrayBuffer> = new Spares(
+  IMMUTABLE_MEMTABLES_MAX,
+);
 
 /** Recyclable entry buffers are allocated in multiples of this. */
 const ENTRY_BUFFER_GRANULE = 1024 * 1024;
 
-/** Keeps a finished flush's entries buffer for the next flush. */
+/**
+ * Keeps a finished flush's entries buffer for the next flush; an empty one
+ * (moved to a worker) is not kept.
+ */
 export function recycleEntryBuffer(buffer: ArrayBuffer): void {
-  if (
-    buffer.byteLength > 0 && spareEntryBuffers.length < SPARE_ENTRY_BUFFERS_MAX
-  ) {
-    spareEntryBuffers.push(buffer);
-  }
-}
-
-/** Lets go of the spare entry buffers (a store closing). */
-export function dropSpareEntryBuffers(): void {
-  spareEntryBuffers.length = 0;
-}
-
-/** @internal Spare entry buffers kept now (for tests). */
-export function spareEntryBufferCount(): number {
-  return spareEntryBuffers.length;
+  if (buffer.byteLength > 0) spareEntryBuffers.give(buffer);
 }
 
 /** A flush's entries as they are encoded (see encodeEntries for the layout). */
@@ -153,7 +138,7 @@ class EntryBuffer {
       ? Math.ceil(Math.max(1, sizeHint) / ENTRY_BUFFER_GRANULE) *
         ENTRY_BUFFER_GRANULE
       : Math.max(1024, sizeHint);
-    const recycled = spare ? spareEntryBuffers.pop() : undefined;
+    const recycled = spare ? spareEntryBuffers.take() : undefined;
     this.#buf = recycled !== undefined && recycled.byteLength >= size
       ? new Uint8Array(recycled)
       : new Uint8Array(size);

@@ -16,7 +16,7 @@
  * - After a failed write or fsync nothing more is acknowledged: every queued
  *   commit fails and so does every later append (fail-stop).
  */
-import { assert } from "../util/mod.ts";
+import { assert, Spares } from "../util/mod.ts";
 import type { Env, Timer, WritableFile } from "./env.ts";
 import { StoreFailedError } from "./errors.ts";
 import {
@@ -55,27 +55,13 @@ const BUFFER_BYTES_INITIAL = 64 * 1024;
  * Buffers of the writers of closed segments, for the writers of the next
  * ones: each segment's writer used to start from a fresh 64 KiB buffer and
  * grow it (under `--sync none` to past UNSYNCED_BUFFER_BYTES_MAX) through
- * fresh memory, a page fault per 4 KiB on the store's thread, once per
- * memtable. Shared by the stores of the process; emptied when one closes.
+ * new memory, once per memtable.
  */
-const spareBuffers: Uint8Array[] = [];
-
-/** Most spare log buffers kept. */
-const SPARE_BUFFERS_MAX = 2;
-
-/** Lets go of the spare log buffers (a store closing). */
-export function dropSpareLogBuffers(): void {
-  spareBuffers.length = 0;
-}
-
-/** @internal Spare log buffers kept now (for tests). */
-export function spareLogBufferCount(): number {
-  return spareBuffers.length;
-}
+export const spareLogBuffers: Spares<Uint8Array> = new Spares(2);
 
 /** Writer of the active WAL segment. */
 export class LogWriter {
-  #buf = spareBuffers.pop() ?? new Uint8Array(BUFFER_BYTES_INITIAL);
+  #buf = spareLogBuffers.take() ?? new Uint8Array(BUFFER_BYTES_INITIAL);
   #length = 0;
   #queued: Commit[] = [];
   /** True while a drain runs; cleared synchronously as it ends. */
@@ -333,11 +319,8 @@ export class LogWriter {
     try {
       await this.sync();
       // Everything is written: the buffer serves the next segment's writer.
-      if (
-        this.#length === 0 && !this.#failure &&
-        spareBuffers.length < SPARE_BUFFERS_MAX
-      ) {
-        spareBuffers.push(this.#buf);
+      if (this.#length === 0 && !this.#failure) {
+        spareLogBuffers.give(this.#buf);
         this.#buf = new Uint8Array(0);
       }
     } finally {

@@ -38,7 +38,13 @@
  *   from `hashSlot(bloomHash1(key))` on (linear probing); it is at most
  *   half full.
  */
-import { assert, type BytePool, bytesToBinary, copyInto } from "../util/mod.ts";
+import {
+  assert,
+  type BytePool,
+  bytesToBinary,
+  copyInto,
+  Spares,
+} from "../util/mod.ts";
 import { type MapPosition, SortedMap } from "./sorted_map.ts";
 import { bloomHash1 } from "./sstable/bloom.ts";
 
@@ -145,26 +151,17 @@ interface Buffers {
  * Buffers of memtables no one reads any more, for the next memtables:
  * fresh ones cost a page fault per 4 KiB written and a copy per doubling,
  * which made a write into a new memtable five to ten times as slow as one
- * into a recycled one (0.6–1.6 µs against 0.11–0.14 µs). Shared by the stores of the process; emptied when one
- * closes. At most one set per memtable a store can hold (1 +
- * IMMUTABLE_MEMTABLES_MAX): fewer, and memtables frozen while others wait
- * for their flush start without.
+ * into a recycled one (0.6–1.6 µs against 0.11–0.14 µs). At most one set
+ * per memtable a store can hold (1 + IMMUTABLE_MEMTABLES_MAX): fewer, and
+ * memtables frozen while others wait for their flush start without.
  */
-const spareBuffers: Buffers[] = [];
-
-/**
- * Lets go of the spare buffers (a store closing): the next memtables start
- * small again.
- */
-export function dropSpareMemtableBuffers(): void {
-  spareBuffers.length = 0;
-}
+const spareBuffers = new Spares<Buffers>(SPARE_BUFFERS_MAX);
 
 /** Versioned sorted table of recent writes. */
 export class Memtable {
   /** `readers` decides which old versions must be kept. */
   constructor(readonly readers: ReaderRegistry = new ReaderRegistry()) {
-    const spare = spareBuffers.pop();
+    const spare = spareBuffers.take();
     if (spare) {
       this.#arena = spare.arena;
       this.#meta = spare.meta;
@@ -249,14 +246,12 @@ export class Memtable {
     assert(this.#pins > 0, "unpin of a recycled memtable");
     if (--this.#pins > 0) return;
     this.#recycled = true;
-    if (spareBuffers.length < SPARE_BUFFERS_MAX) {
-      spareBuffers.push({
-        arena: this.#arena,
-        meta: this.#meta,
-        seqs: this.#seqs,
-        slots: this.#slots,
-      });
-    }
+    spareBuffers.give({
+      arena: this.#arena,
+      meta: this.#meta,
+      seqs: this.#seqs,
+      slots: this.#slots,
+    });
   }
 
   /** Applies a write at sequence `seq`; a tombstone when value is undefined. */

@@ -17,7 +17,7 @@
  * - After a failed write, fsync, flush or manifest edit the store rejects
  *   writes (fail-stop); reads keep working.
  */
-import { binaryToBytes, prefixSuccessor } from "../util/mod.ts";
+import { binaryToBytes, dropAllSpares, prefixSuccessor } from "../util/mod.ts";
 import {
   type Compaction,
   type CompactionPolicy,
@@ -50,12 +50,7 @@ import {
   STALLED_WRITES_MAX,
   WAL_SEGMENT_MEMTABLE_RATIO,
 } from "./limits.ts";
-import {
-  dropSpareLogBuffers,
-  LogWriter,
-  type LogWriterStats,
-  type SyncMode,
-} from "./log_writer.ts";
+import { LogWriter, type LogWriterStats, type SyncMode } from "./log_writer.ts";
 import {
   applyEdit,
   type ManifestState,
@@ -63,14 +58,13 @@ import {
   type VersionEdit,
 } from "./manifest.ts";
 import {
-  dropSpareEntryBuffers,
   encodeMemtable,
   filesFor,
   type Job,
   type JobRunner,
   recycleEntryBuffer,
 } from "./jobs.ts";
-import { dropSpareMemtableBuffers, Memtable } from "./memtable.ts";
+import { Memtable } from "./memtable.ts";
 import type { MergeCursor } from "./merge.ts";
 import type { RecoveryReport } from "./recovery.ts";
 import { segmentName } from "./recovery.ts";
@@ -1369,10 +1363,9 @@ export class Store {
       this.#runner.close();
       this.#manifest.close();
       this.#tables.closeAll();
-      // A closed store leaves no spare memtable buffers behind it.
-      dropSpareMemtableBuffers();
-      dropSpareEntryBuffers();
-      dropSpareLogBuffers();
+      // A closed store leaves no spare buffers behind it (memtables, flush
+      // entries, log).
+      dropAllSpares();
       // Nothing in the directory changes after close returns: not even the
       // removal of a table a merge made obsolete just before.
       await Promise.allSettled([...this.#removals]);

@@ -12,3 +12,4 @@ export * from "./assert.ts";
 export * from "./prng.ts";
 export * from "./search.ts";
 export * from "./sort.ts";
+export * from "./spares.ts";

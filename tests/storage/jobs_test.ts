@@ -8,7 +8,6 @@ import assert from "node:assert/strict";
 import { denoEnv } from "../../storage/env_deno.ts";
 import { CorruptionError } from "../../storage/errors.ts";
 import {
-  dropSpareEntryBuffers,
   encodeEntries,
   encodeMemtable,
   filesFor,
@@ -17,7 +16,7 @@ import {
   type Job,
   type JobRunner,
   recycleEntryBuffer,
-  spareEntryBufferCount,
+  spareEntryBuffers,
 } from "../../storage/jobs.ts";
 import { Memtable } from "../../storage/memtable.ts";
 import type { SourceEntry } from "../../storage/merge.ts";
@@ -134,7 +133,7 @@ Deno.test("a memtable encodes the same into a recycled buffer full of garbage", 
   for (const r of shuffled(rng, rows)) {
     mem.apply(r.seq, r.key, r.value, r.expiry);
   }
-  dropSpareEntryBuffers();
+  spareEntryBuffers.clear();
   const fresh = encodeMemtable(mem);
   const sorted = (buf: Uint8Array) =>
     readAllEntries(buf).sort((a, b) => a.key < b.key ? -1 : 1);
@@ -144,10 +143,10 @@ Deno.test("a memtable encodes the same into a recycled buffer full of garbage", 
   const used = fresh.buffer as ArrayBuffer;
   new Uint8Array(used).fill(0xa5);
   recycleEntryBuffer(used);
-  assert.equal(spareEntryBufferCount(), 1);
+  assert.equal(spareEntryBuffers.size, 1);
   const again = encodeMemtable(mem);
   assert.equal(again.buffer, used, "the recycled buffer is used");
-  assert.equal(spareEntryBufferCount(), 0);
+  assert.equal(spareEntryBuffers.size, 0);
   assert.deepEqual(again, expected);
   // One too small for the memtable is not used.
   recycleEntryBuffer(new ArrayBuffer(64));
@@ -156,7 +155,7 @@ Deno.test("a memtable encodes the same into a recycled buffer full of garbage", 
   assert.deepEqual(third, expected);
   // Empty (moved away) buffers are not kept.
   recycleEntryBuffer(new ArrayBuffer(0));
-  assert.equal(spareEntryBufferCount(), 0);
+  assert.equal(spareEntryBuffers.size, 0);
 });
 
 Deno.test("a worker hands a flush's entries buffer back for the next flush", async () => {
@@ -168,7 +167,7 @@ Deno.test("a worker hands a flush's entries buffer back for the next flush", asy
     const rows = entries(rng, 500, 1);
     const mem = new Memtable();
     for (const r of rows) mem.apply(r.seq, r.key, r.value, r.expiry);
-    dropSpareEntryBuffers();
+    spareEntryBuffers.clear();
     const encoded = encodeMemtable(mem);
     const size = encoded.buffer.byteLength;
     const metas = await runner.run({
@@ -182,13 +181,13 @@ Deno.test("a worker hands a flush's entries buffer back for the next flush", asy
     assert.equal(metas.reduce((n, m) => n + m.entries, 0), rows.length);
     // Moved to the worker, then back.
     assert.equal(encoded.buffer.byteLength, 0);
-    assert.equal(spareEntryBufferCount(), 1);
+    assert.equal(spareEntryBuffers.size, 1);
     assert.equal(encodeMemtable(mem).buffer.byteLength, size);
-    assert.equal(spareEntryBufferCount(), 0);
+    assert.equal(spareEntryBuffers.size, 0);
   } finally {
     runner.close();
     worker.terminate();
-    dropSpareEntryBuffers();
+    spareEntryBuffers.clear();
   }
 });
 

@@ -12,11 +12,7 @@ import {
   type WalOp,
   type WalRecord,
 } from "../../storage/wal.ts";
-import {
-  dropSpareLogBuffers,
-  LogWriter,
-  spareLogBufferCount,
-} from "../../storage/log_writer.ts";
+import { LogWriter, spareLogBuffers } from "../../storage/log_writer.ts";
 import { MemEnv } from "../../storage/env_mem.ts";
 import {
   BatchOpKind,
@@ -139,7 +135,7 @@ Deno.test("payloads that break the format decode to a reason, never a record", (
 Deno.test("a segment's writer takes the buffer of the one closed before it, dirty, and writes only its own records", async () => {
   const env = new MemEnv();
   await env.mkdirAll("/db");
-  dropSpareLogBuffers();
+  spareLogBuffers.clear();
   /** The records of segment `path`, then how the segment ended. */
   const readBack = async (path: string) => {
     const reader = new SegmentReader(await env.openReadable(path));
@@ -159,9 +155,9 @@ Deno.test("a segment's writer takes the buffer of the one closed before it, dirt
     first.append(i + 1, [put(`big-${i}`, "y".repeat(5000))], undefined);
   }
   await first.close();
-  assert.equal(spareLogBufferCount(), 1, "its buffer is kept");
+  assert.equal(spareLogBuffers.size, 1, "its buffer is kept");
   const second = open("/db/000002.log");
-  assert.equal(spareLogBufferCount(), 0, "and taken by the next writer");
+  assert.equal(spareLogBuffers.size, 0, "and taken by the next writer");
   const ops = [put("a", "1"), del("b"), put("c", "")];
   for (let i = 0; i < ops.length; i++) {
     second.append(1000 + i, [ops[i]!], undefined);
@@ -176,5 +172,5 @@ Deno.test("a segment's writer takes the buffer of the one closed before it, dirt
   const firstBack = await readBack("/db/000001.log");
   assert.equal(firstBack.out.length, 400);
   assert.deepEqual((firstBack.out[399] as WalRecord).ops[0]!.value, big);
-  dropSpareLogBuffers();
+  spareLogBuffers.clear();
 });

@@ -7,6 +7,7 @@ import {
   crc32c,
   crc32cUpdate,
   crc32Update,
+  dropAllSpares,
   getFixed32,
   getFixed64,
   getVarint32,
@@ -21,6 +22,7 @@ import {
   putVarint32,
   sharedPrefix,
   sortedOrder,
+  Spares,
   textToBinary,
   unmaskCrc,
   varint32Length,
@@ -278,6 +280,24 @@ Deno.test("a radix sort of binary strings agrees with comparing them", () => {
   }
   assert.deepEqual(Array.from(sortedOrder([])), []);
   assert.deepEqual(Array.from(sortedOrder(["b", "a"])), [1, 0]);
+});
+
+Deno.test("a pool of spares keeps at most its max, and dropAllSpares empties every pool", () => {
+  const a = new Spares<number>(2);
+  const b = new Spares<string>(1);
+  a.give(1);
+  a.give(2);
+  a.give(3); // over the max: not kept
+  b.give("x");
+  b.give("y");
+  assert.equal(a.size, 2);
+  assert.equal(b.size, 1);
+  assert.equal(a.take(), 2);
+  dropAllSpares();
+  assert.equal(a.size, 0);
+  assert.equal(b.size, 0);
+  assert.equal(a.take(), undefined);
+  assert.equal(b.take(), undefined);
 });
 
 Deno.test("prefixSuccessor bounds every string with the prefix", () => {
