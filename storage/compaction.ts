@@ -13,7 +13,7 @@
  */
 import type { Env } from "./env.ts";
 import { LEVEL_SIZE_RATIO, TABLE_BYTES_TARGET } from "./limits.ts";
-import type { EntryCursor } from "./merge.ts";
+import type { TableSource } from "./merge.ts";
 import {
   type TableMeta,
   type TableOptions,
@@ -168,7 +168,7 @@ export function pickCompaction(
 export async function writeTables(
   env: Env,
   dir: string,
-  entries: EntryCursor,
+  entries: TableSource,
   nextFile: () => number,
   options: TableOptions,
   dropTombstones: boolean,
@@ -186,11 +186,11 @@ export async function writeTables(
         sinceYield = 0;
         await yieldNow();
       }
-      if (dropTombstones && e.value === undefined) continue;
+      if (dropTombstones && e.tombstone) continue;
       if (!writer) {
         writer = await TableWriter.create(env, dir, nextFile(), options);
       }
-      writer.add(e.key, e.seq, e.value, e.expiry);
+      e.addTo(writer);
       if (writer.estimatedBytes >= tableBytes) {
         const w = writer;
         writer = undefined;

@@ -34,12 +34,19 @@ import type { Memtable } from "./memtable.ts";
 import type { Env } from "./env.ts";
 import { CorruptionError } from "./errors.ts";
 import { IMMUTABLE_MEMTABLES_MAX, TABLE_BYTES_TARGET } from "./limits.ts";
-import { Cursor, MergeCursor, RunCursor, type SourceEntry } from "./merge.ts";
+import {
+  Cursor,
+  RunMerge,
+  RunReader,
+  type SourceEntry,
+  type TableSource,
+} from "./merge.ts";
 import {
   BlockCache,
   type TableMeta,
   type TableOptions,
   TableReader,
+  type TableWriter,
 } from "./sstable/mod.ts";
 
 /** Writes a frozen memtable's entries out as level-0 tables. */
@@ -249,6 +256,11 @@ interface ReadEntry {
   seq: number;
   value: Uint8Array | undefined;
   expiry: number;
+  /** Where the key and value are in the buffer; valueLength -1: tombstone. */
+  keyAt: number;
+  keyLength: number;
+  valueAt: number;
+  valueLength: number;
 }
 
 /** Result slot of the varint reads in readEntry. */
@@ -279,14 +291,19 @@ function readEntry(
   if (!getVarint32(buf, at, buf.length, v)) throw malformed(at);
   const keyEnd = v.offset + v.value;
   if (keyEnd + 17 > buf.length) throw malformed(at);
+  out.keyAt = v.offset;
+  out.keyLength = v.value;
   out.key = key ?? bytesToBinary(buf, v.offset, keyEnd);
   out.seq = getFixed64(buf, keyEnd);
   out.expiry = getFixed64(buf, keyEnd + 8);
   out.value = undefined;
+  out.valueLength = -1;
   let next = keyEnd + 17;
   if (buf[keyEnd + 16] === FLAG_VALUE) {
     if (!getVarint32(buf, next, buf.length, v)) throw malformed(at);
     if (v.offset + v.value > buf.length) throw malformed(at);
+    out.valueAt = v.offset;
+    out.valueLength = v.value;
     // A view, not a string: the table writer copies the bytes as they are.
     if (withValue) out.value = buf.subarray(v.offset, v.offset + v.value);
     next = v.offset + v.value;
@@ -301,8 +318,12 @@ function readEntry(
  * cursor reaches it, so a flush holds about 60 bytes per entry besides the
  * buffer. Keys must be distinct: a repeated key is a malformed job, refused
  * rather than written out twice.
+ *
+ * As a table source (a flush job's), it hands the writer the key and value
+ * bytes where they are in the buffer; made with `views` false, it then
+ * makes no value view (`value` stays undefined: see `tombstone`).
  */
-export class FlushCursor extends Cursor {
+export class FlushCursor extends Cursor implements TableSource {
   readonly #buf: Uint8Array;
   readonly #starts: number[] = [];
   readonly #keys: string[] = [];
@@ -314,9 +335,13 @@ export class FlushCursor extends Cursor {
     seq: 0,
     value: undefined,
     expiry: 0,
+    keyAt: 0,
+    keyLength: 0,
+    valueAt: 0,
+    valueLength: -1,
   };
 
-  constructor(buf: Uint8Array) {
+  constructor(buf: Uint8Array, private readonly views = true) {
     super();
     this.#buf = buf;
     const keys = this.#keys;
@@ -342,7 +367,7 @@ export class FlushCursor extends Cursor {
     this.#k++;
     const e = this.#entry;
     // The key string was made once, when the constructor read the entries.
-    readEntry(this.#buf, this.#starts[i]!, e, true, keys[i]!);
+    readEntry(this.#buf, this.#starts[i]!, e, this.views, keys[i]!);
     if (e.key === last) {
       throw new CorruptionError(
         `Malformed flush entries: key ${JSON.stringify(e.key)} appears twice`,
@@ -351,6 +376,25 @@ export class FlushCursor extends Cursor {
       );
     }
     return this.take(e.key, e.seq, e.value, e.expiry);
+  }
+
+  get tombstone(): boolean {
+    return this.#entry.valueLength < 0;
+  }
+
+  addTo(writer: TableWriter): void {
+    const e = this.#entry;
+    const buf = this.#buf;
+    writer.addBytes(
+      buf,
+      e.keyAt,
+      e.keyLength,
+      e.seq,
+      e.expiry,
+      buf,
+      e.valueAt,
+      e.valueLength,
+    );
   }
 }
 
@@ -374,7 +418,7 @@ export async function runJob(
     return await writeTables(
       env,
       job.dir,
-      new FlushCursor(job.entries),
+      new FlushCursor(job.entries, false),
       nextFile,
       job.options,
       false,
@@ -386,7 +430,7 @@ export async function runJob(
   const filterStats = { negatives: 0, falsePositives: 0 };
   const readers: TableReader[] = [];
   try {
-    const sources: RunCursor[] = [];
+    const sources: RunReader[] = [];
     for (const run of job.runs) {
       const tables: TableReader[] = [];
       for (const n of run) {
@@ -394,12 +438,12 @@ export async function runJob(
         readers.push(t);
         tables.push(t);
       }
-      sources.push(new RunCursor(tables));
+      sources.push(new RunReader(tables));
     }
     return await writeTables(
       env,
       job.dir,
-      new MergeCursor(sources, false),
+      new RunMerge(sources),
       nextFile,
       job.options,
       job.dropTombstones,

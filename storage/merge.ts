@@ -10,8 +10,17 @@
  */
 import { lowerBound } from "../util/mod.ts";
 import type { Memtable, RangeOptions, Version } from "./memtable.ts";
-import { type DataBlock, ReadAhead, type TableReader } from "./sstable/mod.ts";
-import type { BlockCursor, DecodedCursor } from "./sstable/block.ts";
+import {
+  type DataBlock,
+  ReadAhead,
+  type TableReader,
+  type TableWriter,
+} from "./sstable/mod.ts";
+import {
+  type BlockCursor,
+  ByteCursor,
+  type DecodedCursor,
+} from "./sstable/block.ts";
 
 /** One entry of a source; value undefined is a tombstone. */
 export interface SourceEntry {
@@ -90,39 +99,162 @@ export class MemtableCursor extends Cursor {
 
 /**
  * Every entry of `tables` (sorted and not overlapping, or just one table),
- * in key order, read sequentially without the block cache: merge input.
+ * in key order, read sequentially without the block cache and as bytes
+ * (a {@linkcode ByteCursor}): merge input.
  */
-export class RunCursor extends Cursor {
+export class RunReader extends ByteCursor {
   #table = 0;
-  #blocks: Iterator<BlockCursor> | undefined;
-  #block: BlockCursor | undefined;
+  #blocks: Iterator<{ contents: Uint8Array; offset: number }> | undefined;
+  #path = "";
 
   constructor(private readonly tables: readonly TableReader[]) {
     super();
   }
 
-  next(): boolean {
-    for (;;) {
-      const b = this.#block;
-      if (b !== undefined && b.next()) return this.#from(b);
-      this.#block = undefined;
+  /** Moves to the run's next entry; false at its end. */
+  override next(): boolean {
+    while (!super.next()) {
       if (this.#blocks === undefined) {
         const t = this.tables[this.#table++];
         if (t === undefined) return false;
-        this.#blocks = t.scanCursors();
+        this.#blocks = t.scanContents();
+        this.#path = t.path;
       }
       const r = this.#blocks.next();
-      if (r.done) {
-        this.#blocks = undefined;
-      } else if (r.value.first()) {
-        this.#block = r.value;
-        return this.#from(r.value);
-      }
+      if (r.done) this.#blocks = undefined;
+      else this.enter(r.value.contents, this.#path, r.value.offset);
     }
+    return true;
+  }
+}
+
+/**
+ * What writeTables writes from: entries in strictly increasing key order,
+ * each added to a table writer as it is reached.
+ */
+export interface TableSource {
+  /** Moves to the next entry; false at the end. */
+  next(): boolean;
+  /** Whether the current entry is a tombstone. */
+  readonly tombstone: boolean;
+  /** Adds the current entry to `writer`. */
+  addTo(writer: TableWriter): void;
+}
+
+/** Whether run a's key sorts before run b's (bytewise). */
+function keyBefore(a: ByteCursor, b: ByteCursor): number {
+  const ka = a.key;
+  const kb = b.key;
+  const na = a.keyLength;
+  const nb = b.keyLength;
+  const n = na < nb ? na : nb;
+  for (let i = 0; i < n; i++) {
+    const d = ka[i]! - kb[i]!;
+    if (d !== 0) return d;
+  }
+  return na - nb;
+}
+
+/**
+ * Merges runs (newest first) into one stream in key order with one entry
+ * per key, the newest, comparing keys as bytes: a merge job's table
+ * source. Tombstones are kept; writeTables drops them at the bottom.
+ */
+export class RunMerge implements TableSource {
+  #heap: number[] | undefined;
+  /** As in {@linkcode MergeCursor}: the sources move at the next call. */
+  #pending = false;
+  /** The current key, kept while its sources move past it. */
+  #key = new Uint8Array(64);
+
+  constructor(private readonly runs: readonly RunReader[]) {}
+
+  get tombstone(): boolean {
+    return this.#top().valueLength < 0;
   }
 
-  #from(b: BlockCursor): true {
-    return this.take(b.key, b.seq, b.value, b.expiry);
+  addTo(writer: TableWriter): void {
+    const r = this.#top();
+    writer.addBytes(
+      r.key,
+      0,
+      r.keyLength,
+      r.seq,
+      r.expiry,
+      r.block,
+      r.valueAt,
+      r.valueLength,
+    );
+  }
+
+  #top(): RunReader {
+    return this.runs[this.#heap![0]!]!;
+  }
+
+  next(): boolean {
+    let heap = this.#heap;
+    if (heap === undefined) {
+      heap = this.#heap = [];
+      for (let i = 0; i < this.runs.length; i++) {
+        if (this.runs[i]!.next()) heap.push(i);
+      }
+      for (let i = (heap.length >>> 1) - 1; i >= 0; i--) this.#siftDown(i);
+    } else if (this.#pending) {
+      this.#pending = false;
+      const top = this.#top();
+      const n = top.keyLength;
+      if (n > this.#key.length) this.#key = new Uint8Array(n * 2);
+      const key = this.#key;
+      const from = top.key;
+      for (let i = 0; i < n; i++) key[i] = from[i]!;
+      this.#advanceTop();
+      // Older entries of the same key come next; they are passed over.
+      while (heap.length > 0 && this.#topIs(key, n)) this.#advanceTop();
+    }
+    if (heap.length === 0) return false;
+    this.#pending = true;
+    return true;
+  }
+
+  /** Whether the top run's key is `key[0, n)`. */
+  #topIs(key: Uint8Array, n: number): boolean {
+    const r = this.#top();
+    if (r.keyLength !== n) return false;
+    const k = r.key;
+    for (let i = n - 1; i >= 0; i--) if (k[i] !== key[i]) return false;
+    return true;
+  }
+
+  #before(a: number, b: number): boolean {
+    const d = keyBefore(this.runs[a]!, this.runs[b]!);
+    return d === 0 ? a < b : d < 0;
+  }
+
+  #siftDown(i: number): void {
+    const heap = this.#heap!;
+    const n = heap.length;
+    const id = heap[i]!;
+    for (;;) {
+      let child = 2 * i + 1;
+      if (child >= n) break;
+      if (child + 1 < n && this.#before(heap[child + 1]!, heap[child]!)) {
+        child++;
+      }
+      if (!this.#before(heap[child]!, id)) break;
+      heap[i] = heap[child]!;
+      i = child;
+    }
+    heap[i] = id;
+  }
+
+  #advanceTop(): void {
+    const heap = this.#heap!;
+    if (!this.runs[heap[0]!]!.next()) {
+      const last = heap.pop()!;
+      if (heap.length === 0) return;
+      heap[0] = last;
+    }
+    this.#siftDown(0);
   }
 }
 

@@ -11,6 +11,7 @@
 import {
   assert,
   bytesToBinary,
+  copyInto,
   getFixed32,
   getFixed64,
   getVarint32,
@@ -26,13 +27,36 @@ import { CorruptionError } from "../errors.ts";
 import type { CachedBlock } from "./block_cache.ts";
 import { BLOCK_RESTART_INTERVAL, EntryTag } from "../format.ts";
 
-/** Builds one block's contents (without its trailer). */
+/** Reused buffer for keys and values given to a BlockBuilder as strings. */
+let stringScratch = new Uint8Array(256);
+
+/** `s` (a binary string) as bytes in stringScratch, for the builders. */
+function scratchOf(s: string): Uint8Array {
+  if (s.length > stringScratch.length) {
+    stringScratch = new Uint8Array(
+      Math.max(s.length, stringScratch.length * 2),
+    );
+  }
+  putBinary(stringScratch, 0, s);
+  return stringScratch;
+}
+
+/**
+ * Builds one block's contents (without its trailer). Keys are taken as
+ * bytes (a merge copies them straight from the blocks it reads); the
+ * string forms convert first.
+ */
 export class BlockBuilder {
   #buf = new Uint8Array(8192);
   #length = 0;
   #restarts: number[] = [0];
   #sinceRestart = 0;
-  #lastKey = "";
+  /**
+   * The last key added, kept across reset() so that a table writer
+   * checks its keys' order across blocks too; -1 before the first.
+   */
+  #last = new Uint8Array(64);
+  #lastLength = -1;
   #entries = 0;
 
   /** Entries added since the last reset. */
@@ -40,9 +64,24 @@ export class BlockBuilder {
     return this.#entries;
   }
 
-  /** The last key added. */
+  /** The last key added (a binary string). */
   get lastKey(): string {
-    return this.#lastKey;
+    return this.#lastLength < 0
+      ? ""
+      : bytesToBinary(this.#last, 0, this.#lastLength);
+  }
+
+  /**
+   * The buffer holding the last key added, in its first
+   * {@linkcode lastKeyLength} bytes; valid until the next add.
+   */
+  get lastKeyBuffer(): Uint8Array {
+    return this.#last;
+  }
+
+  /** The last key's length (0 before the first). */
+  get lastKeyLength(): number {
+    return Math.max(0, this.#lastLength);
   }
 
   /** Bytes the finished contents would take now. */
@@ -59,36 +98,58 @@ export class BlockBuilder {
     this.#buf = grown;
   }
 
-  /** Writes an entry header and key suffix; returns where the value goes. */
-  #startEntry(key: string, valueLength: number): number {
+  /**
+   * Writes the header and key suffix of an entry whose key is
+   * `key[keyAt, keyAt + keyLength)`; returns where its value goes.
+   */
+  #startEntry(
+    key: Uint8Array,
+    keyAt: number,
+    keyLength: number,
+    valueLength: number,
+  ): number {
+    // The common prefix with the last key, which also decides the order:
+    // the first differing byte must be greater, or the new key longer.
+    let last = this.#last;
+    const lastLength = this.#lastLength;
+    const n = Math.min(lastLength, keyLength);
+    let common = 0;
+    while (common < n && last[common] === key[keyAt + common]) common++;
     assert(
-      this.#entries === 0 || key > this.#lastKey,
+      lastLength < 0 ||
+        (common < n ? key[keyAt + common]! > last[common]! : keyLength > n),
       "block keys must strictly increase",
     );
-    let shared = 0;
-    if (this.#sinceRestart < BLOCK_RESTART_INTERVAL) {
-      const last = this.#lastKey;
-      const n = Math.min(last.length, key.length);
-      while (shared < n && last.charCodeAt(shared) === key.charCodeAt(shared)) {
-        shared++;
-      }
-    } else {
+    let shared = common;
+    if (this.#entries === 0) {
+      shared = 0;
+    } else if (this.#sinceRestart >= BLOCK_RESTART_INTERVAL) {
       this.#restarts.push(this.#length);
       this.#sinceRestart = 0;
+      shared = 0;
     }
-    const unshared = key.length - shared;
+    const unshared = keyLength - shared;
     this.#reserve(15 + unshared + valueLength);
-    let at = putVarint32(this.#buf, this.#length, shared);
-    at = putVarint32(this.#buf, at, unshared);
-    at = putVarint32(this.#buf, at, valueLength);
-    if (shared === 0) {
-      at = putBinary(this.#buf, at, key);
+    const buf = this.#buf;
+    let at = this.#length;
+    if ((shared | unshared | valueLength) < 0x80) {
+      buf[at] = shared;
+      buf[at + 1] = unshared;
+      buf[at + 2] = valueLength;
+      at += 3;
     } else {
-      // The suffix is short: copied from the key, no substring made.
-      const buf = this.#buf;
-      for (let i = shared; i < key.length; i++) buf[at++] = key.charCodeAt(i);
+      at = putVarint32(buf, at, shared);
+      at = putVarint32(buf, at, unshared);
+      at = putVarint32(buf, at, valueLength);
     }
-    this.#lastKey = key;
+    for (let i = shared; i < keyLength; i++) buf[at++] = key[keyAt + i]!;
+    if (keyLength > last.length) {
+      const grown = new Uint8Array(Math.max(keyLength, last.length * 2));
+      grown.set(last.subarray(0, common));
+      this.#last = last = grown;
+    }
+    for (let i = common; i < keyLength; i++) last[i] = key[keyAt + i]!;
+    this.#lastLength = keyLength;
     this.#sinceRestart++;
     this.#entries++;
     return at;
@@ -101,30 +162,80 @@ export class BlockBuilder {
     value: string | Uint8Array | undefined,
     expiry: number,
   ): void {
-    const kind = value === undefined ? EntryTag.DELETE : EntryTag.PUT;
+    if (typeof value === "string") {
+      // Both strings in one scratch: the key, then the value.
+      const both = scratchOf(key + value);
+      this.addDataBytes(
+        both,
+        0,
+        key.length,
+        seq,
+        expiry,
+        both,
+        key.length,
+        value.length,
+      );
+    } else {
+      const k = scratchOf(key);
+      this.addDataBytes(
+        k,
+        0,
+        key.length,
+        seq,
+        expiry,
+        value ?? k,
+        0,
+        value === undefined ? -1 : value.length,
+      );
+    }
+  }
+
+  /**
+   * Adds a data entry with key `key[keyAt, keyAt + keyLength)` and value
+   * `value[valueAt, valueAt + valueLength)`; `valueLength` -1 is a
+   * tombstone.
+   */
+  addDataBytes(
+    key: Uint8Array,
+    keyAt: number,
+    keyLength: number,
+    seq: number,
+    expiry: number,
+    value: Uint8Array,
+    valueAt: number,
+    valueLength: number,
+  ): void {
+    const kind = valueLength < 0 ? EntryTag.DELETE : EntryTag.PUT;
     const tag = expiry > 0 ? kind | EntryTag.HAS_EXPIRY : kind;
-    const valueLength = 1 + 8 + (expiry > 0 ? 8 : 0) +
-      (value === undefined ? 0 : value.length);
-    let at = this.#startEntry(key, valueLength);
-    this.#buf[at++] = tag;
-    putFixed64(this.#buf, at, seq);
+    const fieldLength = 1 + 8 + (expiry > 0 ? 8 : 0) + Math.max(0, valueLength);
+    let at = this.#startEntry(key, keyAt, keyLength, fieldLength);
+    const buf = this.#buf;
+    buf[at++] = tag;
+    putFixed64(buf, at, seq);
     at += 8;
     if (expiry > 0) {
-      putFixed64(this.#buf, at, expiry);
+      putFixed64(buf, at, expiry);
       at += 8;
     }
-    if (typeof value === "string") {
-      at = putBinary(this.#buf, at, value);
-    } else if (value !== undefined) {
-      this.#buf.set(value, at);
-      at += value.length;
+    if (valueLength > 0) {
+      at = copyInto(buf, at, value, valueAt, valueAt + valueLength);
     }
     this.#length = at;
   }
 
   /** Adds an index entry: a block handle. */
   addHandle(key: string, offset: number, size: number): void {
-    let at = this.#startEntry(key, 12);
+    this.addHandleBytes(scratchOf(key), key.length, offset, size);
+  }
+
+  /** Adds an index entry whose key is `key[0, keyLength)`. */
+  addHandleBytes(
+    key: Uint8Array,
+    keyLength: number,
+    offset: number,
+    size: number,
+  ): void {
+    let at = this.#startEntry(key, 0, keyLength, 12);
     putFixed64(this.#buf, at, offset);
     putFixed32(this.#buf, at + 8, size);
     at += 12;
@@ -144,12 +255,14 @@ export class BlockBuilder {
     return this.#buf.subarray(0, at + 4);
   }
 
-  /** Empties the builder. */
+  /**
+   * Empties the builder for the next block. The last key is kept: keys
+   * added after a reset must still sort after it.
+   */
   reset(): void {
     this.#length = 0;
     this.#restarts = [0];
     this.#sinceRestart = 0;
-    this.#lastKey = "";
     this.#entries = 0;
   }
 }
@@ -183,7 +296,10 @@ export interface IndexBlock {
 const scratch: VarintResult = { value: 0, offset: 0 };
 
 /** Where a block's entries end: the start of its restart array. */
-function entriesEnd(contents: Uint8Array, bad: (why: string) => Error): number {
+export function entriesEnd(
+  contents: Uint8Array,
+  bad: (why: string) => Error,
+): number {
   if (contents.length < 4) throw bad("too short for a restart count");
   const n = getFixed32(contents, contents.length - 4);
   if (n < 1 || n > (contents.length - 4) / 4) {
@@ -193,13 +309,13 @@ function entriesEnd(contents: Uint8Array, bad: (why: string) => Error): number {
 }
 
 /** The entry header last read by {@linkcode readHeader}. */
-const header = { shared: 0, unshared: 0, valueLength: 0, body: 0 };
+export const header = { shared: 0, unshared: 0, valueLength: 0, body: 0 };
 
 /**
  * Reads the entry header at `at` into `header`, checking that the key
  * suffix and value fit before `limit`.
  */
-function readHeader(
+export function readHeader(
   contents: Uint8Array,
   at: number,
   limit: number,
@@ -286,7 +402,10 @@ export function decodeDataBlock(
 const parsed: DataValue = { seq: 0, value: undefined, expiry: 0 };
 
 /** The error for a bad block at `offset` of `file`. */
-function blockError(file: string, offset: number): (why: string) => Error {
+export function blockError(
+  file: string,
+  offset: number,
+): (why: string) => Error {
   return (why) =>
     new CorruptionError(
       `Corrupt block in table "${file}" at offset ${offset}: ${why}`,
@@ -296,7 +415,10 @@ function blockError(file: string, offset: number): (why: string) => Error {
 }
 
 /** The error for a bad entry in the block at `offset` of `file`. */
-function entryError(file: string, offset: number): (why: string) => Error {
+export function entryError(
+  file: string,
+  offset: number,
+): (why: string) => Error {
   return (why) =>
     new CorruptionError(
       `Corrupt entry in table "${file}" block at offset ${offset}: ${why}`,
@@ -326,13 +448,23 @@ export function parseDataValue(
   return out;
 }
 
-/** Parses a data entry's value field into `out`. */
-function parseValueInto(
+/** A data entry's value field, parsed in place (no view made). */
+export interface DataField {
+  seq: number;
+  expiry: number;
+  /** Where the value starts in the contents. */
+  valueAt: number;
+  /** The value's length; -1 for a tombstone. */
+  valueLength: number;
+}
+
+/** Parses a data entry's value field `contents[start, end)` into `out`. */
+export function parseFieldInto(
   contents: Uint8Array,
   start: number,
   end: number,
   bad: (why: string) => Error,
-  out: DataValue,
+  out: DataField,
 ): void {
   if (end - start < 9) throw bad("value shorter than its tag and sequence");
   const tag = contents[start]!;
@@ -354,8 +486,29 @@ function parseValueInto(
     throw bad("tombstone with a value");
   }
   out.seq = seq;
-  out.value = kind === EntryTag.PUT ? contents.subarray(at, end) : undefined;
   out.expiry = expiry;
+  out.valueAt = at;
+  out.valueLength = kind === EntryTag.PUT ? end - at : -1;
+}
+
+/** Result slot of parseValueInto's field parse. */
+const field: DataField = { seq: 0, expiry: 0, valueAt: 0, valueLength: -1 };
+
+/** Parses a data entry's value field into `out`, the value as a view. */
+function parseValueInto(
+  contents: Uint8Array,
+  start: number,
+  end: number,
+  bad: (why: string) => Error,
+  out: DataValue,
+): void {
+  const f = field;
+  parseFieldInto(contents, start, end, bad, f);
+  out.seq = f.seq;
+  out.value = f.valueLength < 0
+    ? undefined
+    : contents.subarray(f.valueAt, f.valueAt + f.valueLength);
+  out.expiry = f.expiry;
 }
 
 /** Reused buffer in which BlockCursor.next assembles each key. */
@@ -613,6 +766,108 @@ export class BlockCursor {
     if (!this.#fresh && order < 0) throw this.#bad("keys out of order");
     at += unshared;
     this.#land(bytesToBinary(scratch, 0, n), at, at + valueLength);
+    return true;
+  }
+}
+
+/**
+ * A forward cursor over the entries of a sequence of verified data blocks
+ * (a merge's input: every block of a run of tables, in order) that makes no
+ * string and no view: the current key is kept as bytes in the cursor's own
+ * buffer (`key[0, keyLength)`), the value as a position in the current
+ * block. Keys must strictly increase across the blocks too. Damage is a
+ * CorruptionError, as in a decode.
+ */
+export class ByteCursor {
+  /** The current key is `key[0, keyLength)`. */
+  key: Uint8Array = new Uint8Array(64);
+  /** -1 before the first entry. */
+  keyLength = -1;
+  /** The current block's contents, holding the value. */
+  block: Uint8Array = new Uint8Array(0);
+  seq = 0;
+  expiry = 0;
+  /** The value is `block[valueAt, valueAt + valueLength)`. */
+  valueAt = 0;
+  /** -1 for a tombstone. */
+  valueLength = -1;
+  #limit = 0;
+  #at = 0;
+  /** Whether the current block has had an entry yet (else shared is 0). */
+  #inBlock = false;
+  #bad: (why: string) => Error = blockError("", 0);
+  #badEntry: (why: string) => Error = entryError("", 0);
+  readonly #field: DataField = {
+    seq: 0,
+    expiry: 0,
+    valueAt: 0,
+    valueLength: -1,
+  };
+
+  /** Moves to the start of `contents`, the block at `offset` of `file`. */
+  enter(contents: Uint8Array, file: string, offset: number): void {
+    this.#bad = blockError(file, offset);
+    this.#badEntry = entryError(file, offset);
+    this.#limit = entriesEnd(contents, this.#bad);
+    this.block = contents;
+    this.#at = 0;
+    this.#inBlock = false;
+  }
+
+  /** Moves to the block's next entry; false at its end. */
+  next(): boolean {
+    const contents = this.block;
+    const limit = this.#limit;
+    let at = this.#at;
+    if (at >= limit) return false;
+    let shared = contents[at]!;
+    let unshared = contents[at + 1]!;
+    let fieldLength = contents[at + 2]!;
+    if ((shared | unshared | fieldLength) < 0x80 && at + 3 <= limit) {
+      at += 3;
+      if (unshared + fieldLength > limit - at) {
+        throw this.#bad("entry runs past the block");
+      }
+    } else {
+      readHeader(contents, at, limit, this.#bad);
+      ({ shared, unshared, valueLength: fieldLength } = header);
+      at = header.body;
+    }
+    const last = this.keyLength;
+    if (shared > (this.#inBlock ? last : 0)) {
+      throw this.#bad("shared prefix longer than the last key");
+    }
+    const n = shared + unshared;
+    let key = this.key;
+    if (n > key.length) {
+      const grown = new Uint8Array(Math.max(n, key.length * 2));
+      grown.set(key.subarray(0, Math.max(0, last)));
+      this.key = key = grown;
+    }
+    // The first new byte that differs from the last key decides the order
+    // (the shared prefix is the last key's); none differing, the longer key
+    // is greater.
+    let order = 0;
+    for (let j = 0; j < unshared; j++) {
+      const b = contents[at + j]!;
+      if (order === 0 && shared + j < last) {
+        const was = key[shared + j]!;
+        if (b !== was) order = b > was ? 1 : -1;
+      }
+      key[shared + j] = b;
+    }
+    if (order === 0) order = n > last ? 1 : -1;
+    if (last >= 0 && order < 0) throw this.#bad("keys out of order");
+    this.keyLength = n;
+    at += unshared;
+    const f = this.#field;
+    parseFieldInto(contents, at, at + fieldLength, this.#badEntry, f);
+    this.seq = f.seq;
+    this.expiry = f.expiry;
+    this.valueAt = f.valueAt;
+    this.valueLength = f.valueLength;
+    this.#at = at + fieldLength;
+    this.#inBlock = true;
     return true;
   }
 }

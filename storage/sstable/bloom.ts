@@ -49,10 +49,27 @@ export function putBloomHashes(
   h2s: Uint32Array,
   i: number,
 ): void {
+  const bytes = new Uint8Array(key.length);
+  for (let j = 0; j < key.length; j++) bytes[j] = key.charCodeAt(j);
+  putBloomHashesOfBytes(bytes, 0, bytes.length, h1s, h2s, i);
+}
+
+/**
+ * As {@linkcode putBloomHashes}, for the key `key[at, at + n)` given as
+ * bytes (the same hashes as for its binary string).
+ */
+export function putBloomHashesOfBytes(
+  key: Uint8Array,
+  at: number,
+  n: number,
+  h1s: Uint32Array,
+  h2s: Uint32Array,
+  i: number,
+): void {
   let a = BLOOM_SEED_1;
   let b = BLOOM_SEED_2;
-  for (let j = 0; j < key.length; j++) {
-    const c = key.charCodeAt(j);
+  for (let j = at; j < at + n; j++) {
+    const c = key[j]!;
     a = Math.imul(a ^ c, 0x01000193);
     b = Math.imul(b ^ c, 0x01000193);
   }

@@ -31,7 +31,7 @@ import {
   TEMP_SUFFIX,
 } from "../format.ts";
 import { BlockBuilder } from "./block.ts";
-import { buildBloom, putBloomHashes } from "./bloom.ts";
+import { buildBloom, putBloomHashesOfBytes } from "./bloom.ts";
 
 /** Shape of the tables a store writes. */
 export interface TableOptions {
@@ -128,11 +128,55 @@ export class TableWriter {
     value: string | Uint8Array | undefined,
     expiry: number,
   ) {
+    this.#admit(seq, value === undefined);
+    this.#data.addData(key, seq, value, expiry);
+    this.#added();
+  }
+
+  /**
+   * Adds an entry given as bytes: key `key[keyAt, keyAt + keyLength)`,
+   * value `value[valueAt, valueAt + valueLength)`, `valueLength` -1 for a
+   * tombstone. The bytes are copied; no string is made.
+   */
+  addBytes(
+    key: Uint8Array,
+    keyAt: number,
+    keyLength: number,
+    seq: number,
+    expiry: number,
+    value: Uint8Array,
+    valueAt: number,
+    valueLength: number,
+  ): void {
+    this.#admit(seq, valueLength < 0);
+    this.#data.addDataBytes(
+      key,
+      keyAt,
+      keyLength,
+      seq,
+      expiry,
+      value,
+      valueAt,
+      valueLength,
+    );
+    this.#added();
+  }
+
+  /** Counts an entry about to be added. */
+  #admit(seq: number, tombstone: boolean): void {
     assert(!this.#finished, "add after finish");
     const m = this.#meta;
-    if (m.entries === 0) m.smallest = key;
-    else assert(key > m.largest, "table keys must strictly increase");
-    m.largest = key;
+    if (tombstone) m.tombstones++;
+    if (seq < m.minSeq) m.minSeq = seq;
+    if (seq > m.maxSeq) m.maxSeq = seq;
+  }
+
+  /**
+   * Records the entry just added to the data block (which checked its
+   * order): its filter hashes and the key range; cuts the block when full.
+   */
+  #added(): void {
+    const m = this.#meta;
     if (m.entries === this.#h1.length) {
       const h1 = new Uint32Array(m.entries * 2);
       const h2 = new Uint32Array(m.entries * 2);
@@ -141,21 +185,27 @@ export class TableWriter {
       this.#h1 = h1;
       this.#h2 = h2;
     }
-    putBloomHashes(key, this.#h1, this.#h2, m.entries);
+    const d = this.#data;
+    putBloomHashesOfBytes(
+      d.lastKeyBuffer,
+      0,
+      d.lastKeyLength,
+      this.#h1,
+      this.#h2,
+      m.entries,
+    );
+    if (m.entries === 0) m.smallest = this.#data.lastKey;
     m.entries++;
-    if (value === undefined) m.tombstones++;
-    if (seq < m.minSeq) m.minSeq = seq;
-    if (seq > m.maxSeq) m.maxSeq = seq;
-    this.#data.addData(key, seq, value, expiry);
     if (this.#data.estimatedBytes >= this.options.blockBytes) this.#cutBlock();
   }
 
   #cutBlock(): void {
     if (this.#data.entries === 0) return;
-    const last = this.#data.lastKey;
-    const size = this.#writeBlock(this.#data.finish());
-    this.#index.addHandle(
-      last,
+    const d = this.#data;
+    const size = this.#writeBlock(d.finish());
+    this.#index.addHandleBytes(
+      d.lastKeyBuffer,
+      d.lastKeyLength,
       this.#offset - size - BLOCK_TRAILER_BYTES,
       size,
     );
@@ -220,6 +270,7 @@ export class TableWriter {
       this.#cutBlock();
       const dataBytes = this.#offset;
       const m = this.#meta;
+      m.largest = this.#data.lastKey;
       const handles: Array<[number, number]> = [];
       for (
         const contents of [

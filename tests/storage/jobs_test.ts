@@ -12,6 +12,7 @@ import {
   encodeMemtable,
   filesFor,
   FlushCursor,
+  type FlushJob,
   InlineRunner,
   type Job,
   type JobRunner,
@@ -385,5 +386,100 @@ Deno.test("a job that needs more file numbers than reserved fails", async () => 
   await assert.rejects(
     new InlineRunner(denoEnv).run({ ...job, files: 1 }),
     /more than the 1 file numbers reserved/,
+  );
+});
+
+/** A merge job over `runs` of rows (newest first), each run cut into tables. */
+async function mergeRows(
+  dir: string,
+  runs: SourceEntry[][],
+  dropTombstones: boolean,
+): Promise<TableMeta[]> {
+  const runner = new InlineRunner(denoEnv);
+  const runFiles: number[][] = [];
+  let next = 1;
+  for (const rows of runs) {
+    // Small tables, so that a run spans several of them.
+    const job = flushJob(dir, rows, next);
+    const files = filesFor((job as FlushJob).entries.length, 16 * 1024);
+    const metas = await runner.run({
+      ...job,
+      files,
+      options: { ...OPTIONS, tableBytes: 16 * 1024 },
+    });
+    assert.ok(metas.length > 1 || rows.length < 200, "a run of tables");
+    next += files;
+    runFiles.push(metas.map((m) => m.fileNumber));
+  }
+  return await runner.run({
+    kind: "merge",
+    dir,
+    runs: runFiles,
+    dropTombstones,
+    firstFile: next,
+    files: filesFor(1 << 20),
+    options: OPTIONS,
+  });
+}
+
+Deno.test("a merge keeps each key's entry from the newest run holding it, and drops tombstones only at the bottom", async () => {
+  const seed = testSeed("merge against a model");
+  const rng = new Prng(seed);
+  for (const dropTombstones of [false, true]) {
+    await using tmp = await tempDir();
+    // Four runs over overlapping key sets (keys of 1-20 random bytes, so
+    // prefixes of each other and bytes from 0x80 occur), newest first.
+    const runs = [0, 1, 2, 3].map((r) =>
+      entries(rng, 1 + rng.int(2500), 1 + r * 10_000)
+    );
+    const newest = new Map<string, SourceEntry>();
+    for (const rows of runs) {
+      for (const e of rows) if (!newest.has(e.key)) newest.set(e.key, e);
+    }
+    const want = [...newest.values()]
+      .filter((e) => !dropTombstones || e.value !== undefined)
+      .sort((a, b) => a.key < b.key ? -1 : a.key > b.key ? 1 : 0)
+      .map((e) =>
+        JSON.stringify([
+          e.key,
+          e.seq,
+          e.value === undefined ? null : bytesToBinary(e.value),
+          e.expiry,
+        ])
+      );
+    const merged = await mergeRows(tmp.path, runs, dropTombstones);
+    assert.deepEqual(
+      await readAll(tmp.path, merged),
+      want,
+      `seed ${seed}, dropTombstones ${dropTombstones}`,
+    );
+  }
+});
+
+Deno.test("a merge refuses a run whose tables are out of key order", async () => {
+  await using tmp = await tempDir();
+  const rng = new Prng(5);
+  const low = entries(rng, 200, 1).map((e) => ({ ...e, key: "a" + e.key }));
+  const high = entries(rng, 200, 1000).map((e) => ({ ...e, key: "b" + e.key }));
+  const runner = new InlineRunner(denoEnv);
+  const a = await runner.run(flushJob(tmp.path, low, 1));
+  const b = await runner.run(flushJob(tmp.path, high, 100));
+  const job = (run: number[]): Job => ({
+    kind: "merge",
+    dir: tmp.path,
+    runs: [run],
+    dropTombstones: false,
+    firstFile: 200,
+    files: filesFor(1 << 20),
+    options: OPTIONS,
+  });
+  const inOrder = await runner.run(job([a[0]!.fileNumber, b[0]!.fileNumber]));
+  assert.equal(inOrder.reduce((n, m) => n + m.entries, 0), 400);
+  await assert.rejects(
+    runner.run({
+      ...job([b[0]!.fileNumber, a[0]!.fileNumber]),
+      firstFile: 300,
+    }),
+    (e) => e instanceof CorruptionError && /keys out of order/.test(e.message),
   );
 });
