@@ -20,9 +20,11 @@
 import {
   binaryToBytes,
   bytesToBinary,
+  compareKeys,
   copyInto,
   getFixed64,
   getVarint32,
+  type KeyRanges,
   putFixed64,
   putVarint32,
   sortedOrder,
@@ -312,23 +314,61 @@ function readEntry(
 }
 
 /**
+ * A flush cursor's per-entry arrays: where each entry starts, where its key
+ * is, and the sort's scratch. Kept for the next flush (large typed arrays
+ * are fresh memory, a page fault per 4 KiB, each time they are made).
+ */
+class FlushScratch {
+  starts = new Uint32Array(0);
+  keys: KeyRanges = {
+    buf: new Uint8Array(0),
+    at: new Uint32Array(0),
+    length: new Uint32Array(0),
+  };
+  order = new Uint32Array(0);
+  packed = new Float64Array(0);
+
+  /** Room for `n` entries. */
+  reserve(n: number): void {
+    if (this.starts.length >= n) return;
+    const size = Math.max(n, this.starts.length * 2);
+    const grow = (a: Uint32Array) => {
+      const b = new Uint32Array(size);
+      b.set(a);
+      return b;
+    };
+    this.starts = grow(this.starts);
+    this.keys.at = grow(this.keys.at);
+    this.keys.length = grow(this.keys.length);
+    this.order = new Uint32Array(size);
+    this.packed = new Float64Array(size);
+  }
+}
+
+/** Scratch of finished flush cursors; one per thread running flushes. */
+const spareFlushScratch: Spares<FlushScratch> = new Spares(1);
+
+/**
  * A flush's entries in key order, from an {@linkcode encodeEntries} buffer
- * (a memtable's, in no particular order). Only the keys and their offsets
- * are held and sorted; each entry's other fields are read again when the
- * cursor reaches it, so a flush holds about 60 bytes per entry besides the
- * buffer. Keys must be distinct: a repeated key is a malformed job, refused
- * rather than written out twice.
+ * (a memtable's, in no particular order). Only where each entry and its key
+ * are is read up front, and the keys sorted (as bytes, where they lie:
+ * {@linkcode sortedOrder}) unless they are in order already, as after a
+ * load in key order; each entry's other fields are read as the cursor
+ * reaches it. Keys must be distinct: a repeated key is a malformed job,
+ * refused rather than written out twice.
  *
  * As a table source (a flush job's), it hands the writer the key and value
  * bytes where they are in the buffer; made with `views` false, it then
- * makes no value view (`value` stays undefined: see `tombstone`).
+ * makes no string or view per entry (`key` and `value` stay unset: see
+ * `tombstone`). As an entry cursor (`views` true), each key becomes a
+ * string and each value a view.
  */
 export class FlushCursor extends Cursor implements TableSource {
   readonly #buf: Uint8Array;
-  readonly #starts: number[] = [];
-  readonly #keys: string[] = [];
-  /** Entry numbers in key order; undefined when they already are. */
-  readonly #order: Uint32Array | undefined;
+  #scratch: FlushScratch | undefined;
+  readonly #n: number;
+  /** Whether the entries need the sorted order (else they are in it). */
+  readonly #sorted: boolean;
   #k = 0;
   readonly #entry: ReadEntry = {
     key: "",
@@ -344,37 +384,57 @@ export class FlushCursor extends Cursor implements TableSource {
   constructor(buf: Uint8Array, private readonly views = true) {
     super();
     this.#buf = buf;
-    const keys = this.#keys;
+    const scratch = this.#scratch = spareFlushScratch.take() ??
+      new FlushScratch();
+    const keys = scratch.keys;
+    keys.buf = buf;
     const e = this.#entry;
-    let sorted = true;
-    for (let at = 0; at < buf.length;) {
-      this.#starts.push(at);
-      at = readEntry(buf, at, e, false);
-      if (sorted && keys.length > 0 && !(keys[keys.length - 1]! < e.key)) {
-        sorted = false;
+    let inOrder = true;
+    let n = 0;
+    for (let at = 0; at < buf.length; n++) {
+      if (n === scratch.starts.length) scratch.reserve(Math.max(1024, 2 * n));
+      scratch.starts[n] = at;
+      at = readEntry(buf, at, e, false, "");
+      keys.at[n] = e.keyAt;
+      keys.length[n] = e.keyLength;
+      if (inOrder && n > 0 && compareKeys(keys, n - 1, n) >= 0) {
+        inOrder = false;
       }
-      keys.push(e.key);
     }
-    // A memtable written in key order (a sequential load) needs no sort.
-    if (!sorted) this.#order = sortedOrder(keys);
+    this.#n = n;
+    this.#sorted = !inOrder;
+    if (!inOrder) sortedOrder(keys, n, scratch.order, scratch.packed);
   }
 
   next(): boolean {
-    const keys = this.#keys;
-    if (this.#k >= keys.length) return false;
-    const last = this.#k > 0 ? this.key : undefined;
-    const i = this.#order === undefined ? this.#k : this.#order[this.#k]!;
+    const scratch = this.#scratch;
+    if (scratch === undefined) return false;
+    const k = this.#k;
+    if (k >= this.#n) {
+      // Done: the arrays go to the next flush.
+      this.#scratch = undefined;
+      scratch.keys.buf = NO_BYTES;
+      spareFlushScratch.give(scratch);
+      return false;
+    }
+    const order = scratch.order;
+    const i = this.#sorted ? order[k]! : k;
+    if (k > 0) {
+      const prev = this.#sorted ? order[k - 1]! : k - 1;
+      if (compareKeys(scratch.keys, prev, i) === 0) {
+        const { at, length } = scratch.keys;
+        const key = bytesToBinary(this.#buf, at[i]!, at[i]! + length[i]!);
+        throw new CorruptionError(
+          `Malformed flush entries: key ${JSON.stringify(key)} appears twice`,
+          "(flush job)",
+          0,
+        );
+      }
+    }
     this.#k++;
     const e = this.#entry;
-    // The key string was made once, when the constructor read the entries.
-    readEntry(this.#buf, this.#starts[i]!, e, this.views, keys[i]!);
-    if (e.key === last) {
-      throw new CorruptionError(
-        `Malformed flush entries: key ${JSON.stringify(e.key)} appears twice`,
-        "(flush job)",
-        0,
-      );
-    }
+    const views = this.views;
+    readEntry(this.#buf, scratch.starts[i]!, e, views, views ? undefined : "");
     return this.take(e.key, e.seq, e.value, e.expiry);
   }
 

@@ -21,7 +21,7 @@ import {
   putFixed64,
   putVarint32,
   sharedPrefix,
-  sortedOrder,
+  sortedOrderOfStrings,
   Spares,
   textToBinary,
   unmaskCrc,
@@ -270,16 +270,16 @@ Deno.test("a radix sort of binary strings agrees with comparing them", () => {
   };
   for (const [name, family] of Object.entries(families)) {
     const keys = rng.chance(0.5) ? family : family.slice().reverse();
-    const got = Array.from(sortedOrder(keys), (i) => keys[i]!);
+    const got = Array.from(sortedOrderOfStrings(keys), (i) => keys[i]!);
     assert.deepEqual(got, keys.slice().sort(), `${name}, seed ${seed}`);
     assert.deepEqual(
-      Array.from(sortedOrder(keys)).sort((a, b) => a - b),
+      Array.from(sortedOrderOfStrings(keys)).sort((a, b) => a - b),
       keys.map((_, i) => i),
       `${name}: every index once`,
     );
   }
-  assert.deepEqual(Array.from(sortedOrder([])), []);
-  assert.deepEqual(Array.from(sortedOrder(["b", "a"])), [1, 0]);
+  assert.deepEqual(Array.from(sortedOrderOfStrings([])), []);
+  assert.deepEqual(Array.from(sortedOrderOfStrings(["b", "a"])), [1, 0]);
 });
 
 Deno.test("a pool of spares keeps at most its max, and dropAllSpares empties every pool", () => {
