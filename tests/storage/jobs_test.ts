@@ -483,3 +483,39 @@ Deno.test("a merge refuses a run whose tables are out of key order", async () =>
     (e) => e instanceof CorruptionError && /keys out of order/.test(e.message),
   );
 });
+
+Deno.test("flush cursors read right whether they reuse a finished one's arrays or run side by side", () => {
+  const seed = testSeed("flush scratch reuse");
+  const rng = new Prng(seed);
+  const keysOf = (c: FlushCursor) => {
+    const keys: string[] = [];
+    while (c.next()) keys.push(c.key);
+    return keys;
+  };
+  const big = entries(rng, 5000, 1);
+  const small = entries(rng, 40, 1);
+  const encode = (rows: SourceEntry[]) =>
+    encodeEntries(shuffled(rng, rows).values(), 16);
+  // A big flush, then a small one in the arrays it leaves: nothing of the
+  // big one's keys or order shows through.
+  assert.deepEqual(keysOf(new FlushCursor(encode(big))), big.map((e) => e.key));
+  assert.deepEqual(
+    keysOf(new FlushCursor(encode(small))),
+    small.map((e) => e.key),
+    `seed ${seed}`,
+  );
+  // Two at once (as two stores' flushes on one thread): each keeps its own.
+  const a = new FlushCursor(encode(big));
+  const b = new FlushCursor(encode(small));
+  const fromA: string[] = [];
+  const fromB: string[] = [];
+  for (let more = true; more;) {
+    const ma = a.next();
+    const mb = b.next();
+    if (ma) fromA.push(a.key);
+    if (mb) fromB.push(b.key);
+    more = ma || mb;
+  }
+  assert.deepEqual(fromA, big.map((e) => e.key), `seed ${seed}`);
+  assert.deepEqual(fromB, small.map((e) => e.key), `seed ${seed}`);
+});
