@@ -160,10 +160,21 @@ export function pickCompaction(
 }
 
 /**
+ * Tables a job may have finishing (their fsync, rename and directory fsync
+ * in flight) while it writes the next one.
+ */
+const FINISHING_MAX = 2;
+
+/**
  * Writes `entries` (strictly increasing keys) into tables of about
- * `options.tableBytes` (default TABLE_BYTES_TARGET) each, numbered by `nextFile()`. With `dropTombstones`
- * (writing the bottom level) deletes are left out. Returns the tables'
- * metadata, in key order; none when nothing was written.
+ * `options.tableBytes` (default TABLE_BYTES_TARGET) each, numbered by
+ * `nextFile()`. With `dropTombstones` (writing the bottom level) deletes are
+ * left out. Returns the tables' metadata, in key order; none when nothing
+ * was written. It returns (or throws) only once every table it started is
+ * durable and in place, or abandoned.
+ *
+ * A full table's fsync runs while the next table is written: a job's thread
+ * would otherwise sit idle for each table's fsync (2-3 ms per 2 MiB here).
  */
 export async function writeTables(
   env: Env,
@@ -174,10 +185,19 @@ export async function writeTables(
   dropTombstones: boolean,
   yieldNow: () => Promise<void> = () => Promise.resolve(),
 ): Promise<TableMeta[]> {
-  const out: TableMeta[] = [];
+  const finishing: Promise<TableMeta>[] = [];
   const tableBytes = options.tableBytes ?? TABLE_BYTES_TARGET;
   let writer: TableWriter | undefined;
   let sinceYield = 0;
+  const finish = async (w: TableWriter) => {
+    if (finishing.length >= FINISHING_MAX) {
+      await finishing[finishing.length - FINISHING_MAX];
+    }
+    const done = w.finish();
+    // Seen now, so that a failure is not unhandled until it is awaited.
+    done.catch(() => {});
+    finishing.push(done);
+  };
   try {
     const e = entries;
     while (e.next()) {
@@ -194,17 +214,18 @@ export async function writeTables(
       if (writer.estimatedBytes >= tableBytes) {
         const w = writer;
         writer = undefined;
-        out.push(await w.finish());
+        await finish(w);
       }
     }
     if (writer) {
       const w = writer;
       writer = undefined;
-      out.push(await w.finish());
+      await finish(w);
     }
+    return await Promise.all(finishing);
   } catch (error) {
     await writer?.abandon();
+    await Promise.allSettled(finishing);
     throw error;
   }
-  return out;
 }

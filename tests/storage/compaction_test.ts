@@ -1,6 +1,9 @@
 /**
  * The compaction picker: which level is due, which tables a merge takes,
- * when it is a move, and when tombstones may be dropped.
+ * when it is a move, and when tombstones may be dropped. Writing tables:
+ * every table is durable and in place when writeTables returns, though
+ * their fsyncs overlap the writing of the next; a failed one fails it with
+ * nothing left running.
  */
 import assert from "node:assert/strict";
 import {
@@ -8,7 +11,18 @@ import {
   levelScores,
   pickCompaction,
   type TableShape,
+  writeTables,
 } from "../../storage/compaction.ts";
+import type { Env } from "../../storage/env.ts";
+import { MemEnv, SimulatedFault } from "../../storage/env_mem.ts";
+import { encodeEntries, FlushCursor } from "../../storage/jobs.ts";
+import {
+  BlockCache,
+  tableName,
+  TableReader,
+} from "../../storage/sstable/mod.ts";
+import { Prng } from "../../util/mod.ts";
+import { testSeed } from "../helpers.ts";
 
 const MiB = 1024 * 1024;
 const policy = { l0Trigger: 4, l1Bytes: 10 * MiB };
@@ -114,4 +128,115 @@ Deno.test("isDisjoint", () => {
   assert.equal(isDisjoint([t("a", "b"), t("c", "d")]), true);
   assert.equal(isDisjoint([t("c", "d"), t("a", "c")]), false);
   assert.equal(isDisjoint([]), true);
+});
+
+/** 3000 entries as a flush's table source. */
+function source(rng: Prng): FlushCursor {
+  const value = rng.bytes(200);
+  const rows = Array.from({ length: 3000 }, (_, i) => ({
+    key: `key${String(i).padStart(6, "0")}`,
+    seq: i + 1,
+    value,
+    expiry: 0,
+  }));
+  return new FlushCursor(encodeEntries(rows.values(), 1 << 20), false);
+}
+
+const SMALL_TABLES = {
+  blockBytes: 1024,
+  bloomBitsPerKey: 10,
+  tableBytes: 64 * 1024,
+};
+
+Deno.test("every table writeTables returns is durable and in place, though their fsyncs overlap", async () => {
+  const seed = testSeed("writeTables durability");
+  const rng = new Prng(seed);
+  const env = new MemEnv();
+  await env.mkdirAll("/db");
+  let file = 1;
+  const metas = await writeTables(
+    slowSyncs(env),
+    "/db",
+    source(rng),
+    () => file++,
+    SMALL_TABLES,
+    false,
+  );
+  assert.ok(metas.length >= 8, `${metas.length} tables`);
+  assert.deepEqual(metas.map((m) => m.fileNumber), metas.map((_, i) => i + 1));
+  // Power cut right after it returns: each table survives whole.
+  const after = env.powerCut(rng);
+  const names = await after.list("/db");
+  let entries = 0;
+  for (const m of metas) {
+    assert.ok(names.includes(tableName(m.fileNumber)), `table ${m.fileNumber}`);
+    const t = await TableReader.open(
+      after,
+      "/db",
+      m.fileNumber,
+      new BlockCache(0),
+      {
+        negatives: 0,
+        falsePositives: 0,
+      },
+    );
+    for (const b of t.scanBlocks()) entries += b.keys.length;
+    t.close();
+  }
+  assert.equal(entries, 3000, `seed ${seed}`);
+  assert.ok(!names.some((n) => n.endsWith(".tmp")), "no temporary file left");
+});
+
+/** `env` with every file fsync taking a few milliseconds, as on a disk. */
+function slowSyncs(env: MemEnv): Env {
+  return {
+    mkdirAll: (dir) => env.mkdirAll(dir),
+    list: (dir) => env.list(dir),
+    openWritable: async (path) => {
+      const file = await env.openWritable(path);
+      return {
+        path: file.path,
+        append: (bytes) => file.append(bytes),
+        syncData: async () => {
+          await new Promise((resolve) => setTimeout(resolve, 3));
+          await file.syncData();
+        },
+        close: () => file.close(),
+      };
+    },
+    openReadable: (path) => env.openReadable(path),
+    truncate: (path, length) => env.truncate(path, length),
+    rename: (from, to) => env.rename(from, to),
+    remove: (path) => env.remove(path),
+    syncDir: (dir) => env.syncDir(dir),
+    tryLock: (path) => env.tryLock(path),
+    now: () => env.now(),
+    setTimer: (ms, fn, unref) => env.setTimer(ms, fn, unref),
+    yieldNow: () => env.yieldNow(),
+  };
+}
+
+Deno.test("a failed table fsync fails writeTables, with nothing of it still running", async () => {
+  for (const n of [1, 2, 5]) {
+    const env = new MemEnv();
+    await env.mkdirAll("/db");
+    env.failAt = { kind: "sync", n, code: "EIO" };
+    let file = 1;
+    await assert.rejects(
+      writeTables(
+        slowSyncs(env),
+        "/db",
+        source(new Prng(n)),
+        () => file++,
+        SMALL_TABLES,
+        false,
+      ),
+      SimulatedFault,
+    );
+    // Every table it started has finished or been abandoned: no operation
+    // comes after it failed.
+    const ops = env.ops;
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    assert.equal(env.ops, ops, `sync ${n}: operations after the failure`);
+  }
 });
