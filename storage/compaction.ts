@@ -191,7 +191,13 @@ export async function writeTables(
   let sinceYield = 0;
   const finish = async (w: TableWriter) => {
     if (finishing.length >= FINISHING_MAX) {
-      await finishing[finishing.length - FINISHING_MAX];
+      try {
+        await finishing[finishing.length - FINISHING_MAX];
+      } catch (error) {
+        // An earlier table failed: this one is given up, not left open.
+        await w.abandon();
+        throw error;
+      }
     }
     const done = w.finish();
     // Seen now, so that a failure is not unhandled until it is awaited.
