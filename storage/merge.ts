@@ -2,25 +2,27 @@
  * Ordered iteration over the store's sources — memtables and tables — and
  * the merge that gives each key's newest entry. Pure over its inputs.
  *
+ * Every cursor here works on bytes: its current key is in its own buffer,
+ * its value where it lies (a block, a memtable's arena), and a merge
+ * compares keys as bytes. No string or view is made per entry; a scan
+ * copies out only the entries it returns.
+ *
  * Invariants:
  * - Every source yields strictly increasing keys (decreasing in reverse),
  *   each within the range [start, end).
  * - Sources are passed newest first; for a key present in several, the
  *   merge yields the entry of the first (newest) one.
  */
-import { lowerBound } from "../util/mod.ts";
 import type { Memtable, RangeOptions, Version } from "./memtable.ts";
 import {
+  type CachedBlock,
   type DataBlock,
   ReadAhead,
   type TableReader,
   type TableWriter,
 } from "./sstable/mod.ts";
-import {
-  type BlockCursor,
-  ByteCursor,
-  type DecodedCursor,
-} from "./sstable/block.ts";
+import { ByteCursor, ByteEntry } from "./sstable/block.ts";
+import { lowerBound } from "../util/mod.ts";
 
 /** One entry of a source; value undefined is a tombstone. */
 export interface SourceEntry {
@@ -35,17 +37,13 @@ export interface SourceEntry {
 }
 
 /**
- * A position in entries of strictly increasing keys: the current entry is in
- * the fields, and `next()` moves to the next one (to the first, on its first
- * call), returning false at the end. A merge reads its inputs through cursors
- * and allocates nothing per entry but the key and the value view.
+ * A position in entries of strictly increasing keys (decreasing, for a
+ * reverse scan), the current entry in the {@linkcode ByteEntry} fields:
+ * `next()` moves to the next one (to the first, on its first call),
+ * returning false at the end. The current value's bytes stay where they
+ * are until the next call.
  */
-export interface EntryCursor {
-  key: string;
-  seq: number;
-  /** As in {@linkcode SourceEntry}: undefined for a tombstone. */
-  value: Uint8Array | undefined;
-  expiry: number;
+export interface EntryCursor extends ByteEntry {
   next(): boolean;
   /**
    * Done early: lets go of what the cursor holds (pinned cache blocks).
@@ -54,16 +52,17 @@ export interface EntryCursor {
   close(): void;
 }
 
-/** The fields every cursor keeps, and how it makes an entry current. */
-export abstract class Cursor implements EntryCursor {
+/**
+ * An entry with its key as a binary string and its value as a view, as a
+ * flush job's entries can be read (see FlushCursor).
+ */
+export abstract class Cursor {
   key = "";
   seq = 0;
   value: Uint8Array | undefined = undefined;
   expiry = 0;
 
   abstract next(): boolean;
-
-  close(): void {}
 
   /** Makes the entry current; true, for `return this.take(...)`. */
   protected take(
@@ -81,7 +80,7 @@ export abstract class Cursor implements EntryCursor {
 }
 
 /** Entries of a memtable visible at `seq`, in range order. */
-export class MemtableCursor extends Cursor {
+export class MemtableCursor extends ByteEntry implements EntryCursor {
   readonly #entries: Iterator<[string, Version]>;
 
   constructor(mem: Memtable, seq: number, range: RangeOptions) {
@@ -93,7 +92,11 @@ export class MemtableCursor extends Cursor {
     const r = this.#entries.next();
     if (r.done) return false;
     const [key, v] = r.value;
-    return this.take(key, v.seq, v.value, v.expiry);
+    this.setKey(key);
+    this.setValue(v.value);
+    this.seq = v.seq;
+    this.expiry = v.expiry;
+    return true;
   }
 }
 
@@ -141,8 +144,8 @@ export interface TableSource {
   addTo(writer: TableWriter): void;
 }
 
-/** Whether run a's key sorts before run b's (bytewise). */
-function keyBefore(a: ByteCursor, b: ByteCursor): number {
+/** Compares the keys of entries a and b bytewise, like memcmp. */
+function compareEntries(a: ByteEntry, b: ByteEntry): number {
   const ka = a.key;
   const kb = b.key;
   const na = a.keyLength;
@@ -155,274 +158,50 @@ function keyBefore(a: ByteCursor, b: ByteCursor): number {
   return na - nb;
 }
 
-/**
- * Merges runs (newest first) into one stream in key order with one entry
- * per key, the newest, comparing keys as bytes: a merge job's table
- * source. Tombstones are kept; writeTables drops them at the bottom.
- */
-export class RunMerge implements TableSource {
-  #heap: number[] | undefined;
-  /** As in {@linkcode MergeCursor}: the sources move at the next call. */
-  #pending = false;
-  /** The current key, kept while its sources move past it. */
-  #key = new Uint8Array(64);
-
-  constructor(private readonly runs: readonly RunReader[]) {}
-
-  get tombstone(): boolean {
-    return this.#top().valueLength < 0;
+/** Compares entry `e`'s key with `key[0, n)` bytewise, like memcmp. */
+function compareKey(e: ByteEntry, key: Uint8Array, n: number): number {
+  const k = e.key;
+  const m = e.keyLength < n ? e.keyLength : n;
+  for (let i = 0; i < m; i++) {
+    const d = k[i]! - key[i]!;
+    if (d !== 0) return d;
   }
-
-  addTo(writer: TableWriter): void {
-    const r = this.#top();
-    writer.addBytes(
-      r.key,
-      0,
-      r.keyLength,
-      r.seq,
-      r.expiry,
-      r.block,
-      r.valueAt,
-      r.valueLength,
-    );
-  }
-
-  #top(): RunReader {
-    return this.runs[this.#heap![0]!]!;
-  }
-
-  next(): boolean {
-    let heap = this.#heap;
-    if (heap === undefined) {
-      heap = this.#heap = [];
-      for (let i = 0; i < this.runs.length; i++) {
-        if (this.runs[i]!.next()) heap.push(i);
-      }
-      for (let i = (heap.length >>> 1) - 1; i >= 0; i--) this.#siftDown(i);
-    } else if (this.#pending) {
-      this.#pending = false;
-      const top = this.#top();
-      const n = top.keyLength;
-      if (n > this.#key.length) this.#key = new Uint8Array(n * 2);
-      const key = this.#key;
-      const from = top.key;
-      for (let i = 0; i < n; i++) key[i] = from[i]!;
-      this.#advanceTop();
-      // Older entries of the same key come next; they are passed over.
-      while (heap.length > 0 && this.#topIs(key, n)) this.#advanceTop();
-    }
-    if (heap.length === 0) return false;
-    this.#pending = true;
-    return true;
-  }
-
-  /** Whether the top run's key is `key[0, n)`. */
-  #topIs(key: Uint8Array, n: number): boolean {
-    const r = this.#top();
-    if (r.keyLength !== n) return false;
-    const k = r.key;
-    for (let i = n - 1; i >= 0; i--) if (k[i] !== key[i]) return false;
-    return true;
-  }
-
-  #before(a: number, b: number): boolean {
-    const d = keyBefore(this.runs[a]!, this.runs[b]!);
-    return d === 0 ? a < b : d < 0;
-  }
-
-  #siftDown(i: number): void {
-    const heap = this.#heap!;
-    const n = heap.length;
-    const id = heap[i]!;
-    for (;;) {
-      let child = 2 * i + 1;
-      if (child >= n) break;
-      if (child + 1 < n && this.#before(heap[child + 1]!, heap[child]!)) {
-        child++;
-      }
-      if (!this.#before(heap[child]!, id)) break;
-      heap[i] = heap[child]!;
-      i = child;
-    }
-    heap[i] = id;
-  }
-
-  #advanceTop(): void {
-    const heap = this.#heap!;
-    if (!this.runs[heap[0]!]!.next()) {
-      const last = heap.pop()!;
-      if (heap.length === 0) return;
-      heap[0] = last;
-    }
-    this.#siftDown(0);
-  }
-}
-
-/** Entries of one table within the range, in range order. */
-export class TableCursor extends Cursor {
-  /** The current block; -1 before the first call to next(). */
-  #b = -1;
-  /** Forward: the current block's cursor. */
-  #cursor: BlockCursor | DecodedCursor | undefined;
-  /** Reverse: the current block, decoded, and the current entry in it. */
-  #block: DataBlock | undefined;
-  #i = 0;
-  #done = false;
-  /** Forward: read-ahead state, made when the scan leaves its first block. */
-  #ahead: ReadAhead | undefined;
-
-  constructor(
-    private readonly table: TableReader,
-    private readonly range: RangeOptions,
-  ) {
-    super();
-  }
-
-  next(): boolean {
-    if (this.#done) return false;
-    const more = this.range.reverse === true
-      ? this.#backward()
-      : this.#forward();
-    if (!more) this.close();
-    return more;
-  }
-
-  #forward(): boolean {
-    const { start, end } = this.range;
-    const table = this.table;
-    let c = this.#cursor;
-    let more: boolean;
-    if (this.#b < 0) {
-      // Entries are parsed from the cached blocks in place; the block the
-      // cursor is in stays pinned until it moves on, since the current
-      // entry's value is a view into it.
-      this.#b = start === undefined ? 0 : table.blockFor(start);
-      if (this.#b >= table.blocks) return false;
-      c = this.#cursor = table.cursor(this.#b);
-      more = start === undefined ? c.first() : c.seek(start);
-    } else {
-      more = c!.next();
-    }
-    while (!more) {
-      table.release(c!);
-      this.#cursor = undefined;
-      if (++this.#b >= table.blocks) return false;
-      c = this.#cursor = table.nextCursor(
-        this.#b,
-        this.#ahead ??= new ReadAhead(),
-      );
-      more = c.first();
-    }
-    if (end !== undefined && c!.key >= end) return false;
-    return this.take(c!.key, c!.seq, c!.value, c!.expiry);
-  }
-
-  override close(): void {
-    this.#done = true;
-    if (this.#cursor) this.table.release(this.#cursor);
-    this.#cursor = undefined;
-  }
-
-  #backward(): boolean {
-    const { start, end } = this.range;
-    const table = this.table;
-    let block = this.#block;
-    if (this.#b < 0) {
-      this.#b = end === undefined
-        ? table.blocks - 1
-        : Math.min(table.blockFor(end), table.blocks - 1);
-      if (this.#b < 0) return false;
-      block = this.#block = table.block(this.#b);
-      this.#i = end === undefined
-        ? block.keys.length - 1
-        : lowerBound(block.keys, end) - 1;
-    } else {
-      this.#i--;
-    }
-    while (this.#i < 0) {
-      if (--this.#b < 0) return false;
-      block = this.#block = table.block(this.#b);
-      this.#i = block.keys.length - 1;
-    }
-    const i = this.#i;
-    const key = block!.keys[i]!;
-    if (start !== undefined && key < start) return false;
-    return this.take(
-      key,
-      block!.seqs[i]!,
-      block!.values[i],
-      block!.expiries[i]!,
-    );
-  }
-}
-
-/**
- * Entries of a level whose tables are sorted by key and do not overlap
- * (level 1 and above), in range order.
- */
-export class LevelCursor extends Cursor {
-  readonly #tables: TableReader[];
-  #t = 0;
-  #cursor: TableCursor | undefined;
-
-  constructor(
-    tables: readonly TableReader[],
-    private readonly range: RangeOptions,
-  ) {
-    super();
-    const { start, end, reverse = false } = range;
-    this.#tables = tables.filter((t) =>
-      (start === undefined || t.props.largest >= start) &&
-      (end === undefined || t.props.smallest < end)
-    );
-    if (reverse) this.#tables.reverse();
-  }
-
-  next(): boolean {
-    for (;;) {
-      let c = this.#cursor;
-      if (c === undefined) {
-        const t = this.#tables[this.#t++];
-        if (t === undefined) return false;
-        c = this.#cursor = new TableCursor(t, this.range);
-      }
-      if (c.next()) return this.take(c.key, c.seq, c.value, c.expiry);
-      this.#cursor = undefined;
-    }
-  }
-
-  override close(): void {
-    this.#cursor?.close();
-    this.#cursor = undefined;
-    this.#t = this.#tables.length;
-  }
+  return e.keyLength - n;
 }
 
 /**
  * Merges cursors (newest first) into one ordered stream with one entry per
- * key, the newest. Tombstones are kept; callers skip them.
+ * key, the newest, comparing keys as bytes. Tombstones are kept; callers
+ * skip them (writeTables drops them at the bottom).
  *
  * The cursors are kept in a binary heap ordered by current key, then by
  * cursor (newer first): a merge of level 0's many tables costs a few
- * comparisons per entry, not two per source.
+ * comparisons per entry, not two per source. The current entry is the
+ * {@linkcode top} cursor's.
  */
-export class MergeCursor extends Cursor {
+export class MergeCursor<C extends EntryCursor = EntryCursor> {
   #heap: number[] | undefined;
   /**
    * The current entry's sources still have to move past its key. They
-   * move at the next call, not before it returns: the entry's value is a
-   * view into its source's current block, which the source keeps only
-   * while it stays there.
+   * move at the next call, not before it returns: the entry's value lies
+   * in its source's current block, which the source keeps only while it
+   * stays there.
    */
   #pending = false;
+  /** The current key, kept while its sources move past it. */
+  #key = new Uint8Array(64);
 
   constructor(
-    private readonly cursors: readonly EntryCursor[],
-    private readonly reverse: boolean,
-  ) {
-    super();
+    protected readonly cursors: readonly C[],
+    private readonly reverse = false,
+  ) {}
+
+  /** The cursor holding the current entry. REQUIRES: next() was true. */
+  get top(): C {
+    return this.cursors[this.#heap![0]!]!;
   }
 
+  /** Moves to the next key's newest entry; false at the end. */
   next(): boolean {
     let heap = this.#heap;
     if (heap === undefined) {
@@ -433,21 +212,26 @@ export class MergeCursor extends Cursor {
       for (let i = (heap.length >>> 1) - 1; i >= 0; i--) this.#siftDown(i);
     } else if (this.#pending) {
       this.#pending = false;
-      const key = this.key;
+      const top = this.top;
+      const n = top.keyLength;
+      if (n > this.#key.length) this.#key = new Uint8Array(n * 2);
+      const key = this.#key;
+      const from = top.key;
+      for (let i = 0; i < n; i++) key[i] = from[i]!;
       this.#advanceTop();
       // Older entries of the same key come next (each cursor's keys
       // strictly increase); they are passed over.
-      while (heap.length > 0 && this.cursors[heap[0]!]!.key === key) {
+      while (heap.length > 0 && compareKey(this.top, key, n) === 0) {
         this.#advanceTop();
       }
     }
     if (heap.length === 0) return false;
-    const top = this.cursors[heap[0]!]!;
     this.#pending = true;
-    return this.take(top.key, top.seq, top.value, top.expiry);
+    return true;
   }
 
-  override close(): void {
+  /** Done early: closes every cursor. */
+  close(): void {
     for (const c of this.cursors) c.close();
     this.#heap = [];
     this.#pending = false;
@@ -455,10 +239,9 @@ export class MergeCursor extends Cursor {
 
   /** Whether cursor a's entry goes before cursor b's. */
   #before(a: number, b: number): boolean {
-    const ka = this.cursors[a]!.key;
-    const kb = this.cursors[b]!.key;
-    if (ka === kb) return a < b;
-    return this.reverse ? ka > kb : ka < kb;
+    const d = compareEntries(this.cursors[a]!, this.cursors[b]!);
+    if (d === 0) return a < b;
+    return this.reverse ? d > 0 : d < 0;
   }
 
   #siftDown(i: number): void {
@@ -487,5 +270,226 @@ export class MergeCursor extends Cursor {
       heap[0] = last;
     }
     this.#siftDown(0);
+  }
+}
+
+/**
+ * Merges runs (newest first) into one stream in key order with one entry
+ * per key, the newest: a merge job's table source.
+ */
+export class RunMerge extends MergeCursor<RunReader> implements TableSource {
+  constructor(runs: readonly RunReader[]) {
+    super(runs);
+  }
+
+  get tombstone(): boolean {
+    return this.top.valueLength < 0;
+  }
+
+  addTo(writer: TableWriter): void {
+    const r = this.top;
+    writer.addBytes(
+      r.key,
+      0,
+      r.keyLength,
+      r.seq,
+      r.expiry,
+      r.block,
+      r.valueAt,
+      r.valueLength,
+    );
+  }
+}
+
+/** Tables of a level (or one table) holding keys in the range, in its order. */
+function tablesIn(
+  tables: readonly TableReader[],
+  range: RangeOptions,
+): TableReader[] {
+  const { start, end, reverse = false } = range;
+  const within = tables.filter((t) =>
+    (start === undefined || t.props.largest >= start) &&
+    (end === undefined || t.props.smallest < end)
+  );
+  return reverse ? within.reverse() : within;
+}
+
+/**
+ * Entries of tables sorted by key and not overlapping (a level above 0, or
+ * one table) from `start` on, below `end` (the range's end as bytes),
+ * parsed in place from the cached blocks. The block the cursor is in stays
+ * pinned until it moves on: the current value lies in it.
+ */
+export class TableScan extends ByteCursor implements EntryCursor {
+  readonly #tables: TableReader[];
+  /** The current table's index in #tables; -1 before the first. */
+  #t = -1;
+  /** The current block of the current table. */
+  #b = 0;
+  #pinned: CachedBlock | undefined;
+  /** Read-ahead state of the current table, made when a scan leaves its first block. */
+  #ahead: ReadAhead | undefined;
+  #done = false;
+
+  constructor(
+    tables: readonly TableReader[],
+    private readonly start: string | undefined,
+    private readonly end: Uint8Array | undefined,
+  ) {
+    super();
+    this.#tables = tablesIn(tables, { start, reverse: false });
+  }
+
+  override next(): boolean {
+    if (this.#done) return false;
+    let more = this.#t < 0 ? this.#first() : super.next();
+    while (!more) {
+      if (!this.#nextBlock()) {
+        this.close();
+        return false;
+      }
+      more = super.next();
+    }
+    const end = this.end;
+    if (end !== undefined && compareKey(this, end, end.length) >= 0) {
+      this.close();
+      return false;
+    }
+    return true;
+  }
+
+  /** Moves to the first entry at or after `start` in the first table. */
+  #first(): boolean {
+    this.#t = 0;
+    const t = this.#tables[0];
+    if (t === undefined) return false;
+    const start = this.start;
+    const b = start === undefined ? 0 : t.blockFor(start);
+    if (b >= t.blocks) {
+      this.#b = t.blocks;
+      return false;
+    }
+    this.#enter(t, b, t.pin(b));
+    return start === undefined ? super.next() : this.seek(start);
+  }
+
+  /** Enters the next block, of this table or the next; false at the end. */
+  #nextBlock(): boolean {
+    this.#unpin();
+    let t = this.#tables[this.#t];
+    if (t === undefined) return false;
+    if (++this.#b < t.blocks) {
+      const { contents, pinned } = t.nextBlock(
+        this.#b,
+        this.#ahead ??= new ReadAhead(),
+      );
+      this.#enterContents(t, this.#b, contents, pinned);
+      return true;
+    }
+    t = this.#tables[++this.#t];
+    if (t === undefined) return false;
+    this.#ahead = undefined;
+    this.#enter(t, 0, t.pin(0));
+    return true;
+  }
+
+  #enter(t: TableReader, b: number, c: CachedBlock): void {
+    this.#enterContents(t, b, c.raw, c);
+  }
+
+  #enterContents(
+    t: TableReader,
+    b: number,
+    contents: Uint8Array,
+    pinned: CachedBlock | undefined,
+  ): void {
+    this.#b = b;
+    this.#pinned = pinned;
+    this.enter(contents, t.path, t.index.offsets[b]!);
+  }
+
+  #unpin(): void {
+    const c = this.#pinned;
+    if (c === undefined) return;
+    this.#pinned = undefined;
+    this.#tables[this.#t]!.unpin(c);
+  }
+
+  override close(): void {
+    this.#done = true;
+    this.#unpin();
+  }
+}
+
+/**
+ * Entries of tables sorted by key and not overlapping (a level above 0, or
+ * one table) within the range, in descending order, from their decoded
+ * blocks.
+ */
+export class TableReverse extends ByteEntry implements EntryCursor {
+  readonly #tables: TableReader[];
+  #t = 0;
+  /** The current block; -1 before the first of the current table. */
+  #b = -1;
+  #block: DataBlock | undefined;
+  #i = 0;
+  #done = false;
+
+  constructor(
+    tables: readonly TableReader[],
+    private readonly range: RangeOptions,
+  ) {
+    super();
+    this.#tables = tablesIn(tables, { ...range, reverse: true });
+  }
+
+  next(): boolean {
+    if (this.#done) return false;
+    const { start, end } = this.range;
+    let block = this.#block;
+    for (;;) {
+      const table = this.#tables[this.#t];
+      if (table === undefined) return this.#finish();
+      if (block === undefined) {
+        this.#b = end === undefined
+          ? table.blocks - 1
+          : Math.min(table.blockFor(end), table.blocks - 1);
+        if (this.#b < 0) {
+          this.#t++;
+          continue;
+        }
+        block = table.block(this.#b);
+        this.#i = end === undefined
+          ? block.keys.length
+          : lowerBound(block.keys, end);
+      }
+      if (--this.#i >= 0) break;
+      if (--this.#b < 0) {
+        block = undefined;
+        this.#t++;
+        continue;
+      }
+      block = table.block(this.#b);
+      this.#i = block.keys.length;
+    }
+    this.#block = block;
+    const i = this.#i;
+    const key = block.keys[i]!;
+    if (start !== undefined && key < start) return this.#finish();
+    this.setKey(key);
+    this.setValue(block.values[i]);
+    this.seq = block.seqs[i]!;
+    this.expiry = block.expiries[i]!;
+    return true;
+  }
+
+  #finish(): false {
+    this.#done = true;
+    this.#block = undefined;
+    return false;
+  }
+
+  override close(): void {
+    this.#finish();
   }
 }

@@ -17,7 +17,7 @@
  * - After a failed write, fsync, flush or manifest edit the store rejects
  *   writes (fail-stop); reads keep working.
  */
-import { binaryToBytes, dropAllSpares, prefixSuccessor } from "../util/mod.ts";
+import { dropAllSpares, prefixSuccessor, resultPool } from "../util/mod.ts";
 import {
   type Compaction,
   type CompactionPolicy,
@@ -77,7 +77,7 @@ import {
   TableReader,
 } from "./sstable/mod.ts";
 import { TableSet, Version } from "./version.ts";
-import { copyOut, lookup, mergedEntries, type Sources, View } from "./view.ts";
+import { lookup, mergedEntries, type Sources, View } from "./view.ts";
 import { encodedRecordBytes, type WalOp } from "./wal.ts";
 
 export type { Bytes } from "./input.ts";
@@ -842,7 +842,7 @@ export class Store {
       const e = mergedEntries(view, view.seq, range);
       try {
         while (e.next()) {
-          if (e.value !== undefined) n++;
+          if (e.top.valueLength >= 0) n++;
           if (++sinceYield === 65536) {
             sinceYield = 0;
             await this.#yield();
@@ -1530,11 +1530,14 @@ class ScanIterator<T extends Entry | Uint8Array> implements AsyncGenerator<T> {
     if (this.#n >= this.limit) return this.#finish();
     const e = this.#entries!;
     while (e.next()) {
-      if (e.value === undefined) continue;
+      const c = e.top;
+      if (c.valueLength < 0) continue;
       this.#n++;
-      const value = this.keysOnly
-        ? binaryToBytes(e.key)
-        : { key: binaryToBytes(e.key), value: copyOut(e.value)! };
+      const key = resultPool.copy(c.key, 0, c.keyLength);
+      const value = this.keysOnly ? key : {
+        key,
+        value: resultPool.copy(c.block, c.valueAt, c.valueAt + c.valueLength),
+      };
       return { done: false, value: value as T };
     }
     return this.#finish();

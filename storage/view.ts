@@ -14,14 +14,14 @@
 import type { Memtable, RangeOptions } from "./memtable.ts";
 import {
   type EntryCursor,
-  LevelCursor,
   MemtableCursor,
   MergeCursor,
-  TableCursor,
+  TableReverse,
+  TableScan,
 } from "./merge.ts";
 import { bloomHash1, bloomHash2, type TableReader } from "./sstable/mod.ts";
 import type { Version } from "./version.ts";
-import { resultPool } from "../util/mod.ts";
+import { binaryToBytes, resultPool } from "../util/mod.ts";
 
 /** The sources of a read. `imms` is ordered newest first. */
 export interface Sources {
@@ -102,15 +102,19 @@ export function mergedEntries(
   for (const imm of sources.imms) {
     cursors.push(new MemtableCursor(imm, seq, range));
   }
+  const { start, end, reverse = false } = range;
+  const endBytes = end === undefined ? undefined : binaryToBytes(end);
+  const tables = (run: readonly TableReader[]) =>
+    reverse
+      ? new TableReverse(run, range)
+      : new TableScan(run, start, endBytes);
   const levels = sources.version.levels;
   const l0 = levels[0]!;
-  for (let i = l0.length - 1; i >= 0; i--) {
-    cursors.push(new TableCursor(l0[i]!, range));
-  }
+  for (let i = l0.length - 1; i >= 0; i--) cursors.push(tables([l0[i]!]));
   for (let l = 1; l < levels.length; l++) {
-    if (levels[l]!.length > 0) cursors.push(new LevelCursor(levels[l]!, range));
+    if (levels[l]!.length > 0) cursors.push(tables(levels[l]!));
   }
-  return new MergeCursor(cursors, range.reverse === true);
+  return new MergeCursor(cursors, reverse);
 }
 
 /** Sources pinned at a sequence number until released. */

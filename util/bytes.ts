@@ -146,9 +146,7 @@ export class BytePool {
   /** A copy of `bytes[start, end)` in the pool. */
   copy(bytes: Uint8Array, start = 0, end: number = bytes.length): Uint8Array {
     const out = this.alloc(end - start);
-    out.set(
-      start === 0 && end === bytes.length ? bytes : bytes.subarray(start, end),
-    );
+    copyInto(out, 0, bytes, start, end);
     return out;
   }
 }

@@ -15,7 +15,6 @@ import {
   getFixed32,
   getFixed64,
   getVarint32,
-  lowerBound,
   putBinary,
   putFixed32,
   putFixed64,
@@ -24,7 +23,6 @@ import {
   type VarintResult,
 } from "../../util/mod.ts";
 import { CorruptionError } from "../errors.ts";
-import type { CachedBlock } from "./block_cache.ts";
 import { BLOCK_RESTART_INTERVAL, EntryTag } from "../format.ts";
 
 /** Reused buffer for keys and values given to a BlockBuilder as strings. */
@@ -511,9 +509,6 @@ function parseValueInto(
   out.expiry = f.expiry;
 }
 
-/** Reused buffer in which BlockCursor.next assembles each key. */
-let nextScratch = new Uint8Array(256);
-
 /** Reused buffer in which searchDataBlock rebuilds prefix-compressed keys. */
 let keyScratch = new Uint8Array(256);
 
@@ -645,128 +640,49 @@ export function searchDataBlock(
   return undefined;
 }
 
+const NO_BYTES = new Uint8Array(0);
+
 /**
- * A forward cursor over verified data block contents that parses one entry
- * at a time: a scan reads the entries it needs straight from the cached
- * block, with no decoded copy of the block kept (or charged to the cache).
- * The current entry is in the public fields; its value is a view into the
- * contents, valid while the contents are. Damage is a CorruptionError, as
- * in a decode.
+ * An entry as bytes, the current one of a cursor: its key in the cursor's
+ * own buffer, its value where it lies (in a block, a memtable's arena or
+ * a view). What merges compare and copy from, with no string or view made
+ * per entry.
  */
-export class BlockCursor {
-  key = "";
+export class ByteEntry {
+  /** The current key is `key[0, keyLength)`. */
+  key: Uint8Array = new Uint8Array(64);
+  /** -1 before the first entry. */
+  keyLength = -1;
+  /** The bytes holding the value (a block's contents, for a ByteCursor). */
+  block: Uint8Array = NO_BYTES;
   seq = 0;
-  value: Uint8Array | undefined = undefined;
   expiry = 0;
-  /** The cached block this cursor keeps pinned (TableReader.cursor). */
-  pinned: CachedBlock | undefined = undefined;
-  readonly #contents: Uint8Array;
-  readonly #limit: number;
-  readonly #bad: (why: string) => Error;
-  readonly #badEntry: (why: string) => Error;
-  /** Offset of the next entry to parse. */
-  #at = 0;
-  /** Whether the current key came from a restart point (no order check). */
-  #fresh = true;
+  /** The value is `block[valueAt, valueAt + valueLength)`. */
+  valueAt = 0;
+  /** -1 for a tombstone. */
+  valueLength = -1;
 
-  constructor(contents: Uint8Array, file: string, offset: number) {
-    this.#contents = contents;
-    this.#bad = blockError(file, offset);
-    this.#badEntry = entryError(file, offset);
-    this.#limit = entriesEnd(contents, this.#bad);
+  /** Done early: lets go of what the cursor holds. */
+  close(): void {}
+
+  /** Makes binary string `key` the current key. */
+  protected setKey(key: string): void {
+    const n = key.length;
+    if (n > this.key.length) this.key = new Uint8Array(Math.max(n, 2 * n));
+    const out = this.key;
+    for (let i = 0; i < n; i++) out[i] = key.charCodeAt(i);
+    this.keyLength = n;
   }
 
-  /** Moves to the first entry; false when the block has none. */
-  first(): boolean {
-    this.#at = 0;
-    this.#fresh = true;
-    this.key = "";
-    return this.next();
-  }
-
-  /** Moves to the first entry with a key >= `target`; false when none. */
-  seek(target: string): boolean {
-    const contents = this.#contents;
-    const limit = this.#limit;
-    const bad = this.#bad;
-    let at = scanStart(contents, limit, target, false, bad);
-    // Keys passed over are rebuilt as bytes and compared as bytes: a
-    // string is made only for the entry landed on.
-    let keyLength = -1;
-    while (at < limit) {
-      keyLength = scratchKey(contents, at, limit, keyLength, bad);
-      const { unshared, valueLength, body } = header;
-      const valueStart = body + unshared;
-      at = valueStart + valueLength;
-      if (compareKeyBytes(target, keyScratch, 0, keyLength) <= 0) {
-        this.#land(bytesToBinary(keyScratch, 0, keyLength), valueStart, at);
-        return true;
-      }
-    }
-    this.#at = limit;
-    return false;
-  }
-
-  /** Makes the entry with `key` and value field [start, end) current. */
-  #land(key: string, start: number, end: number): void {
-    parseValueInto(this.#contents, start, end, this.#badEntry, parsed);
-    this.key = key;
-    this.seq = parsed.seq;
-    this.value = parsed.value;
-    this.expiry = parsed.expiry;
-    this.#fresh = false;
-    this.#at = end;
-  }
-
-  /** Moves to the next entry; false at the end of the block. */
-  next(): boolean {
-    const contents = this.#contents;
-    const limit = this.#limit;
-    let at = this.#at;
-    if (at >= limit) return false;
-    let shared = contents[at]!;
-    let unshared = contents[at + 1]!;
-    let valueLength = contents[at + 2]!;
-    if ((shared | unshared | valueLength) < 0x80 && at + 3 <= limit) {
-      // One-byte lengths, the common case: no varint decoding.
-      at += 3;
-      if (unshared + valueLength > limit - at) {
-        throw this.#bad("entry runs past the block");
-      }
+  /** Makes `value` (undefined: a tombstone) the current value. */
+  protected setValue(value: Uint8Array | undefined): void {
+    if (value === undefined) {
+      this.valueLength = -1;
     } else {
-      readHeader(contents, at, limit, this.#bad);
-      ({ shared, unshared, valueLength } = header);
-      at = header.body;
+      this.block = value;
+      this.valueAt = 0;
+      this.valueLength = value.length;
     }
-    const last = this.key;
-    if (shared > last.length) {
-      throw this.#bad("shared prefix longer than the last key");
-    }
-    // The key is assembled as bytes and made into one flat string: joining
-    // a slice of the last key with the new bytes made three strings, the
-    // last a rope that every comparison had to flatten again.
-    const n = shared + unshared;
-    if (n > nextScratch.length) {
-      nextScratch = new Uint8Array(Math.max(n, nextScratch.length * 2));
-    }
-    const scratch = nextScratch;
-    for (let j = 0; j < shared; j++) scratch[j] = last.charCodeAt(j);
-    // The first new byte that differs from the last key decides the order;
-    // none differing, the longer key is greater.
-    let order = 0;
-    for (let j = 0; j < unshared; j++) {
-      const b = contents[at + j]!;
-      scratch[shared + j] = b;
-      if (order === 0 && shared + j < last.length) {
-        const was = last.charCodeAt(shared + j);
-        if (b !== was) order = b > was ? 1 : -1;
-      }
-    }
-    if (order === 0) order = n > last.length ? 1 : -1;
-    if (!this.#fresh && order < 0) throw this.#bad("keys out of order");
-    at += unshared;
-    this.#land(bytesToBinary(scratch, 0, n), at, at + valueLength);
-    return true;
   }
 }
 
@@ -778,19 +694,7 @@ export class BlockCursor {
  * block. Keys must strictly increase across the blocks too. Damage is a
  * CorruptionError, as in a decode.
  */
-export class ByteCursor {
-  /** The current key is `key[0, keyLength)`. */
-  key: Uint8Array = new Uint8Array(64);
-  /** -1 before the first entry. */
-  keyLength = -1;
-  /** The current block's contents, holding the value. */
-  block: Uint8Array = new Uint8Array(0);
-  seq = 0;
-  expiry = 0;
-  /** The value is `block[valueAt, valueAt + valueLength)`. */
-  valueAt = 0;
-  /** -1 for a tombstone. */
-  valueLength = -1;
+export class ByteCursor extends ByteEntry {
   #limit = 0;
   #at = 0;
   /** Whether the current block has had an entry yet (else shared is 0). */
@@ -812,6 +716,24 @@ export class ByteCursor {
     this.block = contents;
     this.#at = 0;
     this.#inBlock = false;
+  }
+
+  /**
+   * Moves to the first entry of the current block (just entered) with a
+   * key >= binary string `target`; false when none. Scans from the last
+   * restart below the target, checking the entries it passes as next()
+   * does.
+   */
+  seek(target: string): boolean {
+    this.#at = scanStart(this.block, this.#limit, target, false, this.#bad);
+    this.#inBlock = false;
+    this.keyLength = -1;
+    while (this.next()) {
+      if (compareKeyBytes(target, this.key, 0, this.keyLength) <= 0) {
+        return true;
+      }
+    }
+    return false;
   }
 
   /** Moves to the block's next entry; false at its end. */
@@ -868,43 +790,6 @@ export class ByteCursor {
     this.valueLength = f.valueLength;
     this.#at = at + fieldLength;
     this.#inBlock = true;
-    return true;
-  }
-}
-
-/** Forward iteration over a decoded block, as {@linkcode BlockCursor} does. */
-export class DecodedCursor {
-  key = "";
-  seq = 0;
-  value: Uint8Array | undefined = undefined;
-  expiry = 0;
-  /** As in {@linkcode BlockCursor}. */
-  pinned: CachedBlock | undefined = undefined;
-  #i = -1;
-
-  constructor(private readonly block: DataBlock) {}
-
-  /** Moves to the first entry; false when the block has none. */
-  first(): boolean {
-    this.#i = -1;
-    return this.next();
-  }
-
-  /** Moves to the first entry with a key >= `target`; false when none. */
-  seek(target: string): boolean {
-    this.#i = lowerBound(this.block.keys, target) - 1;
-    return this.next();
-  }
-
-  /** Moves to the next entry; false at the end of the block. */
-  next(): boolean {
-    const b = this.block;
-    const i = ++this.#i;
-    if (i >= b.keys.length) return false;
-    this.key = b.keys[i]!;
-    this.seq = b.seqs[i]!;
-    this.value = b.values[i];
-    this.expiry = b.expiries[i]!;
     return true;
   }
 }

@@ -20,6 +20,7 @@ export {
 export {
   type FilterStats,
   ReadAhead,
+  type ScanBlock,
   type TableEntry,
   type TableProps,
   TableReader,

@@ -34,10 +34,8 @@ import {
   TABLE_MAGIC,
 } from "../format.ts";
 import {
-  BlockCursor,
   type DataBlock,
   decodeDataBlock,
-  DecodedCursor,
   decodeIndexBlock,
   type IndexBlock,
   searchDataBlock,
@@ -75,7 +73,7 @@ export interface TableEntry {
 
 const scratch: VarintResult = { value: 0, offset: 0 };
 
-/** Point lookups and scans of a cached block after which it is decoded. */
+/** Point lookups of a cached block after which it is decoded. */
 const DECODE_AFTER_LOOKUPS = 16;
 
 /**
@@ -113,6 +111,13 @@ export class ReadAhead {
   at = 0;
   /** Bytes the next refill reads. */
   size = READ_AHEAD_MIN_BYTES;
+}
+
+/** A data block's contents for a forward scan (see TableReader.nextBlock). */
+export interface ScanBlock {
+  contents: Uint8Array;
+  /** The cached block holding them, pinned; undefined when not cached. */
+  pinned: CachedBlock | undefined;
 }
 
 /** An open table. */
@@ -269,47 +274,36 @@ export class TableReader {
   }
 
   /**
-   * A cursor over data block `i` (for forward iteration), reading the
-   * cached contents in place. The block is pinned, so that its buffer is
-   * not recycled while the cursor is in it: pass the cursor to
-   * {@linkcode release} when done with it.
+   * Data block `i` from the cache (read into it on a miss), pinned so that
+   * its buffer is not recycled while a scan reads it in place: pass it to
+   * {@linkcode unpin} when done with it.
    */
-  cursor(i: number): BlockCursor | DecodedCursor {
-    return this.#cursorOf(this.#cached(i), i);
-  }
-
-  #cursorOf(c: CachedBlock, i: number): BlockCursor | DecodedCursor {
-    // As for point lookups: a block scanned again and again is decoded
-    // once; one scanned now and then is parsed in place each time.
-    if (!c.decoded && ++c.lookups >= DECODE_AFTER_LOOKUPS) this.#decode(c, i);
-    const cursor = c.decoded
-      ? new DecodedCursor(c.decoded)
-      : new BlockCursor(c.raw, this.path, this.index.offsets[i]!);
+  pin(i: number): CachedBlock {
+    const c = this.#cached(i);
     this.cache.pin(c);
-    cursor.pinned = c;
-    return cursor;
+    return c;
   }
 
-  /** Unpins the block of a cursor from {@linkcode cursor}, once. */
-  release(cursor: BlockCursor | DecodedCursor): void {
-    const c = cursor.pinned;
-    if (c === undefined) return;
-    cursor.pinned = undefined;
+  /** Unpins a block from {@linkcode pin} or {@linkcode nextBlock}. */
+  unpin(c: CachedBlock): void {
     this.cache.unpin(c);
   }
 
   /**
-   * A cursor over data block `i` for a forward scan that has just left
-   * block i - 1: the cached block if there is one; else, once the scan has
-   * missed READ_AHEAD_AFTER_BLOCKS blocks, the block from `ahead`'s buffer,
+   * Data block `i`'s verified contents for a forward scan that has just
+   * left block i - 1, with the cached block holding them, pinned (as by
+   * {@linkcode pin}), or undefined when they are in `ahead`'s buffer: the
+   * cached block if there is one; else, once the scan has missed
+   * READ_AHEAD_AFTER_BLOCKS blocks, the block from `ahead`'s buffer,
    * refilled from block `i` on when it does not hold it.
    */
-  nextCursor(i: number, ahead: ReadAhead): BlockCursor | DecodedCursor {
+  nextBlock(i: number, ahead: ReadAhead): ScanBlock {
     if (
       this.#slots[i] !== undefined ||
       ahead.misses++ < READ_AHEAD_AFTER_BLOCKS
     ) {
-      return this.cursor(i);
+      const c = this.pin(i);
+      return { contents: c.raw, pinned: c };
     }
     const offset = this.index.offsets[i]!;
     const n = this.index.sizes[i]! + BLOCK_TRAILER_BYTES;
@@ -329,9 +323,10 @@ export class TableReader {
       const own = this.cache.buffer(n);
       own.set(raw);
       const c = this.#insert(i, own.subarray(0, contents.length), n);
-      return this.#cursorOf(c, i);
+      this.cache.pin(c);
+      return { contents: c.raw, pinned: c };
     }
-    return new BlockCursor(contents, this.path, offset);
+    return { contents, pinned: undefined };
   }
 
   /** Data block `i`, decoded (for reverse iteration). */
@@ -348,17 +343,10 @@ export class TableReader {
     return decoded;
   }
 
-  /** Every data block in order, decoded, as {@linkcode scanCursors} reads them. */
+  /** Every data block in order, decoded, as {@linkcode scanContents} reads them. */
   *scanBlocks(): Generator<DataBlock> {
     for (const c of this.scanContents()) {
       yield decodeDataBlock(c.contents, this.path, c.offset);
-    }
-  }
-
-  /** A cursor over every data block in order, as {@linkcode scanContents} reads them. */
-  *scanCursors(): Generator<BlockCursor> {
-    for (const c of this.scanContents()) {
-      yield new BlockCursor(c.contents, this.path, c.offset);
     }
   }
 

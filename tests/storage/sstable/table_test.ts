@@ -14,8 +14,8 @@ import {
 } from "../../../storage/sstable/mod.ts";
 import {
   BlockBuilder,
-  BlockCursor,
-  type DecodedCursor,
+  ByteCursor,
+  type ByteEntry,
 } from "../../../storage/sstable/block.ts";
 import {
   bloomHash1,
@@ -30,7 +30,7 @@ import {
   BLOOM_LINE_BYTES,
 } from "../../../storage/format.ts";
 import { CorruptionError } from "../../../storage/mod.ts";
-import { MergeCursor, TableCursor } from "../../../storage/merge.ts";
+import { MergeCursor, TableScan } from "../../../storage/merge.ts";
 import { denoEnv } from "../../../storage/env_deno.ts";
 import type { Env } from "../../../storage/env.ts";
 import {
@@ -88,7 +88,12 @@ async function write(
 
 const stats = () => ({ negatives: 0, falsePositives: 0 });
 
-type Cursor = BlockCursor | DecodedCursor;
+/** A byte cursor entered into block contents. */
+function cursorOn(contents: Uint8Array, file = "f", offset = 0): ByteCursor {
+  const c = new ByteCursor();
+  c.enter(contents, file, offset);
+  return c;
+}
 
 /**
  * Checks block cursors against the rows: walking every block gives every
@@ -96,7 +101,7 @@ type Cursor = BlockCursor | DecodedCursor;
  * key, just past every key, and random targets.
  */
 function checkCursors(
-  cursor: (block: number) => Cursor,
+  cursor: (block: number) => ByteCursor,
   t: TableReader,
   data: Row[],
   rng: Prng,
@@ -104,7 +109,7 @@ function checkCursors(
   const walked: Row[] = [];
   for (let b = 0; b < t.blocks; b++) {
     const c = cursor(b);
-    for (let more = c.first(); more; more = c.next()) walked.push(rowOf(c));
+    while (c.next()) walked.push(rowOf(c));
   }
   assert.deepEqual(walked, data);
   const keys = data.map((r) => r.key);
@@ -129,13 +134,21 @@ function checkCursors(
   }
 }
 
-function rowOf(c: Cursor): Row {
+/** The current entry of a byte cursor as a row. */
+function rowOf(c: ByteEntry): Row {
   return {
-    key: c.key,
+    key: bytesToBinary(c.key, 0, c.keyLength),
     seq: c.seq,
-    value: c.value && bytesToBinary(c.value),
+    value: valueOf(c) && bytesToBinary(valueOf(c)!),
     expiry: c.expiry,
   };
+}
+
+/** A view of the current value of a byte cursor; undefined: tombstone. */
+function valueOf(c: ByteEntry): Uint8Array | undefined {
+  return c.valueLength < 0
+    ? undefined
+    : c.block.subarray(c.valueAt, c.valueAt + c.valueLength);
 }
 
 /** A looked-up entry with its value as a binary string, for comparing. */
@@ -198,17 +211,25 @@ for (
     assert.equal(t.props.minSeq, 1);
     assert.equal(t.props.maxSeq, data.at(-1)!.seq);
     checkEveryRow(t, data);
-    // Cursors parsing the raw contents in place, and the table's cursors
-    // (decoded by now: every block was looked up many times).
+    // Cursors parsing the contents read in sequence, and the cached
+    // blocks (decoded by now too: every block was looked up many times).
     const contents = [...t.scanContents()];
     checkCursors(
-      (b) =>
-        new BlockCursor(contents[b]!.contents, t.path, contents[b]!.offset),
+      (b) => cursorOn(contents[b]!.contents, t.path, contents[b]!.offset),
       t,
       data,
       rng,
     );
-    checkCursors((b) => t.cursor(b), t, data, rng);
+    checkCursors(
+      (b) => {
+        const c = t.pin(b);
+        t.unpin(c);
+        return cursorOn(c.raw, t.path, t.index.offsets[b]!);
+      },
+      t,
+      data,
+      rng,
+    );
     for (let i = 0; i < 500; i++) {
       const k = String.fromCharCode(...rng.bytes(25 + rng.int(5)));
       assert.equal(t.get(k), undefined);
@@ -538,18 +559,18 @@ Deno.test("a block cursor refuses entries out of order and a bad first restart",
     return out;
   };
   const good = block(0, entryOf("a"), entryOf("b"));
-  assert.ok(new BlockCursor(good, "f", 0).seek("b"));
+  assert.ok(cursorOn(good).seek("b"));
   const swapped = block(0, entryOf("b"), entryOf("a"));
   assert.throws(
-    () => new BlockCursor(swapped, "f", 0).seek("c"),
+    () => cursorOn(swapped).seek("c"),
     CorruptionError,
   );
   assert.throws(() => {
-    const c = new BlockCursor(swapped, "f", 0);
-    for (let more = c.first(); more; more = c.next()) { /* walk */ }
+    const c = cursorOn(swapped);
+    while (c.next()) { /* walk */ }
   }, CorruptionError);
   const late = block(entryOf("a").length, entryOf("a"), entryOf("b"));
-  assert.throws(() => new BlockCursor(late, "f", 0).seek("a"), CorruptionError);
+  assert.throws(() => cursorOn(late).seek("a"), CorruptionError);
 });
 
 /** denoEnv, counting the synchronous reads of the files it opens. */
@@ -582,17 +603,12 @@ Deno.test("a long forward scan reads ahead, caches only while the cache has room
   await write(tmp.path, 5, data, 512, 10);
   await write(tmp.path, 7, rows(rng, 3000), 512, 10);
   const scan = (t: TableReader) => {
-    const c = new TableCursor(t, {});
+    const c = new TableScan([t], undefined, undefined);
     const walked: Row[] = [];
     const views: Array<Uint8Array | undefined> = [];
     while (c.next()) {
-      views.push(c.value as Uint8Array | undefined);
-      walked.push({
-        key: c.key,
-        seq: c.seq,
-        value: c.value && bytesToBinary(c.value as Uint8Array),
-        expiry: c.expiry,
-      });
+      views.push(valueOf(c));
+      walked.push(rowOf(c));
     }
     return { walked, views };
   };
@@ -604,7 +620,7 @@ Deno.test("a long forward scan reads ahead, caches only while the cache has room
     try {
       assert.ok(t.blocks > 100, `${t.blocks} blocks`);
       // Point reads of the other table fill part of the cache first.
-      for (let b = 0; b < 4; b++) other.cursor(b);
+      for (let b = 0; b < 4; b++) other.pin(b);
       const before = reads();
       const { walked, views } = scan(t);
       assert.deepEqual(walked, data);
@@ -629,7 +645,7 @@ Deno.test("a long forward scan reads ahead, caches only while the cache has room
         // It does not: once full, the scan evicted nothing, so the other
         // table's blocks are still cached.
         const misses = cache.misses;
-        for (let b = 0; b < 4; b++) other.cursor(b);
+        for (let b = 0; b < 4; b++) other.pin(b);
         assert.equal(cache.misses, misses, "the other table's blocks stayed");
         assert.ok(cached < t.blocks / 2, `${cached} blocks cached`);
       }
@@ -653,7 +669,7 @@ Deno.test("a long forward scan reads ahead, caches only while the cache has room
     stats(),
   );
   try {
-    const c = new TableCursor(t2, {});
+    const c = new TableScan([t2], undefined, undefined);
     assert.throws(
       () => {
         while (c.next()) {
@@ -682,8 +698,8 @@ Deno.test("values a merged scan hands out stay right while point reads churn a t
     for (let trial = 0; trial < 200; trial++) {
       const from = rng.int(data.length);
       const m = new MergeCursor([
-        new TableCursor(t, { start: data[from]!.key }),
-      ], false);
+        new TableScan([t], data[from]!.key, undefined),
+      ]);
       for (
         let i = from;
         i < Math.min(data.length, from + 40) && m.next();
@@ -692,9 +708,10 @@ Deno.test("values a merged scan hands out stay right while point reads churn a t
         // The scan is paused here; reads elsewhere churn the cache.
         for (let k = 0; k < 3; k++) t.get(data[rng.int(data.length)]!.key);
         const want = data[i]!;
-        assert.equal(m.key, want.key, `seed ${seed} trial ${trial}`);
+        const got = rowOf(m.top);
+        assert.equal(got.key, want.key, `seed ${seed} trial ${trial}`);
         assert.equal(
-          m.value && bytesToBinary(m.value as Uint8Array),
+          got.value,
           want.value,
           `seed ${seed} trial ${trial} entry ${i}`,
         );
