@@ -301,17 +301,42 @@ export class RunMerge extends MergeCursor<RunReader> implements TableSource {
   }
 }
 
-/** Tables of a level (or one table) holding keys in the range, in its order. */
-function tablesIn(
+/**
+ * Index of the first of `tables` (sorted by key, not overlapping) whose
+ * largest key is at or after `key` (0 for undefined).
+ */
+function firstTableFrom(
   tables: readonly TableReader[],
-  range: RangeOptions,
-): TableReader[] {
-  const { start, end, reverse = false } = range;
-  const within = tables.filter((t) =>
-    (start === undefined || t.props.largest >= start) &&
-    (end === undefined || t.props.smallest < end)
-  );
-  return reverse ? within.reverse() : within;
+  key: string | undefined,
+): number {
+  if (key === undefined) return 0;
+  let lo = 0;
+  let hi = tables.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (tables[mid]!.props.largest < key) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * Index of the last of `tables` (sorted by key, not overlapping) whose
+ * smallest key is before `key` (the last one for undefined); -1 for none.
+ */
+function lastTableBefore(
+  tables: readonly TableReader[],
+  key: string | undefined,
+): number {
+  if (key === undefined) return tables.length - 1;
+  let lo = 0;
+  let hi = tables.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (tables[mid]!.props.smallest < key) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo - 1;
 }
 
 /**
@@ -321,8 +346,7 @@ function tablesIn(
  * pinned until it moves on: the current value lies in it.
  */
 export class TableScan extends ByteCursor implements EntryCursor {
-  readonly #tables: TableReader[];
-  /** The current table's index in #tables; -1 before the first. */
+  /** The current table's index in `tables`; -1 before the first. */
   #t = -1;
   /** The current block of the current table. */
   #b = 0;
@@ -332,12 +356,12 @@ export class TableScan extends ByteCursor implements EntryCursor {
   #done = false;
 
   constructor(
-    tables: readonly TableReader[],
-    private readonly start: string | undefined,
+    private readonly tables: readonly TableReader[],
+    private readonly range: RangeOptions,
+    /** The range's end as bytes. */
     private readonly end: Uint8Array | undefined,
   ) {
     super();
-    this.#tables = tablesIn(tables, { start, reverse: false });
   }
 
   override next(): boolean {
@@ -360,23 +384,23 @@ export class TableScan extends ByteCursor implements EntryCursor {
 
   /** Moves to the first entry at or after `start` in the first table. */
   #first(): boolean {
-    this.#t = 0;
-    const t = this.#tables[0];
+    const start = this.range.start;
+    this.#t = firstTableFrom(this.tables, start);
+    const t = this.tables[this.#t];
     if (t === undefined) return false;
-    const start = this.start;
     const b = start === undefined ? 0 : t.blockFor(start);
     if (b >= t.blocks) {
       this.#b = t.blocks;
       return false;
     }
-    this.#enter(t, b, t.pin(b));
+    this.#enter(t, b, t.pinFirst(b));
     return start === undefined ? super.next() : this.seek(start);
   }
 
   /** Enters the next block, of this table or the next; false at the end. */
   #nextBlock(): boolean {
     this.#unpin();
-    let t = this.#tables[this.#t];
+    let t = this.tables[this.#t];
     if (t === undefined) return false;
     if (++this.#b < t.blocks) {
       const { contents, pinned } = t.nextBlock(
@@ -386,8 +410,11 @@ export class TableScan extends ByteCursor implements EntryCursor {
       this.#enterContents(t, this.#b, contents, pinned);
       return true;
     }
-    t = this.#tables[++this.#t];
-    if (t === undefined) return false;
+    t = this.tables[++this.#t];
+    const end = this.range.end;
+    if (t === undefined || (end !== undefined && t.props.smallest >= end)) {
+      return false;
+    }
     this.#ahead = undefined;
     this.#enter(t, 0, t.pin(0));
     return true;
@@ -412,7 +439,7 @@ export class TableScan extends ByteCursor implements EntryCursor {
     const c = this.#pinned;
     if (c === undefined) return;
     this.#pinned = undefined;
-    this.#tables[this.#t]!.unpin(c);
+    this.tables[this.#t]!.unpin(c);
   }
 
   override close(): void {
@@ -427,8 +454,8 @@ export class TableScan extends ByteCursor implements EntryCursor {
  * blocks.
  */
 export class TableReverse extends ByteEntry implements EntryCursor {
-  readonly #tables: TableReader[];
-  #t = 0;
+  /** The current table's index in `tables`. */
+  #t: number;
   /** The current block; -1 before the first of the current table. */
   #b = -1;
   #block: DataBlock | undefined;
@@ -436,11 +463,11 @@ export class TableReverse extends ByteEntry implements EntryCursor {
   #done = false;
 
   constructor(
-    tables: readonly TableReader[],
+    private readonly tables: readonly TableReader[],
     private readonly range: RangeOptions,
   ) {
     super();
-    this.#tables = tablesIn(tables, { ...range, reverse: true });
+    this.#t = lastTableBefore(tables, range.end);
   }
 
   next(): boolean {
@@ -448,14 +475,19 @@ export class TableReverse extends ByteEntry implements EntryCursor {
     const { start, end } = this.range;
     let block = this.#block;
     for (;;) {
-      const table = this.#tables[this.#t];
-      if (table === undefined) return this.#finish();
+      const table = this.tables[this.#t];
+      if (
+        table === undefined ||
+        (start !== undefined && table.props.largest < start)
+      ) {
+        return this.#finish();
+      }
       if (block === undefined) {
         this.#b = end === undefined
           ? table.blocks - 1
           : Math.min(table.blockFor(end), table.blocks - 1);
         if (this.#b < 0) {
-          this.#t++;
+          this.#t--;
           continue;
         }
         block = table.block(this.#b);
@@ -466,7 +498,7 @@ export class TableReverse extends ByteEntry implements EntryCursor {
       if (--this.#i >= 0) break;
       if (--this.#b < 0) {
         block = undefined;
-        this.#t++;
+        this.#t--;
         continue;
       }
       block = table.block(this.#b);

@@ -1460,7 +1460,10 @@ function releaseIfAbandoned<T extends object>(
   generator: T,
   view: View | Promise<View>,
 ): T {
-  abandonedScans.register(generator, view);
+  // The generator is its own unregister token: a scan that finishes lets
+  // go of its registration (see ScanIterator's #finish), so the registry
+  // runs no callback for it later.
+  abandonedScans.register(generator, view, generator);
   return generator;
 }
 
@@ -1546,6 +1549,7 @@ class ScanIterator<T extends Entry | Uint8Array> implements AsyncGenerator<T> {
   #finish(): IteratorResult<T, undefined> {
     if (!this.#done) {
       this.#done = true;
+      abandonedScans.unregister(this);
       this.#entries?.close();
       this.#letGo?.();
       if (this.own) {

@@ -102,12 +102,12 @@ export function mergedEntries(
   for (const imm of sources.imms) {
     cursors.push(new MemtableCursor(imm, seq, range));
   }
-  const { start, end, reverse = false } = range;
+  const { end, reverse = false } = range;
   const endBytes = end === undefined ? undefined : binaryToBytes(end);
   const tables = (run: readonly TableReader[]) =>
     reverse
       ? new TableReverse(run, range)
-      : new TableScan(run, start, endBytes);
+      : new TableScan(run, range, endBytes);
   const levels = sources.version.levels;
   const l0 = levels[0]!;
   for (let i = l0.length - 1; i >= 0; i--) cursors.push(tables([l0[i]!]));

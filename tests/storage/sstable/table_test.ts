@@ -603,7 +603,7 @@ Deno.test("a long forward scan reads ahead, caches only while the cache has room
   await write(tmp.path, 5, data, 512, 10);
   await write(tmp.path, 7, rows(rng, 3000), 512, 10);
   const scan = (t: TableReader) => {
-    const c = new TableScan([t], undefined, undefined);
+    const c = new TableScan([t], {}, undefined);
     const walked: Row[] = [];
     const views: Array<Uint8Array | undefined> = [];
     while (c.next()) {
@@ -669,7 +669,7 @@ Deno.test("a long forward scan reads ahead, caches only while the cache has room
     stats(),
   );
   try {
-    const c = new TableScan([t2], undefined, undefined);
+    const c = new TableScan([t2], {}, undefined);
     assert.throws(
       () => {
         while (c.next()) {
@@ -698,7 +698,7 @@ Deno.test("values a merged scan hands out stay right while point reads churn a t
     for (let trial = 0; trial < 200; trial++) {
       const from = rng.int(data.length);
       const m = new MergeCursor([
-        new TableScan([t], data[from]!.key, undefined),
+        new TableScan([t], { start: data[from]!.key }, undefined),
       ]);
       for (
         let i = from;
@@ -772,4 +772,83 @@ Deno.test("a table writer refuses a key out of order, across blocks too", async 
   assert.equal(m.smallest, "key10");
   assert.equal(m.largest, "key40");
   assert.equal(m.entries, 31);
+});
+
+Deno.test("a scan starting in an uncached block reads the next one in the same read; a bad next block fails only a scan that reaches it", async () => {
+  const seed = testSeed("table pair read");
+  const rng = new Prng(seed);
+  await using tmp = await tempDir();
+  const data = rows(rng, 3000);
+  await write(tmp.path, 5, data, 512, 10);
+  const path = `${tmp.path}/${tableName(5)}`;
+  // Rows per block, from a walk of the blocks read in sequence.
+  const blockRows: Row[][] = [];
+  const probe = await TableReader.open(
+    denoEnv,
+    tmp.path,
+    5,
+    new BlockCache(1 << 20),
+    stats(),
+  );
+  for (const { contents, offset } of probe.scanContents()) {
+    const c = cursorOn(contents, path, offset);
+    const walked: Row[] = [];
+    while (c.next()) walked.push(rowOf(c));
+    blockRows.push(walked);
+  }
+  const offsets = probe.index.offsets.slice();
+  probe.close();
+  assert.ok(blockRows.length > 20, `${blockRows.length} blocks`);
+  const b = 5 + rng.int(blockRows.length - 10);
+  const from = rng.int(blockRows[b]!.length);
+  const start = blockRows[b]![from]!.key;
+  const want = [...blockRows[b]!.slice(from), ...blockRows[b + 1]!];
+
+  const { env, reads } = countingEnv();
+  const t = await TableReader.open(
+    env,
+    tmp.path,
+    5,
+    new BlockCache(1 << 20),
+    stats(),
+  );
+  try {
+    const before = reads();
+    const c = new TableScan([t], { start }, undefined);
+    const got: Row[] = [];
+    while (got.length < want.length && c.next()) got.push(rowOf(c));
+    c.close();
+    assert.deepEqual(got, want, `seed ${seed} block ${b}`);
+    assert.equal(reads() - before, 1, "one read for both blocks");
+  } finally {
+    t.close();
+  }
+
+  // The next block damaged: the scan reads its own block right, and
+  // fails naming the file only when it reaches the bad one.
+  const bad = (await Deno.readFile(path)).slice();
+  bad[offsets[b + 1]! + 2]! ^= 0x04;
+  await Deno.writeFile(path, bad);
+  const t2 = await TableReader.open(
+    denoEnv,
+    tmp.path,
+    5,
+    new BlockCache(1 << 20),
+    stats(),
+  );
+  try {
+    const c = new TableScan([t2], { start }, undefined);
+    for (const row of blockRows[b]!.slice(from)) {
+      assert.ok(c.next(), `seed ${seed}`);
+      assert.deepEqual(rowOf(c), row);
+    }
+    assert.throws(
+      () => c.next(),
+      (error: unknown) =>
+        error instanceof CorruptionError && error.file === path,
+    );
+    c.close();
+  } finally {
+    t2.close();
+  }
 });
