@@ -21,8 +21,8 @@ import {
   type TableReader,
   type TableWriter,
 } from "./sstable/mod.ts";
-import { ByteCursor, ByteEntry } from "./sstable/block.ts";
-import { lowerBound } from "../util/mod.ts";
+import { ByteCursor, ByteEntry, KEY_BUFFER_BYTES } from "./sstable/block.ts";
+import { bufferPool, lowerBound } from "../util/mod.ts";
 
 /** One entry of a source; value undefined is a tombstone. */
 export interface SourceEntry {
@@ -189,7 +189,7 @@ export class MergeCursor<C extends EntryCursor = EntryCursor> {
    */
   #pending = false;
   /** The current key, kept while its sources move past it. */
-  #key = new Uint8Array(64);
+  #key = bufferPool.alloc(KEY_BUFFER_BYTES);
 
   constructor(
     protected readonly cursors: readonly C[],
@@ -214,7 +214,7 @@ export class MergeCursor<C extends EntryCursor = EntryCursor> {
       this.#pending = false;
       const top = this.top;
       const n = top.keyLength;
-      if (n > this.#key.length) this.#key = new Uint8Array(n * 2);
+      if (n > this.#key.length) this.#key = bufferPool.alloc(n * 2);
       const key = this.#key;
       const from = top.key;
       for (let i = 0; i < n; i++) key[i] = from[i]!;

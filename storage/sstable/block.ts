@@ -10,6 +10,7 @@
  */
 import {
   assert,
+  bufferPool,
   bytesToBinary,
   copyInto,
   getFixed32,
@@ -642,6 +643,9 @@ export function searchDataBlock(
 
 const NO_BYTES = new Uint8Array(0);
 
+/** Bytes of a cursor's first key buffer (it grows for longer keys). */
+export const KEY_BUFFER_BYTES = 64;
+
 /**
  * An entry as bytes, the current one of a cursor: its key in the cursor's
  * own buffer, its value where it lies (in a block, a memtable's arena or
@@ -650,7 +654,7 @@ const NO_BYTES = new Uint8Array(0);
  */
 export class ByteEntry {
   /** The current key is `key[0, keyLength)`. */
-  key: Uint8Array = new Uint8Array(64);
+  key: Uint8Array = bufferPool.alloc(KEY_BUFFER_BYTES);
   /** -1 before the first entry. */
   keyLength = -1;
   /** The bytes holding the value (a block's contents, for a ByteCursor). */
@@ -668,7 +672,7 @@ export class ByteEntry {
   /** Makes binary string `key` the current key. */
   protected setKey(key: string): void {
     const n = key.length;
-    if (n > this.key.length) this.key = new Uint8Array(Math.max(n, 2 * n));
+    if (n > this.key.length) this.key = bufferPool.alloc(2 * n);
     const out = this.key;
     for (let i = 0; i < n; i++) out[i] = key.charCodeAt(i);
     this.keyLength = n;
@@ -762,8 +766,8 @@ export class ByteCursor extends ByteEntry {
     const n = shared + unshared;
     let key = this.key;
     if (n > key.length) {
-      const grown = new Uint8Array(Math.max(n, key.length * 2));
-      grown.set(key.subarray(0, Math.max(0, last)));
+      const grown = bufferPool.alloc(Math.max(n, key.length * 2));
+      copyInto(grown, 0, key, 0, Math.max(0, last));
       this.key = key = grown;
     }
     // The first new byte that differs from the last key decides the order

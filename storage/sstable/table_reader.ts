@@ -106,7 +106,7 @@ const READ_AHEAD_MAX_BYTES = 64 * 1024;
 export class ReadAhead {
   /** Uncached blocks this scan has read so far. */
   misses = 0;
-  buf: Uint8Array = new Uint8Array(0);
+  buf: Uint8Array = NO_BYTES;
   /** File offset of buf[0]. */
   at = 0;
   /** Bytes the next refill reads. */
@@ -119,6 +119,8 @@ export interface ScanBlock {
   /** The cached block holding them, pinned; undefined when not cached. */
   pinned: CachedBlock | undefined;
 }
+
+const NO_BYTES = new Uint8Array(0);
 
 /** Reused buffer into which TableReader.pinFirst reads two blocks. */
 let pairBuffer = new Uint8Array(0);
