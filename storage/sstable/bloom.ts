@@ -40,23 +40,10 @@ function avalanche(h: number): number {
 }
 
 /**
- * Stores bloomHash1(key) in `h1s[i]` and bloomHash2(key) in `h2s[i]`, in one
- * pass over the key (a table writer hashes every key it adds).
- */
-export function putBloomHashes(
-  key: string,
-  h1s: Uint32Array,
-  h2s: Uint32Array,
-  i: number,
-): void {
-  const bytes = new Uint8Array(key.length);
-  for (let j = 0; j < key.length; j++) bytes[j] = key.charCodeAt(j);
-  putBloomHashesOfBytes(bytes, 0, bytes.length, h1s, h2s, i);
-}
-
-/**
- * As {@linkcode putBloomHashes}, for the key `key[at, at + n)` given as
- * bytes (the same hashes as for its binary string).
+ * Stores bloomHash1 and bloomHash2 of the key `key[at, at + n)`, given as
+ * bytes (the same hashes as for its binary string), in `h1s[i]` and
+ * `h2s[i]`, in one pass over the key (a table writer hashes every key it
+ * adds).
  */
 export function putBloomHashesOfBytes(
   key: Uint8Array,
