@@ -58,6 +58,8 @@ const FREE_BUFFERS_MAX = 64;
 export class BlockCache {
   #ring: CachedBlock[] = [];
   #hand = 0;
+  /** The block set() is making room for, until it has a place in the ring. */
+  #incoming: CachedBlock | undefined;
   #bytes = 0;
   /** Recycled buffers by byte length. */
   #free = new Map<number, ArrayBuffer[]>();
@@ -126,15 +128,20 @@ export class BlockCache {
     block: CachedBlock,
   ): void {
     if (block.bytes > this.capacityBytes || slots[index] !== undefined) return;
-    // Make room first: the new block, which its caller is about to use,
-    // is never the one evicted (and recycled).
-    this.#bytes += block.bytes;
-    this.#evict();
     block.slots = slots;
     block.index = index;
     block.ref = true;
     slots[index] = block;
-    this.#ring.push(block);
+    this.#bytes += block.bytes;
+    // The new block takes the place of the first block evicted for it,
+    // just behind the hand, so the hand reaches it last: it is never the
+    // one evicted (and recycled) here, and it has a full turn to be used.
+    this.#incoming = block;
+    this.#evict();
+    if (this.#incoming !== undefined) {
+      this.#incoming = undefined;
+      this.#ring.push(block);
+    }
   }
 
   /** Charges `delta` more bytes to a cached block (it was decoded). */
@@ -172,8 +179,16 @@ export class BlockCache {
       this.#bytes -= b.bytes;
       b.evicted = true;
       this.#recycle(b);
-      ring[this.#hand] = ring[ring.length - 1]!;
-      ring.pop();
+      const incoming = this.#incoming;
+      if (incoming !== undefined) {
+        // (Moving the ring's last block here instead had the hand clear
+        // that block's bit at once: a step more per eviction.)
+        this.#incoming = undefined;
+        ring[this.#hand++] = incoming;
+      } else {
+        ring[this.#hand] = ring[ring.length - 1]!;
+        ring.pop();
+      }
     }
   }
 
