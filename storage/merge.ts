@@ -384,10 +384,13 @@ export class TableScan extends ByteCursor implements EntryCursor {
 
   /** Moves to the first entry at or after `start` in the first table. */
   #first(): boolean {
-    const start = this.range.start;
+    const { start, end } = this.range;
     this.#t = firstTableFrom(this.tables, start);
     const t = this.tables[this.#t];
-    if (t === undefined) return false;
+    if (t === undefined || (end !== undefined && t.props.smallest >= end)) {
+      this.#t = this.tables.length;
+      return false;
+    }
     const b = start === undefined ? 0 : t.blockFor(start);
     if (b >= t.blocks) {
       this.#b = t.blocks;

@@ -58,8 +58,6 @@ const FREE_BUFFERS_MAX = 64;
 export class BlockCache {
   #ring: CachedBlock[] = [];
   #hand = 0;
-  /** The block set() is making room for, until it has a place in the ring. */
-  #incoming: CachedBlock | undefined;
   #bytes = 0;
   /** Recycled buffers by byte length. */
   #free = new Map<number, ArrayBuffer[]>();
@@ -133,15 +131,12 @@ export class BlockCache {
     block.ref = true;
     slots[index] = block;
     this.#bytes += block.bytes;
-    // The new block takes the place of the first block evicted for it,
-    // just behind the hand, so the hand reaches it last: it is never the
-    // one evicted (and recycled) here, and it has a full turn to be used.
-    this.#incoming = block;
-    this.#evict();
-    if (this.#incoming !== undefined) {
-      this.#incoming = undefined;
-      this.#ring.push(block);
-    }
+    // Room is made before the new block joins the ring, so it is never the
+    // one evicted (and recycled). It then takes the place of the first
+    // block evicted for it, just behind the hand, which reaches it last.
+    const hole = this.#evict(true);
+    if (hole >= 0) this.#ring[hole] = block;
+    else this.#ring.push(block);
   }
 
   /** Charges `delta` more bytes to a cached block (it was decoded). */
@@ -149,7 +144,7 @@ export class BlockCache {
     if (block.slots[block.index] !== block) return;
     block.bytes += delta;
     this.#bytes += delta;
-    this.#evict();
+    this.#evict(false);
   }
 
   /** Drops every block of a table that is being closed. */
@@ -164,10 +159,22 @@ export class BlockCache {
     // The ring still holds them: they go at the hand's next pass, first.
   }
 
-  #evict(): void {
+  /**
+   * Evicts blocks until the cache is within its capacity. With `hole`, the
+   * first block evicted keeps its place in the ring (the hand passes over
+   * it) and that place is returned, for set() to put the new block in
+   * (moving the ring's last block there instead had the hand clear that
+   * block's bit at once: a step more per eviction); else -1.
+   */
+  #evict(hole: boolean): number {
     const ring = this.#ring;
-    while (this.#bytes > this.capacityBytes && ring.length > 0) {
+    let at = -1;
+    while (this.#bytes > this.capacityBytes && ring.length > (at < 0 ? 0 : 1)) {
       if (this.#hand >= ring.length) this.#hand = 0;
+      if (this.#hand === at) {
+        this.#hand++;
+        continue;
+      }
       const b = ring[this.#hand]!;
       const live = b.slots[b.index] === b;
       if (live && b.ref) {
@@ -179,17 +186,17 @@ export class BlockCache {
       this.#bytes -= b.bytes;
       b.evicted = true;
       this.#recycle(b);
-      const incoming = this.#incoming;
-      if (incoming !== undefined) {
-        // (Moving the ring's last block here instead had the hand clear
-        // that block's bit at once: a step more per eviction.)
-        this.#incoming = undefined;
-        ring[this.#hand++] = incoming;
-      } else {
-        ring[this.#hand] = ring[ring.length - 1]!;
-        ring.pop();
+      if (hole && at < 0) {
+        at = this.#hand++;
+        continue;
       }
+      const last = ring.length - 1;
+      ring[this.#hand] = ring[last]!;
+      ring.pop();
+      // The kept place, when it was the last, moved to the hand's.
+      if (at === last) at = this.#hand;
     }
+    return at;
   }
 
   /** Counters for stats. */

@@ -122,6 +122,9 @@ export interface ScanBlock {
 
 const NO_BYTES = new Uint8Array(0);
 
+/** Most bytes TableReader.pinFirst reads at once (two blocks). */
+const PAIR_READ_BYTES_MAX = 64 * 1024;
+
 /** Reused buffer into which TableReader.pinFirst reads two blocks. */
 let pairBuffer = new Uint8Array(0);
 
@@ -309,9 +312,17 @@ export class TableReader {
     const offset = this.index.offsets[i]!;
     const n = this.index.sizes[i]! + BLOCK_TRAILER_BYTES;
     const m = this.index.sizes[next]! + BLOCK_TRAILER_BYTES;
-    if (this.index.offsets[next] !== offset + n) return this.pin(i);
+    // Only blocks of ordinary size, and only when the cache can hold both.
+    if (
+      this.index.offsets[next] !== offset + n || n + m > PAIR_READ_BYTES_MAX ||
+      n + m + 128 > this.cache.capacityBytes
+    ) {
+      return this.pin(i);
+    }
     this.cache.misses++;
-    if (pairBuffer.length < n + m) pairBuffer = new Uint8Array(2 * (n + m));
+    if (pairBuffer.length < n + m) {
+      pairBuffer = new Uint8Array(Math.min(2 * (n + m), PAIR_READ_BYTES_MAX));
+    }
     const both = pairBuffer.subarray(0, n + m);
     this.#readInto(offset, both, "data blocks");
     const raw = this.cache.buffer(n);

@@ -205,6 +205,9 @@ Deno.test("random operations with constant flushes and merges match a sorted mod
       sync: "none",
       // Flushes and merges in worker threads, and on the store's thread.
       background: i % 2 === 0 ? "worker" : "inline",
+      // A cache of a few blocks of mixed sizes: inserts often evict
+      // several blocks, while scans keep the blocks they are in pinned.
+      blockCacheBytes: i < 2 ? 2500 : 8 << 20,
     }, tmp.path);
     const files = await names(tmp.path);
     assert.ok(

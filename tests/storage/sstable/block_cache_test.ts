@@ -101,3 +101,42 @@ Deno.test("an evicted block a cursor is in is recycled only once the cursor leav
   cache.unpin(b);
   assert.equal(b.evicted, false);
 });
+
+Deno.test("a block that needs several evictions to fit is never one of them, whatever the ring's order", () => {
+  // Blocks of mixed sizes, all referenced, then bigger ones: each set
+  // evicts several blocks (the hand going round more than once), and the
+  // block being inserted must stay cached with its buffer its own.
+  for (const big of [2048, 2560, 3072]) {
+    for (const smallBytes of [512, 768, 1024]) {
+      for (let small = 1; small <= 6; small++) {
+        const cache = new BlockCache(3072);
+        const slots: Array<CachedBlock | undefined> = [];
+        let index = 0;
+        for (let i = 0; i < small; i++) {
+          cache.set(slots, index, block(cache, smallBytes, i));
+          index++;
+        }
+        for (let round = 0; round < 4; round++) {
+          const b = block(cache, big - 256 * round, 100 + round);
+          cache.set(slots, index, b);
+          const what = `big ${big}, ${small} x ${smallBytes}, round ${round}`;
+          assert.equal(slots[index], b, `${what}: cached`);
+          assert.ok(!b.evicted, `${what}: not evicted`);
+          assert.ok(cache.stats().bytes <= 3072, `${what}: within capacity`);
+          const next = cache.buffer(b.raw.length);
+          assert.notEqual(
+            next.buffer,
+            b.raw.buffer,
+            `${what}: buffer lent out`,
+          );
+          next.fill(7);
+          assert.ok(
+            b.raw.every((x) => x === 100 + round),
+            `${what}: bytes kept`,
+          );
+          index++;
+        }
+      }
+    }
+  }
+});
