@@ -403,6 +403,36 @@ Deno.test("level 0 below its trigger is merged down once writes go idle, and not
   await store.close();
 });
 
+Deno.test("the idle merge of level 0 happens during a loop of reads that resolve at once", async () => {
+  await using tmp = await tempDir();
+  const store = await openStore(tmp.path, {
+    memtableBytes: 16 * 1024,
+    l0MergeTrigger: 8,
+    idleMergeMs: 100,
+  });
+  try {
+    let n = 0;
+    while (store.stats().flushes + store.stats().immutableMemtables < 3) {
+      await store.put(`k${String(n++).padStart(5, "0")}`, "v".repeat(60));
+    }
+    await store.settle();
+    const l0 = store.stats().levels[0]!.tables;
+    assert.ok(l0 >= 2 && l0 < 8, `level 0 holds ${l0} tables`);
+    // Only reads from here on, each resolved at once (no timer awaited):
+    // the idle merge's timer must still get its turn.
+    const deadline = Date.now() + 10_000;
+    let reads = 0;
+    while (store.stats().idleMerges === 0 && Date.now() < deadline) {
+      const k = `k${String(reads++ % n).padStart(5, "0")}`;
+      if ((reads & 1) === 0) assert.ok(await store.get(k), k);
+      else for await (const _ of store.scan({ start: k, limit: 3 }));
+    }
+    assert.equal(store.stats().idleMerges, 1, `after ${reads} reads`);
+  } finally {
+    await store.close();
+  }
+});
+
 Deno.test("a pending idle merge does not keep a program that left its store open from exiting", async () => {
   await using tmp = await tempDir();
   const started = performance.now();
