@@ -88,6 +88,15 @@ async function write(
 
 const stats = () => ({ negatives: 0, falsePositives: 0 });
 
+/** Opens table `n` in `dir` with a block cache of its own (1 MiB). */
+function openTable(
+  dir: string,
+  n: number,
+  env: Env = denoEnv,
+): Promise<TableReader> {
+  return TableReader.open(env, dir, n, new BlockCache(1 << 20), stats());
+}
+
 /** A byte cursor entered into block contents. */
 function cursorOn(contents: Uint8Array, file = "f", offset = 0): ByteCursor {
   const c = new ByteCursor();
@@ -200,13 +209,7 @@ for (
       meta.size,
       (await Deno.stat(`${tmp.path}/${tableName(7)}`)).size,
     );
-    const t = await TableReader.open(
-      denoEnv,
-      tmp.path,
-      7,
-      new BlockCache(1 << 20),
-      stats(),
-    );
+    const t = await openTable(tmp.path, 7);
     assert.equal(t.props.entries, data.length);
     assert.equal(t.props.minSeq, 1);
     assert.equal(t.props.maxSeq, data.at(-1)!.seq);
@@ -259,13 +262,7 @@ Deno.test("the block search agrees with a search of the index keys", async () =>
   }));
   await using tmp = await tempDir();
   await write(tmp.path, 3, data, 64, 10);
-  const t = await TableReader.open(
-    denoEnv,
-    tmp.path,
-    3,
-    new BlockCache(1 << 20),
-    stats(),
-  );
+  const t = await openTable(tmp.path, 3);
   assert.ok(t.blocks > 100, `${t.blocks} blocks`);
   const probes = [
     ...data.map((r) => r.key),
@@ -441,13 +438,7 @@ Deno.test("a flipped bit anywhere in a table is a CorruptionError naming the fil
     bad[at]! ^= 1 << rng.int(8);
     await Deno.writeFile(path, bad);
     try {
-      const t = await TableReader.open(
-        denoEnv,
-        tmp.path,
-        3,
-        new BlockCache(1 << 20),
-        stats(),
-      );
+      const t = await openTable(tmp.path, 3);
       // Open can pass when the flip is in a data block: reading it must fail,
       // or (a flip in the filter) give only right answers.
       try {
@@ -473,7 +464,7 @@ Deno.test("a flipped bit anywhere in a table is a CorruptionError naming the fil
   }
   await Deno.writeFile(path, good.subarray(0, 40));
   await assert.rejects(
-    TableReader.open(denoEnv, tmp.path, 3, new BlockCache(1 << 20), stats()),
+    openTable(tmp.path, 3),
     CorruptionError,
   );
 });
@@ -527,8 +518,7 @@ Deno.test("format 1 tables (CRC-32C block checksums) still read; the version pic
   const data = rows(rng, 1500);
   await write(tmp.path, 4, data, 512, 10);
   await toFormat1(tmp.path, 4);
-  const open = () =>
-    TableReader.open(denoEnv, tmp.path, 4, new BlockCache(1 << 20), stats());
+  const open = () => openTable(tmp.path, 4);
   const t = await open();
   checkEveryRow(t, data);
   t.close();
@@ -536,7 +526,7 @@ Deno.test("format 1 tables (CRC-32C block checksums) still read; the version pic
   await write(tmp.path, 5, data, 512, 10);
   await toFormat1(tmp.path, 5, true);
   await assert.rejects(
-    TableReader.open(denoEnv, tmp.path, 5, new BlockCache(1 << 20), stats()),
+    openTable(tmp.path, 5),
     (error: unknown) => {
       assert.ok(error instanceof CorruptionError);
       assert.match(error.message, /block checksum mismatch/);
@@ -674,13 +664,7 @@ Deno.test("a long forward scan reads ahead, caches only while the cache has room
   const bad = good.slice();
   bad[Math.floor(good.length / 3)]! ^= 0x10;
   await Deno.writeFile(path, bad);
-  const t2 = await TableReader.open(
-    denoEnv,
-    tmp.path,
-    5,
-    new BlockCache(1 << 20),
-    stats(),
-  );
+  const t2 = await openTable(tmp.path, 5);
   try {
     const c = new TableScan([t2], {}, undefined);
     assert.throws(
@@ -796,13 +780,7 @@ Deno.test("a scan starting in an uncached block reads the next one in the same r
   const path = `${tmp.path}/${tableName(5)}`;
   // Rows per block, from a walk of the blocks read in sequence.
   const blockRows: Row[][] = [];
-  const probe = await TableReader.open(
-    denoEnv,
-    tmp.path,
-    5,
-    new BlockCache(1 << 20),
-    stats(),
-  );
+  const probe = await openTable(tmp.path, 5);
   for (const { contents, offset } of probe.scanContents()) {
     const c = cursorOn(contents, path, offset);
     const walked: Row[] = [];
@@ -818,13 +796,7 @@ Deno.test("a scan starting in an uncached block reads the next one in the same r
   const want = [...blockRows[b]!.slice(from), ...blockRows[b + 1]!];
 
   const { env, reads } = countingEnv();
-  const t = await TableReader.open(
-    env,
-    tmp.path,
-    5,
-    new BlockCache(1 << 20),
-    stats(),
-  );
+  const t = await openTable(tmp.path, 5, env);
   try {
     const before = reads();
     const c = new TableScan([t], { start }, undefined);
@@ -842,13 +814,7 @@ Deno.test("a scan starting in an uncached block reads the next one in the same r
   const bad = (await Deno.readFile(path)).slice();
   bad[offsets[b + 1]! + 2]! ^= 0x04;
   await Deno.writeFile(path, bad);
-  const t2 = await TableReader.open(
-    denoEnv,
-    tmp.path,
-    5,
-    new BlockCache(1 << 20),
-    stats(),
-  );
+  const t2 = await openTable(tmp.path, 5);
   try {
     const c = new TableScan([t2], { start }, undefined);
     for (const row of blockRows[b]!.slice(from)) {
