@@ -444,6 +444,25 @@ export class Memtable {
     }
   }
 
+  /** {@linkcode #probe} for a key given as `key[0, n)`. */
+  #probeBytes(key: Uint8Array, n: number, hash: number): number {
+    const slots = this.#slots;
+    const meta = this.#meta;
+    const arena = this.#arena;
+    const mask = slots.length - 1;
+    next: for (let s = hash & mask;; s = (s + 1) & mask) {
+      const v = slots[s]!;
+      if (v === -1) return s;
+      const r = v * ROW_INTS;
+      if (meta[r + ROW_HASH] !== hash || meta[r + ROW_KEY_LENGTH] !== n) {
+        continue;
+      }
+      const at = meta[r + ROW_KEY_AT]!;
+      for (let i = 0; i < n; i++) if (arena[at + i] !== key[i]) continue next;
+      return s;
+    }
+  }
+
   /** Whether row `v`'s key is `key`. */
   #keyIs(v: number, key: string): boolean {
     const n = this.#meta[v * ROW_INTS + ROW_KEY_LENGTH]!;
@@ -516,7 +535,11 @@ export class Memtable {
     h1: number = bloomHash1(key),
   ): number {
     assert(!this.#recycled, "read of a recycled memtable");
-    let v = this.#slots[this.#probe(key, hashSlot(h1))]!;
+    return this.#visible(this.#slots[this.#probe(key, hashSlot(h1))]!, seq);
+  }
+
+  /** The version in the chain from `v` (a newest) visible at `seq`, or -1. */
+  #visible(v: number, seq: number): number {
     // A read of the newest version (the store's gets) takes the chain's
     // head without loading its sequence number: one cache miss fewer.
     if (seq === Number.POSITIVE_INFINITY) return v;
@@ -524,6 +547,17 @@ export class Memtable {
       v = this.#meta[v * ROW_INTS + ROW_OLDER]!;
     }
     return v;
+  }
+
+  /**
+   * {@linkcode find} for a key given as bytes, `key[0, n)`, with its
+   * `bloomHash1` `h1`: what a get probes, on bytes it has copied out once
+   * (see ReadKey).
+   */
+  findBytes(key: Uint8Array, n: number, seq: number, h1: number): number {
+    assert(!this.#recycled, "read of a recycled memtable");
+    const s = this.#probeBytes(key, n, hashSlot(h1));
+    return this.#visible(this.#slots[s]!, seq);
   }
 
   /** A copy of version row `v`'s value from `pool`; undefined: tombstone. */

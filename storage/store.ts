@@ -37,6 +37,7 @@ import {
   boundToBinary,
   type Bytes,
   keyToBinary,
+  ReadKey,
   valueToBytes,
 } from "./input.ts";
 import {
@@ -77,8 +78,17 @@ import {
   TableReader,
 } from "./sstable/mod.ts";
 import { TableSet, Version } from "./version.ts";
-import { lookup, mergedEntries, type Sources, View } from "./view.ts";
+import {
+  lookup,
+  lookupBinary,
+  mergedEntries,
+  type Sources,
+  View,
+} from "./view.ts";
 import { encodedRecordBytes, type WalOp } from "./wal.ts";
+
+/** The key of the get in progress (gets are synchronous up to the await). */
+const getKey = new ReadKey();
 
 export type { Bytes } from "./input.ts";
 
@@ -695,15 +705,15 @@ export class Store {
   get(key: Bytes): Promise<Uint8Array | undefined> {
     // Not an async function: the common case (no write of this key in
     // flight) resolves at once, without async-function machinery.
-    let k: string;
+    let k: ReadKey;
     try {
       if (this.#closed) throw new StoreClosedError();
-      k = keyToBinary(key);
+      k = getKey.set(key);
     } catch (error) {
       return Promise.reject(error);
     }
     const pending = this.#pendingWrites > 0
-      ? this.#pendingByKey.get(k)
+      ? this.#pendingByKey.get(k.binary)
       : undefined;
     try {
       if (!pending) {
@@ -714,7 +724,7 @@ export class Store {
     } catch (error) {
       return Promise.reject(error);
     }
-    return this.#getAfter([k], [pending]).then((values) => values[0]);
+    return this.#getAfter([k.binary], [pending]).then((values) => values[0]);
   }
 
   /**
@@ -738,7 +748,9 @@ export class Store {
       }
       if (!pending) {
         const s = this.#current;
-        const values = ks.map((k) => lookup(s, k, Number.POSITIVE_INFINITY));
+        const values = ks.map((k) =>
+          lookupBinary(s, k, Number.POSITIVE_INFINITY)
+        );
         const turn = this.#readTurn();
         return turn ? turn.then(() => values) : Promise.resolve(values);
       }
@@ -763,7 +775,7 @@ export class Store {
     try {
       for (const p of pending) await p.catch(() => {});
       const s = this.#current;
-      return ks.map((k) => lookup(s, k, seq));
+      return ks.map((k) => lookupBinary(s, k, seq));
     } finally {
       readers.remove(seq);
     }
@@ -890,13 +902,13 @@ export class Store {
       get: async (key: Bytes) => {
         const k = keyToBinary(key);
         const v = await ready();
-        return lookup(v, k, v.seq);
+        return lookupBinary(v, k, v.seq);
       },
       getMany: async (keys: readonly Bytes[]) => {
         checkGetMany(keys);
         const ks = keys.map(keyToBinary);
         const v = await ready();
-        return ks.map((k) => lookup(v, k, v.seq));
+        return ks.map((k) => lookupBinary(v, k, v.seq));
       },
       scan: (options: ScanOptions = {}) => {
         if (released) throw new RangeError("Snapshot was released");

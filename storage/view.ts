@@ -19,7 +19,8 @@ import {
   TableReverse,
   TableScan,
 } from "./merge.ts";
-import { bloomHash1, bloomHash2, type TableReader } from "./sstable/mod.ts";
+import { putBloomHashesOfBytes, type TableReader } from "./sstable/mod.ts";
+import { ReadKey } from "./input.ts";
 import type { Version } from "./version.ts";
 import { binaryToBytes, resultPool } from "../util/mod.ts";
 
@@ -55,31 +56,50 @@ function tableFor(
  */
 export function lookup(
   sources: Sources,
-  key: string,
+  key: ReadKey,
   seq: number,
 ): Uint8Array | undefined {
   // The filter hashes, computed once for every memtable and table probed.
-  const h1 = bloomHash1(key);
-  const v = sources.mem.find(key, seq, h1);
+  const { bytes, length } = key;
+  putBloomHashesOfBytes(bytes, 0, length, h1s, h2s, 0);
+  const h1 = h1s[0]!;
+  const v = sources.mem.findBytes(bytes, length, seq, h1);
   if (v !== -1) return sources.mem.copyValue(v, resultPool);
   for (const imm of sources.imms) {
-    const iv = imm.find(key, seq, h1);
+    const iv = imm.findBytes(bytes, length, seq, h1);
     if (iv !== -1) return imm.copyValue(iv, resultPool);
   }
   const levels = sources.version.levels;
-  const h2 = bloomHash2(key);
+  const h2 = h2s[0]!;
+  const k = key.binary;
   const l0 = levels[0]!;
   for (let i = l0.length - 1; i >= 0; i--) {
-    const e = l0[i]!.get(key, h1, h2);
+    const e = l0[i]!.get(k, h1, h2);
     if (e && e.seq <= seq) return copyOut(e.value);
   }
   for (let l = 1; l < levels.length; l++) {
-    const t = tableFor(levels[l]!, key);
+    const t = tableFor(levels[l]!, k);
     if (!t) continue;
-    const e = t.get(key, h1, h2);
+    const e = t.get(k, h1, h2);
     if (e && e.seq <= seq) return copyOut(e.value);
   }
   return undefined;
+}
+
+/** Where {@linkcode lookup} puts a key's filter hashes. */
+const h1s = new Uint32Array(1);
+const h2s = new Uint32Array(1);
+
+/** The key a read of a binary-string key (already checked) probes with. */
+const binaryKey = new ReadKey();
+
+/** {@linkcode lookup} of a key given as a binary string. */
+export function lookupBinary(
+  sources: Sources,
+  key: string,
+  seq: number,
+): Uint8Array | undefined {
+  return lookup(sources, binaryKey.setBinary(key), seq);
 }
 
 /** A copy of a value (from the pool of results), or undefined. */

@@ -5,7 +5,7 @@
  * @module
  */
 export { type DataBlock } from "./block.ts";
-export { bloomHash1, bloomHash2 } from "./bloom.ts";
+export { bloomHash1, bloomHash2, putBloomHashesOfBytes } from "./bloom.ts";
 export {
   BlockCache,
   type BlockCacheStats,

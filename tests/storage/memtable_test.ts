@@ -49,6 +49,14 @@ Deno.test("keys sharing a hash slot keep their own versions", () => {
     assert.equal(text(mem.get(a, pinned)?.value), "a1");
     assert.equal(text(mem.get(b, pinned)?.value), "b1");
     assert.equal(mem.get(a + "x"), undefined);
+    // The byte probe of a get finds the same rows.
+    for (const k of [a, b, a + "x", b.slice(0, -1)]) {
+      for (const at of [Number.POSITIVE_INFINITY, pinned]) {
+        const kb = bytes(k);
+        const h1 = bloomHash1(k);
+        assert.equal(mem.findBytes(kb, kb.length, at, h1), mem.find(k, at));
+      }
+    }
   }
   assert.equal(mem.size, 6);
   assert.equal(mem.liveKeys, 3);

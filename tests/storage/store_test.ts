@@ -82,6 +82,47 @@ Deno.test("binary keys and values, empty values and maximal keys round trip", as
   await store.close();
 });
 
+Deno.test("a get finds a key given as a built-up string, UTF-8 text or bytes, in memtables and in tables, whatever key came before", async () => {
+  await using tmp = await tempDir();
+  let store = await openStore(tmp.path);
+  const encoder = new TextEncoder();
+  // Keys of every kind, each read in turn as text and as bytes, so that a
+  // get's key buffer is left by a key of one kind and reused by another.
+  const keys: string[] = [];
+  for (let i = 0; i < 300; i++) {
+    keys.push(
+      i % 3 === 0
+        ? "key-" + String(i).padStart(12, "0")
+        : i % 3 === 1
+        ? `clé-${i}-ü`
+        : String.fromCharCode(0x4e00 + i) + i,
+    );
+  }
+  for (const [i, k] of keys.entries()) await store.put(k, `v${i}`);
+  const check = async (where: string) => {
+    for (const [i, k] of keys.entries()) {
+      assert.equal(text(await store.get(k)), `v${i}`, `${where}: ${k}`);
+      assert.equal(
+        text(await store.get(encoder.encode(k))),
+        `v${i}`,
+        `${where}: ${k} as bytes`,
+      );
+      assert.equal(await store.get(k + "x"), undefined, `${where}: ${k}x`);
+      assert.equal(await store.get(k.slice(0, -1)), undefined);
+    }
+  };
+  assert.equal(store.stats().flushes, 0);
+  await check("memtables");
+  await store.close();
+  // Reopened with tiny memtables, and pushed into tables by other writes.
+  store = await openStore(tmp.path, { memtableBytes: 4096 });
+  for (let i = 0; i < 300; i++) await store.put(`filler${i}`, "x".repeat(50));
+  await store.settle();
+  assert.ok(store.stats().flushes > 0);
+  await check("tables");
+  await store.close();
+});
+
 Deno.test("limits reject bad input with clear errors and store nothing", async () => {
   await using tmp = await tempDir();
   const store = await openStore(tmp.path);
@@ -112,6 +153,21 @@ Deno.test("limits reject bad input with clear errors and store nothing", async (
     store.getMany(Array(limits.GET_MANY_KEYS_MAX + 1).fill("k")),
     /limit is 10000 \(GET_MANY_KEYS_MAX\)/,
   );
+  await assert.rejects(store.get(""), /Key must not be empty/);
+  await assert.rejects(store.get(new Uint8Array(0)), /Key must not be empty/);
+  await assert.rejects(
+    store.get("k".repeat(limits.KEY_BYTES_MAX + 1)),
+    /limit is 65536 \(KEY_BYTES_MAX\)/,
+  );
+  await assert.rejects(
+    store.get("é".repeat(limits.KEY_BYTES_MAX / 2 + 1)),
+    /Key is 65538 bytes; the limit is 65536/,
+  );
+  await assert.rejects(
+    store.get(new Uint8Array(limits.KEY_BYTES_MAX + 1)),
+    /limit is 65536 \(KEY_BYTES_MAX\)/,
+  );
+  await assert.rejects(store.get(42 as unknown as string), TypeError);
   await assert.rejects(store.getMany("k" as never), /array of keys/);
   await assert.rejects(store.getMany(["k", ""]), /Key must not be empty/);
   assert.throws(() => store.scan({ limit: -1 }), /non-negative integer/);
