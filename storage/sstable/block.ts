@@ -510,9 +510,6 @@ function parseValueInto(
   out.expiry = f.expiry;
 }
 
-/** Reused buffer in which searchDataBlock rebuilds prefix-compressed keys. */
-let keyScratch = new Uint8Array(256);
-
 /**
  * Compares binary string `key` with the bytes `b[start, start + n)`:
  * negative, zero or positive, like memcmp.
@@ -565,45 +562,6 @@ function scanStart(
 }
 
 /**
- * Reads the entry header at `at` into `header` and rebuilds the entry's key
- * in keyScratch over the previous one (`lastLength` bytes; -1 before the
- * first entry), checking that it sorts after it. Returns its length.
- */
-function scratchKey(
-  contents: Uint8Array,
-  at: number,
-  limit: number,
-  lastLength: number,
-  bad: (why: string) => Error,
-): number {
-  readHeader(contents, at, limit, bad);
-  const { shared, unshared, body } = header;
-  if (shared > Math.max(lastLength, 0)) {
-    throw bad("shared prefix longer than the last key");
-  }
-  const keyLength = shared + unshared;
-  if (keyLength > keyScratch.length) {
-    const grown = new Uint8Array(Math.max(keyLength, keyScratch.length * 2));
-    grown.set(keyScratch.subarray(0, Math.max(lastLength, 0)));
-    keyScratch = grown;
-  }
-  // The first byte past the shared prefix that differs from the last key
-  // decides the order; none differing, the longer key is greater.
-  let order = 0;
-  for (let j = 0; j < unshared; j++) {
-    const b = contents[body + j]!;
-    if (order === 0 && shared + j < lastLength) {
-      const was = keyScratch[shared + j]!;
-      if (b !== was) order = b > was ? 1 : -1;
-    }
-    keyScratch[shared + j] = b;
-  }
-  if (order === 0) order = keyLength > lastLength ? 1 : -1;
-  if (lastLength >= 0 && order < 0) throw bad("keys out of order");
-  return keyLength;
-}
-
-/**
  * Finds `key` in verified data block contents without decoding the block:
  * a binary search over the restart points, then a scan of at most one
  * restart interval. Returns the entry's fields, or undefined when absent.
@@ -618,25 +576,49 @@ export function searchDataBlock(
   const bad = blockError(file, offset);
   const limit = entriesEnd(contents, bad);
   let at = scanStart(contents, limit, key, true, bad);
-  // Keys are rebuilt in a reused byte buffer and compared as bytes: no
-  // string is made for the entries scanned past.
-  let keyLength = -1;
+  // No key is rebuilt: each entry sorts before `key` (every one scanned
+  // past does), and `matched` is the length of the prefix the last one
+  // shares with `key`. An entry sharing more than that with the last one
+  // sorts before `key` too, unread; any other agrees with `key` on the bytes
+  // it shares, and its own bytes decide.
+  let matched = 0;
+  let lastLength = -1;
   for (let i = 0; at < limit && i <= BLOCK_RESTART_INTERVAL * 2; i++) {
-    keyLength = scratchKey(contents, at, limit, keyLength, bad);
-    const { unshared, valueLength, body } = header;
-    const valueStart = body + unshared;
-    const c = compareKeyBytes(key, keyScratch, 0, keyLength);
-    if (c === 0) {
-      return parseDataValue(
-        contents,
-        valueStart,
-        valueStart + valueLength,
-        file,
-        offset,
+    readHeader(contents, at, limit, bad);
+    const { shared, unshared, valueLength, body } = header;
+    if (lastLength < 0 ? shared !== 0 : shared > lastLength) {
+      throw bad(
+        lastLength < 0
+          ? "restart entry with a shared prefix"
+          : "shared prefix longer than the last key",
       );
     }
-    if (c < 0) return undefined;
-    at = valueStart + valueLength;
+    if (shared <= matched) {
+      const rest = key.length - shared;
+      const n = Math.min(rest, unshared);
+      let j = 0;
+      while (j < n && key.charCodeAt(shared + j) === contents[body + j]) j++;
+      if (
+        j < n
+          ? key.charCodeAt(shared + j) < contents[body + j]!
+          : rest < unshared
+      ) {
+        return undefined;
+      }
+      if (j === n && rest === unshared) {
+        const valueStart = body + unshared;
+        return parseDataValue(
+          contents,
+          valueStart,
+          valueStart + valueLength,
+          file,
+          offset,
+        );
+      }
+      matched = shared + j;
+    }
+    lastLength = shared + unshared;
+    at = body + unshared + valueLength;
   }
   return undefined;
 }

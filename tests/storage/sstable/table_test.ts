@@ -16,6 +16,7 @@ import {
   BlockBuilder,
   ByteCursor,
   type ByteEntry,
+  searchDataBlock,
 } from "../../../storage/sstable/block.ts";
 import {
   bloomHash1,
@@ -539,6 +540,40 @@ Deno.test("format 1 tables (CRC-32C block checksums) still read; the version pic
   putFixed32(bytes, bytes.length - TABLE_FOOTER_BYTES + 36, 3);
   await Deno.writeFile(path, bytes);
   await assert.rejects(open(), /unknown format version 3/);
+});
+
+Deno.test("a point lookup in a block finds exactly its keys, among keys that are prefixes of one another", () => {
+  const seed = testSeed("block point lookups");
+  const rng = new Prng(seed);
+  // Keys over two letters, up to 7 long: most are prefixes or extensions of
+  // others, and neighbours share prefixes of every length.
+  const all: string[] = [];
+  const grow = (k: string) => {
+    if (k.length > 0) all.push(k);
+    if (k.length < 7) { for (const c of "ab") grow(k + c); }
+  };
+  grow("");
+  all.sort();
+  for (let round = 0; round < 20; round++) {
+    const keys = all.filter(() => rng.int(3) === 0);
+    const b = new BlockBuilder();
+    for (const [i, k] of keys.entries()) {
+      b.addData(k, i + 1, i % 5 === 0 ? undefined : `v${i}`, 0);
+    }
+    const contents = b.finish();
+    const want = new Map(keys.map((k, i) => [k, i]));
+    for (const k of [...all, "", "c", "aaaaaaaa", "b\0"]) {
+      const got = searchDataBlock(contents, k, "f", 0);
+      const i = want.get(k);
+      assert.equal(got?.seq, i === undefined ? undefined : i + 1, k);
+      if (i !== undefined) {
+        assert.equal(
+          got!.value && bytesToBinary(got!.value),
+          i % 5 === 0 ? undefined : `v${i}`,
+        );
+      }
+    }
+  }
 });
 
 Deno.test("a block cursor refuses entries out of order and a bad first restart", () => {
