@@ -712,19 +712,23 @@ export class Store {
     } catch (error) {
       return Promise.reject(error);
     }
-    const pending = this.#pendingWrites > 0
-      ? this.#pendingByKey.get(k.binary)
-      : undefined;
     try {
-      if (!pending) {
-        const value = lookup(this.#current, k, Number.POSITIVE_INFINITY);
-        const turn = this.#readTurn();
-        return turn ? turn.then(() => value) : Promise.resolve(value);
+      const pending = this.#pendingWrites > 0
+        ? this.#pendingByKey.get(k.binary)
+        : undefined;
+      if (pending) {
+        return this.#getAfter([k.binary], [pending]).then((values) =>
+          values[0]
+        );
       }
+      const value = lookup(this.#current, k, Number.POSITIVE_INFINITY);
+      const turn = this.#readTurn();
+      return turn ? turn.then(() => value) : Promise.resolve(value);
     } catch (error) {
       return Promise.reject(error);
+    } finally {
+      k.release();
     }
-    return this.#getAfter([k.binary], [pending]).then((values) => values[0]);
   }
 
   /**

@@ -565,7 +565,10 @@ function scanStart(
  * Finds `key` in verified data block contents without decoding the block:
  * a binary search over the restart points, then a scan of at most one
  * restart interval. Returns the entry's fields, or undefined when absent.
- * Throws CorruptionError on any bad length.
+ * Throws CorruptionError on any bad length. It trusts the block's key
+ * order, which the writer asserts and the block checksum protects: unlike
+ * a cursor or a decode, it does not check it (a block out of order could
+ * answer "absent" for a key it holds).
  */
 export function searchDataBlock(
   contents: Uint8Array,
