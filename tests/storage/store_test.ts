@@ -16,6 +16,7 @@ import {
   type WritableFile,
 } from "../../storage/mod.ts";
 import { denoEnv } from "../../storage/env_deno.ts";
+import { ReadKey } from "../../storage/input.ts";
 import { Prng } from "../../util/mod.ts";
 import { tempDir, testSeed, text } from "../helpers.ts";
 
@@ -121,6 +122,23 @@ Deno.test("a get finds a key given as a built-up string, UTF-8 text or bytes, in
   assert.ok(store.stats().flushes > 0);
   await check("tables");
   await store.close();
+});
+
+Deno.test("a read key holds a caller's array only until released, and reads text after bytes", () => {
+  const k = new ReadKey();
+  const big = new Uint8Array(1 << 16);
+  const key = big.subarray(5, 21).fill(0x61);
+  assert.equal(k.set(key).bytes, key);
+  assert.equal(k.binary, "a".repeat(16));
+  k.release();
+  assert.notEqual(k.bytes.buffer, big.buffer);
+  assert.equal(k.length, 0);
+  k.set("é!");
+  assert.deepEqual(
+    k.bytes.subarray(0, k.length),
+    Uint8Array.of(0xc3, 0xa9, 0x21),
+  );
+  assert.equal(k.binary, "\xc3\xa9!");
 });
 
 Deno.test("limits reject bad input with clear errors and store nothing", async () => {
