@@ -278,8 +278,16 @@ export class Store {
   #merges = 0;
   #moves = 0;
   #walStats: LogWriterStats = { records: 0, writes: 0, syncs: 0, groupMax: 0 };
-  /** Latest unsettled write per key, for issue-order reads. */
-  #pendingByKey = new Map<string, Promise<void>>();
+  /** Unsettled durable writes, in issue order. */
+  #inFlight = new Set<{ ops: WalOp[]; promise: Promise<void> }>();
+  /**
+   * Latest unsettled write per key, for issue-order reads: built by the
+   * first read that meets writes in flight, kept up by the writes after it
+   * and dropped when none is left in flight. Writes no read meets cost no
+   * map updates: there were three per op, and durable fills in batches of
+   * 1000 ran 10-30% faster without them.
+   */
+  #pendingByKey: Map<string, Promise<void>> | undefined;
   #pendingWrites = 0;
   #lastWrite: Promise<void> = RESOLVED;
   /**
@@ -582,17 +590,40 @@ export class Store {
 
   /** Marks `ops` pending until `promise` settles; returns the settler. */
   #track(ops: WalOp[], promise: Promise<void>): () => void {
-    for (const op of ops) this.#pendingByKey.set(op.key, promise);
+    const write = { ops, promise };
+    this.#inFlight.add(write);
+    const index = this.#pendingByKey;
+    if (index) {
+      for (const op of ops) index.set(op.key, promise);
+    }
     this.#pendingWrites++;
     this.#lastWrite = promise;
     return () => {
       this.#pendingWrites--;
+      this.#inFlight.delete(write);
+      const index = this.#pendingByKey;
+      if (!index) return;
+      if (this.#pendingWrites === 0) {
+        this.#pendingByKey = undefined;
+        return;
+      }
       for (const op of ops) {
-        if (this.#pendingByKey.get(op.key) === promise) {
-          this.#pendingByKey.delete(op.key);
-        }
+        if (index.get(op.key) === promise) index.delete(op.key);
       }
     };
+  }
+
+  /** The latest unsettled write of `key`, if any (see #pendingByKey). */
+  #pendingWrite(key: string): Promise<void> | undefined {
+    if (this.#pendingWrites === 0) return undefined;
+    let index = this.#pendingByKey;
+    if (!index) {
+      index = this.#pendingByKey = new Map();
+      for (const { ops, promise } of this.#inFlight) {
+        for (const op of ops) index.set(op.key, promise);
+      }
+    }
+    return index.get(key);
   }
 
   /** Appends a sequenced write to the log of the current memtable. */
@@ -714,7 +745,7 @@ export class Store {
     }
     try {
       const pending = this.#pendingWrites > 0
-        ? this.#pendingByKey.get(k.binary)
+        ? this.#pendingWrite(k.binary)
         : undefined;
       if (pending) {
         return this.#getAfter([k.binary], [pending]).then((values) =>
@@ -746,7 +777,7 @@ export class Store {
       for (const key of keys) ks.push(keyToBinary(key));
       if (this.#pendingWrites > 0) {
         for (const k of ks) {
-          const p = this.#pendingByKey.get(k);
+          const p = this.#pendingWrite(k);
           if (p) (pending ??= []).push(p);
         }
       }

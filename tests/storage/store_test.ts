@@ -124,6 +124,33 @@ Deno.test("a get finds a key given as a built-up string, UTF-8 text or bytes, in
   await store.close();
 });
 
+Deno.test("reads see every durable write issued before them, whether the writes came before or after the first read that met them in flight", async () => {
+  await using tmp = await tempDir();
+  const store = await openStore(tmp.path);
+  const w1 = store.put("a", "1");
+  // The first read to meet writes in flight indexes them ...
+  const g1 = store.get("a");
+  // ... and the writes after it join the index.
+  const w2 = store.put("b", "2");
+  const w3 = store.put("a", "3");
+  const g2 = store.get("b");
+  const g3 = store.get("a");
+  const gm = store.getMany(["a", "b", "c"]);
+  const w4 = store.delete("b");
+  const g4 = store.get("b");
+  assert.equal(text(await g1), "1");
+  assert.equal(text(await g2), "2");
+  assert.equal(text(await g3), "3");
+  assert.deepEqual((await gm).map(text), ["3", "2", undefined]);
+  assert.equal(await g4, undefined);
+  await Promise.all([w1, w2, w3, w4]);
+  // Nothing in flight any more: the next writes are indexed afresh.
+  const w5 = store.put("c", "5");
+  assert.equal(text(await store.get("c")), "5");
+  await w5;
+  await store.close();
+});
+
 Deno.test("a read key holds a caller's array only until released, and reads text after bytes", () => {
   const k = new ReadKey();
   const big = new Uint8Array(1 << 16);
