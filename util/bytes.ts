@@ -171,6 +171,10 @@ export function copyInto(
   const n = end - start;
   if (n <= SHORT_COPY_BYTES) {
     for (let i = 0; i < n; i++) dst[at + i] = src[start + i]!;
+  } else if (start === 0 && end === src.length) {
+    // All of src: no view of it to make (a view is about 100 bytes of
+    // garbage, and a put copied each value through one).
+    dst.set(src, at);
   } else {
     dst.set(src.subarray(start, end), at);
   }

@@ -1,8 +1,10 @@
 import assert from "node:assert/strict";
 import {
   binaryToBytes,
+  BytePool,
   bytesToBinary,
   bytesToBinaryFallback,
+  copyInto,
   crc32,
   crc32c,
   crc32cUpdate,
@@ -209,6 +211,28 @@ Deno.test("bytesToBinary converts large arrays, past the fallback's chunk size",
   assert.equal(bytesToBinary(bytes), expected);
   assert.equal(bytesToBinaryFallback(bytes, 0, bytes.length), expected);
   assert.equal(bytesToBinary(bytes, 7, 19_993), expected.slice(7, 19_993));
+});
+
+Deno.test("copyInto copies any range, short or long, whole or part, to any offset", () => {
+  const src = Uint8Array.from({ length: 300 }, (_, i) => (i * 7 + 3) & 0xff);
+  for (const [start, end] of [[0, 300], [0, 10], [5, 30], [1, 300], [0, 25]]) {
+    for (const at of [0, 3]) {
+      const dst = new Uint8Array(310).fill(0xee);
+      assert.equal(copyInto(dst, at, src, start!, end!), at + end! - start!);
+      assert.deepEqual(
+        dst.subarray(at, at + end! - start!),
+        src.subarray(start, end),
+      );
+      assert.ok(dst.subarray(0, at).every((b) => b === 0xee));
+      assert.ok(dst.subarray(at + end! - start!).every((b) => b === 0xee));
+    }
+  }
+  // A pool's copy is its own: the source changing later leaves it alone.
+  const pool = new BytePool();
+  const copy = pool.copy(src);
+  src[0] = 0;
+  assert.equal(copy[0], 3);
+  assert.equal(copy.length, 300);
 });
 
 Deno.test("a search through key words agrees with lowerBound", () => {
