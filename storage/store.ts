@@ -561,7 +561,7 @@ export class Store {
         head.reject(this.#failure);
         continue;
       }
-      this.#perform(head.ops, head.seq, head.bytes).then(
+      this.#perform(head.ops, head.seq, head.bytes, true).then(
         head.resolve,
         head.reject,
       );
@@ -626,8 +626,19 @@ export class Store {
     return index.get(key);
   }
 
-  /** Appends a sequenced write to the log of the current memtable. */
-  #perform(ops: WalOp[], seq: number, bytes: number): Promise<void> {
+  /**
+   * Appends a sequenced write to the log of the current memtable. A write
+   * from the stall queue is `tracked` already, under the promise its caller
+   * holds, since it was issued: tracked again here, its second entry would
+   * come after those of writes issued later and still stalled, and a read
+   * could then wait for it instead of them.
+   */
+  #perform(
+    ops: WalOp[],
+    seq: number,
+    bytes: number,
+    tracked = false,
+  ): Promise<void> {
     if (this.#memFull() && this.#imms.length < IMMUTABLE_MEMTABLES_MAX) {
       this.#freeze();
     } else if (
@@ -662,19 +673,19 @@ export class Store {
       return this.#env.yieldNow();
     }
     const { promise, resolve, reject } = Promise.withResolvers<void>();
-    const settle = this.#track(ops, promise);
+    const settle = tracked ? undefined : this.#track(ops, promise);
     const reserved = reservedBytes(ops);
     mem.reserved += reserved;
     log.append(seq, ops, {
       onDurable: () => {
         mem.reserved -= reserved;
         this.#applyOps(mem, seq, ops);
-        settle();
+        settle?.();
         resolve();
       },
       onFailed: (error) => {
         mem.reserved -= reserved;
-        settle();
+        settle?.();
         reject(error);
       },
     }, bytes);

@@ -151,6 +151,43 @@ Deno.test("reads see every durable write issued before them, whether the writes 
   await store.close();
 });
 
+Deno.test("a read sees a durable write of its key that waits behind a flush, with or without an earlier read indexing the writes in flight", async () => {
+  for (const sync of ["always", "interval"] as const) {
+    for (const earlyRead of [false, true]) {
+      await using tmp = await tempDir();
+      // Tiny memtables: thousands of writes at once stall behind flushes.
+      const store = await openStore(tmp.path, { memtableBytes: 1024, sync });
+      const writes: Promise<void>[] = [];
+      const fill = (tag: string) => {
+        for (let i = 0; i < 2000; i++) {
+          writes.push(store.put(`${tag}${i}`, "z".repeat(40)));
+        }
+      };
+      const where = `sync ${sync}, ${
+        earlyRead ? "with" : "without"
+      } an early read`;
+      fill("a");
+      const w1 = store.put("hot", "1");
+      const early = earlyRead ? store.get("hot") : undefined;
+      fill("b");
+      const w2 = store.put("hot", "2");
+      fill("c");
+      await w1;
+      assert.ok(store.stats().writeStalls > 0, `${where}: writes stalled`);
+      // hot=1 is durable; hot=2 may still wait for room: reads wait for it.
+      const [got, many] = await Promise.all([
+        store.get("hot"),
+        store.getMany(["hot", "a0"]),
+      ]);
+      assert.equal(text(got), "2", where);
+      assert.deepEqual(many.map(text), ["2", "z".repeat(40)], where);
+      if (early) assert.equal(text(await early), "1", where);
+      await Promise.all([...writes, w2]);
+      await store.close();
+    }
+  }
+});
+
 Deno.test("a read key holds a caller's array only until released, and reads text after bytes", () => {
   const k = new ReadKey();
   const big = new Uint8Array(1 << 16);
