@@ -110,6 +110,13 @@ const EVENT_LOOP_TURN_BYTES = 256 * 1024;
  */
 const READS_PER_TURN = 1024;
 
+/**
+ * Ops written with no read using the index of pending writes, after which
+ * the index is dropped (see Store.#pendingByKey): writers that a read met
+ * once do not pay for it ever after.
+ */
+const PENDING_INDEX_IDLE_OPS = 1024;
+
 /** One operation of an atomic {@linkcode Store.batch}. */
 export type BatchOp =
   | { type: "put"; key: Bytes; value: Bytes }
@@ -283,11 +290,14 @@ export class Store {
   /**
    * Latest unsettled write per key, for issue-order reads: built by the
    * first read that meets writes in flight, kept up by the writes after it
-   * and dropped when none is left in flight. Writes no read meets cost no
-   * map updates: there were three per op, and durable fills in batches of
-   * 1000 ran 10-30% faster without them.
+   * and dropped when none is left in flight, or when PENDING_INDEX_IDLE_OPS
+   * ops have been written since a read last used it. Writes no read meets
+   * cost no map updates: there were three per op, and durable fills in
+   * batches of 1000 ran 10-30% faster without them.
    */
   #pendingByKey: Map<string, Promise<void>> | undefined;
+  /** Ops indexed in #pendingByKey since a read last used it. */
+  #pendingIndexIdleOps = 0;
   #pendingWrites = 0;
   #lastWrite: Promise<void> = RESOLVED;
   /**
@@ -594,7 +604,13 @@ export class Store {
     this.#inFlight.add(write);
     const index = this.#pendingByKey;
     if (index) {
-      for (const op of ops) index.set(op.key, promise);
+      this.#pendingIndexIdleOps += ops.length;
+      if (this.#pendingIndexIdleOps > PENDING_INDEX_IDLE_OPS) {
+        // No read has needed it for a while: the next one rebuilds it.
+        this.#pendingByKey = undefined;
+      } else {
+        for (const op of ops) index.set(op.key, promise);
+      }
     }
     this.#pendingWrites++;
     this.#lastWrite = promise;
@@ -623,6 +639,7 @@ export class Store {
         for (const op of ops) index.set(op.key, promise);
       }
     }
+    this.#pendingIndexIdleOps = 0;
     return index.get(key);
   }
 
