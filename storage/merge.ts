@@ -302,41 +302,23 @@ export class RunMerge extends MergeCursor<RunReader> implements TableSource {
 }
 
 /**
- * Index of the first of `tables` (sorted by key, not overlapping) whose
- * largest key is at or after `key` (0 for undefined).
+ * How many of `tables` (sorted by key, not overlapping) have `bound` below
+ * `key`: a binary search, since `bound` (smallest or largest) rises with
+ * the index.
  */
-function firstTableFrom(
+function tablesBelow(
   tables: readonly TableReader[],
-  key: string | undefined,
+  bound: "smallest" | "largest",
+  key: string,
 ): number {
-  if (key === undefined) return 0;
   let lo = 0;
   let hi = tables.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (tables[mid]!.props.largest < key) lo = mid + 1;
+    if (tables[mid]!.props[bound] < key) lo = mid + 1;
     else hi = mid;
   }
   return lo;
-}
-
-/**
- * Index of the last of `tables` (sorted by key, not overlapping) whose
- * smallest key is before `key` (the last one for undefined); -1 for none.
- */
-function lastTableBefore(
-  tables: readonly TableReader[],
-  key: string | undefined,
-): number {
-  if (key === undefined) return tables.length - 1;
-  let lo = 0;
-  let hi = tables.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (tables[mid]!.props.smallest < key) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo - 1;
 }
 
 /**
@@ -385,7 +367,10 @@ export class TableScan extends ByteCursor implements EntryCursor {
   /** Moves to the first entry at or after `start` in the first table. */
   #first(): boolean {
     const { start, end } = this.range;
-    this.#t = firstTableFrom(this.tables, start);
+    // The first table whose largest key is at or after start.
+    this.#t = start === undefined
+      ? 0
+      : tablesBelow(this.tables, "largest", start);
     const t = this.tables[this.#t];
     if (t === undefined || (end !== undefined && t.props.smallest >= end)) {
       this.#t = this.tables.length;
@@ -470,7 +455,10 @@ export class TableReverse extends ByteEntry implements EntryCursor {
     private readonly range: RangeOptions,
   ) {
     super();
-    this.#t = lastTableBefore(tables, range.end);
+    // The last table whose smallest key is before the end.
+    this.#t = range.end === undefined
+      ? tables.length - 1
+      : tablesBelow(tables, "smallest", range.end) - 1;
   }
 
   next(): boolean {

@@ -285,7 +285,7 @@ export class Store {
   #merges = 0;
   #moves = 0;
   #walStats: LogWriterStats = { records: 0, writes: 0, syncs: 0, groupMax: 0 };
-  /** Unsettled durable writes, in issue order. */
+  /** Unsettled writes (durable ones, and stalled ones), in issue order. */
   #inFlight = new Set<{ ops: WalOp[]; promise: Promise<void> }>();
   /**
    * Latest unsettled write per key, for issue-order reads: built by the
@@ -298,7 +298,6 @@ export class Store {
   #pendingByKey: Map<string, Promise<void>> | undefined;
   /** Ops indexed in #pendingByKey since a read last used it. */
   #pendingIndexIdleOps = 0;
-  #pendingWrites = 0;
   #lastWrite: Promise<void> = RESOLVED;
   /**
    * Operations waiting for a flush to make room, in issue order: writes,
@@ -612,14 +611,12 @@ export class Store {
         for (const op of ops) index.set(op.key, promise);
       }
     }
-    this.#pendingWrites++;
     this.#lastWrite = promise;
     return () => {
-      this.#pendingWrites--;
       this.#inFlight.delete(write);
       const index = this.#pendingByKey;
       if (!index) return;
-      if (this.#pendingWrites === 0) {
+      if (this.#inFlight.size === 0) {
         this.#pendingByKey = undefined;
         return;
       }
@@ -631,7 +628,7 @@ export class Store {
 
   /** The latest unsettled write of `key`, if any (see #pendingByKey). */
   #pendingWrite(key: string): Promise<void> | undefined {
-    if (this.#pendingWrites === 0) return undefined;
+    if (this.#inFlight.size === 0) return undefined;
     let index = this.#pendingByKey;
     if (!index) {
       index = this.#pendingByKey = new Map();
@@ -772,7 +769,7 @@ export class Store {
       return Promise.reject(error);
     }
     try {
-      const pending = this.#pendingWrites > 0
+      const pending = this.#inFlight.size > 0
         ? this.#pendingWrite(k.binary)
         : undefined;
       if (pending) {
@@ -803,7 +800,7 @@ export class Store {
       if (this.#closed) throw new StoreClosedError();
       checkGetMany(keys);
       for (const key of keys) ks.push(keyToBinary(key));
-      if (this.#pendingWrites > 0) {
+      if (this.#inFlight.size > 0) {
         for (const k of ks) {
           const p = this.#pendingWrite(k);
           if (p) (pending ??= []).push(p);
@@ -852,7 +849,7 @@ export class Store {
   /** A view of the current sources, reading at `seq`. */
   #pin(seq: number): View {
     const s = this.#current;
-    const settled = this.#pendingWrites > 0 ? this.#lastWrite : undefined;
+    const settled = this.#inFlight.size > 0 ? this.#lastWrite : undefined;
     return new View(seq, s.mem, s.imms, s.version, settled);
   }
 
@@ -910,7 +907,7 @@ export class Store {
     const whole = options.start === undefined && options.end === undefined &&
       options.prefix === undefined;
     if (
-      whole && this.#pendingWrites === 0 && this.#imms.length === 0 &&
+      whole && this.#inFlight.size === 0 && this.#imms.length === 0 &&
       this.#version.tableCount === 0 && this.#stalled.length === 0
     ) {
       return this.#mem.liveKeys;
