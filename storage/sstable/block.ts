@@ -320,6 +320,40 @@ export function readHeader(
   limit: number,
   bad: (why: string) => Error,
 ): void {
+  // Nearly every header is three one-byte varints (keys and values under
+  // 128 bytes, or prefixes under 128 bytes and a longer value): read those
+  // bytes directly, and the value's length through getVarint32 only when
+  // it takes more than one byte.
+  if (at + 2 < limit && (contents[at]! | contents[at + 1]!) < 0x80) {
+    header.shared = contents[at]!;
+    header.unshared = contents[at + 1]!;
+    const v = contents[at + 2]!;
+    if (v < 0x80) {
+      header.valueLength = v;
+      header.body = at + 3;
+    } else {
+      if (!getVarint32(contents, at + 2, limit, scratch)) {
+        throw bad("bad entry header");
+      }
+      header.valueLength = scratch.value;
+      header.body = scratch.offset;
+    }
+  } else {
+    readHeaderSlowly(contents, at, limit, bad);
+  }
+  const left = limit - header.body;
+  if (header.unshared > left || header.valueLength > left - header.unshared) {
+    throw bad("entry runs past the block");
+  }
+}
+
+/** readHeader's general case: any varint takes more than one byte. */
+function readHeaderSlowly(
+  contents: Uint8Array,
+  at: number,
+  limit: number,
+  bad: (why: string) => Error,
+): void {
   if (!getVarint32(contents, at, limit, scratch)) throw bad("bad entry header");
   header.shared = scratch.value;
   if (!getVarint32(contents, scratch.offset, limit, scratch)) {
@@ -331,10 +365,6 @@ export function readHeader(
   }
   header.valueLength = scratch.value;
   header.body = scratch.offset;
-  const left = limit - header.body;
-  if (header.unshared > left || header.valueLength > left - header.unshared) {
-    throw bad("entry runs past the block");
-  }
 }
 
 /**
@@ -432,19 +462,6 @@ export interface DataValue {
   /** A view into the block's contents; undefined for a tombstone. */
   value: Uint8Array | undefined;
   expiry: number;
-}
-
-/** Parses a data entry's value field `contents[start, end)`. */
-export function parseDataValue(
-  contents: Uint8Array,
-  start: number,
-  end: number,
-  file: string,
-  offset: number,
-): DataValue {
-  const out: DataValue = { seq: 0, value: undefined, expiry: 0 };
-  parseValueInto(contents, start, end, entryError(file, offset), out);
-  return out;
 }
 
 /** A data entry's value field, parsed in place (no view made). */
@@ -562,6 +579,18 @@ function scanStart(
 }
 
 /**
+ * The block {@linkcode searchDataBlock} is reading, for its errors: one
+ * slot and two error factories serve every search (a search runs to the
+ * end before another starts), where a factory per search cost an
+ * allocation per point lookup.
+ */
+const searched = { file: "", offset: 0 };
+const searchBad = (why: string) =>
+  blockError(searched.file, searched.offset)(why);
+const searchEntryBad = (why: string) =>
+  entryError(searched.file, searched.offset)(why);
+
+/**
  * Finds `key` in verified data block contents without decoding the block:
  * a binary search over the restart points, then a scan of at most one
  * restart interval. Returns the entry's fields, or undefined when absent.
@@ -576,7 +605,9 @@ export function searchDataBlock(
   file: string,
   offset: number,
 ): DataValue | undefined {
-  const bad = blockError(file, offset);
+  searched.file = file;
+  searched.offset = offset;
+  const bad = searchBad;
   const limit = entriesEnd(contents, bad);
   let at = scanStart(contents, limit, key, true, bad);
   // No key is rebuilt: each entry sorts before `key` (every one scanned
@@ -610,13 +641,15 @@ export function searchDataBlock(
       }
       if (j === n && rest === unshared) {
         const valueStart = body + unshared;
-        return parseDataValue(
+        const out: DataValue = { seq: 0, value: undefined, expiry: 0 };
+        parseValueInto(
           contents,
           valueStart,
           valueStart + valueLength,
-          file,
-          offset,
+          searchEntryBad,
+          out,
         );
+        return out;
       }
       matched = shared + j;
     }

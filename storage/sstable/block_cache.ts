@@ -3,8 +3,8 @@
  * bytes, with CLOCK eviction: a hit only sets the block's reference bit (no
  * map update), and the hand evicts blocks not referenced since it last
  * passed. A block is cached as its verified raw contents (enough for point
- * lookups and forward scans); a block looked up often, or scanned in
- * reverse, adds the decoded form, and the cache counts both.
+ * lookups and forward scans); a block scanned in reverse adds the decoded
+ * form, and the cache counts both.
  *
  * Each table keeps its cached blocks in its own slot array (indexed by
  * block number), so a lookup is an array read, not a hash.
@@ -34,8 +34,6 @@ export interface CachedBlock {
   bytes: number;
   /** Referenced since the clock hand last passed. */
   ref: boolean;
-  /** Point lookups served from the raw contents (see TableReader.get). */
-  lookups: number;
   /**
    * Cursors positioned in the block (their current entry is a view into
    * it): evicted meanwhile, its buffer is recycled only once the last of

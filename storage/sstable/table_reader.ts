@@ -73,9 +73,6 @@ export interface TableEntry {
 
 const scratch: VarintResult = { value: 0, offset: 0 };
 
-/** Point lookups of a cached block after which it is decoded. */
-const DECODE_AFTER_LOOKUPS = 16;
-
 /**
  * Bytes a sequential scan reads at a time. A merge holds one such buffer per
  * input run (level 0 can have 24): 1 MiB pushed the 10M-key load to within 3
@@ -271,7 +268,6 @@ export class TableReader {
       decoded: undefined,
       bytes: bytes + 64,
       ref: true,
-      lookups: 0,
       pins: 0,
       evicted: false,
       slots: this.#slots,
@@ -487,32 +483,13 @@ export class TableReader {
     }
     const b = this.#blockWithin(key);
     if (b < this.blocks) {
-      const c = this.#cached(b);
-      // A block looked up again and again is decoded once: a binary search
-      // of its key strings is faster than searching its raw bytes. Decoding
-      // costs several lookups' worth and triples the block's share of the
-      // cache, so blocks looked up a few times while cached (random reads
-      // over more data than the cache) stay raw.
-      if (!c.decoded && ++c.lookups >= DECODE_AFTER_LOOKUPS) this.#decode(c, b);
-      if (c.decoded) {
-        const d = c.decoded;
-        const i = lowerBound(d.keys, key);
-        if (d.keys[i] === key) {
-          return {
-            seq: d.seqs[i]!,
-            value: d.values[i],
-            expiry: d.expiries[i]!,
-          };
-        }
-      } else {
-        const e = searchDataBlock(
-          c.raw,
-          key,
-          this.path,
-          this.index.offsets[b]!,
-        );
-        if (e) return e;
-      }
+      const e = searchDataBlock(
+        this.#cached(b).raw,
+        key,
+        this.path,
+        this.index.offsets[b]!,
+      );
+      if (e) return e;
     }
     if (this.filter.length > 1) this.filterStats.falsePositives++;
     return undefined;

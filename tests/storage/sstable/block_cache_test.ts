@@ -18,7 +18,6 @@ function block(cache: BlockCache, n: number, fill: number): CachedBlock {
     decoded: undefined,
     bytes: n,
     ref: true,
-    lookups: 0,
     pins: 0,
     evicted: false,
     slots: [],

@@ -576,6 +576,53 @@ Deno.test("a point lookup in a block finds exactly its keys, among keys that are
   }
 });
 
+Deno.test("a point lookup reads entry headers of one-byte and longer varints", () => {
+  // Prefixes, suffixes and values on both sides of 128 bytes, where a
+  // length's varint grows to two bytes: the one-byte headers are read
+  // directly and the others through the general decoder.
+  const long = "p".repeat(200);
+  const keys: string[] = [];
+  for (const stem of ["a", "b", "p".repeat(126), "p".repeat(127), long]) {
+    for (const tail of ["", "b", "bb", "c".repeat(127), "d".repeat(300)]) {
+      keys.push(stem + tail);
+    }
+  }
+  const sorted = [...new Set(keys)].sort();
+  const valueOf = (i: number) =>
+    i % 7 === 6 ? undefined : "v".repeat([0, 1, 118, 119, 120, 500][i % 6]!);
+  const b = new BlockBuilder();
+  for (const [i, k] of sorted.entries()) b.addData(k, i + 1, valueOf(i), 0);
+  const contents = b.finish();
+  for (const [i, k] of sorted.entries()) {
+    const got = searchDataBlock(contents, k, "f", 0);
+    assert.equal(got?.seq, i + 1, `key of ${k.length} bytes`);
+    const value = got!.value;
+    assert.equal(value && bytesToBinary(value), valueOf(i));
+    // A key just past it, or cut short, is absent.
+    assert.equal(searchDataBlock(contents, k + "\0", "f", 0), undefined);
+    if (k.length > 1 && !sorted.includes(k.slice(0, -1))) {
+      assert.equal(
+        searchDataBlock(contents, k.slice(0, -1), "f", 0),
+        undefined,
+      );
+    }
+  }
+  // A header cut off by the end of the entries is corruption, named.
+  const cut = contents.slice();
+  // The restart count is the last four bytes; point every restart at the
+  // block's last entry byte, then ask for a key past every entry.
+  const n = new DataView(cut.buffer).getUint32(cut.length - 4, true);
+  assert.ok(n >= 2, `${n} restarts`);
+  const limit = cut.length - 4 - 4 * n;
+  for (let r = 1; r < n; r++) {
+    new DataView(cut.buffer).setUint32(limit + 4 * r, limit - 1, true);
+  }
+  assert.throws(
+    () => searchDataBlock(cut, "zz", "f.sst", 4096),
+    /Corrupt block in table "f.sst" at offset 4096: (bad entry header|entry runs past the block)/,
+  );
+});
+
 Deno.test("a block cursor refuses entries out of order and a bad first restart", () => {
   // One-entry blocks, their entries spliced together in the wrong order.
   const entryOf = (key: string) => {
