@@ -47,8 +47,13 @@ export interface CachedBlock {
   index: number;
 }
 
-/** Buffers are allocated in multiples of this, so that they can be reused. */
-const BUFFER_GRANULE = 1024;
+/**
+ * Buffers are allocated in multiples of this, so that they can be reused.
+ * A block of the default size (4 KiB and the entry that passes it, about
+ * 4.2 KiB) takes 4.25 KiB; with 1 KiB steps it took 5 KiB, a fifth of the
+ * cache's memory unused and a page fault more per block filled in.
+ */
+const BUFFER_GRANULE = 256;
 /** Most recycled buffers kept per size. */
 const FREE_BUFFERS_MAX = 64;
 
