@@ -619,8 +619,27 @@ Deno.test("a point lookup reads entry headers of one-byte and longer varints", (
   }
   assert.throws(
     () => searchDataBlock(cut, "zz", "f.sst", 4096),
-    /Corrupt block in table "f.sst" at offset 4096: (bad entry header|entry runs past the block)/,
+    /Corrupt block in table "f.sst" at offset 4096: bad entry header$/,
   );
+  // Entries of a few bytes, one restart at 0: a header with one or two of
+  // its three bytes before the end is cut off; one whose three bytes all
+  // fit names the key and value that do not; a value length of two bytes
+  // cut after its first is cut off too.
+  const cases: Array<[number[], string]> = [
+    [[0x00], "bad entry header"],
+    [[0x00, 0x01], "bad entry header"],
+    [[0x00, 0x01, 0x05], "entry runs past the block"],
+    [[0x00, 0x01, 0x85], "bad entry header"],
+    [[0x00, 0x01, 0x85, 0x01], "entry runs past the block"],
+  ];
+  for (const [entries, why] of cases) {
+    const block = Uint8Array.of(...entries, 0, 0, 0, 0, 1, 0, 0, 0);
+    assert.throws(
+      () => searchDataBlock(block, "a", "g.sst", 8),
+      new RegExp(`Corrupt block in table "g.sst" at offset 8: ${why}$`),
+      entries.join(","),
+    );
+  }
 });
 
 Deno.test("a block cursor refuses entries out of order and a bad first restart", () => {
