@@ -56,6 +56,12 @@ export interface CachedBlock {
 const BUFFER_GRANULE = 256;
 /** Most recycled buffers kept per size. */
 const FREE_BUFFERS_MAX = 64;
+/**
+ * Most bytes of recycled buffers kept in all: they are outside the cache's
+ * capacity, and blocks of many sizes (large values) would otherwise keep
+ * up to FREE_BUFFERS_MAX of each size idle.
+ */
+export const FREE_BUFFER_BYTES_MAX = 1024 * 1024;
 
 /** CLOCK cache of table blocks. */
 export class BlockCache {
@@ -64,6 +70,8 @@ export class BlockCache {
   #bytes = 0;
   /** Recycled buffers by byte length. */
   #free = new Map<number, ArrayBuffer[]>();
+  /** Bytes of the buffers in #free. */
+  #freeBytes = 0;
   hits = 0;
   misses = 0;
 
@@ -76,6 +84,7 @@ export class BlockCache {
   buffer(n: number): Uint8Array {
     const size = Math.ceil(n / BUFFER_GRANULE) * BUFFER_GRANULE;
     const recycled = this.#free.get(size)?.pop();
+    if (recycled) this.#freeBytes -= size;
     return new Uint8Array(recycled ?? new ArrayBuffer(size), 0, n);
   }
 
@@ -102,9 +111,13 @@ export class BlockCache {
     if (b.decoded !== undefined || b.pins > 0) return;
     const buf = b.raw.buffer as ArrayBuffer;
     if (buf.byteLength % BUFFER_GRANULE !== 0) return;
+    if (this.#freeBytes + buf.byteLength > FREE_BUFFER_BYTES_MAX) return;
     let list = this.#free.get(buf.byteLength);
     if (!list) this.#free.set(buf.byteLength, list = []);
-    if (list.length < FREE_BUFFERS_MAX) list.push(buf);
+    if (list.length < FREE_BUFFERS_MAX) {
+      list.push(buf);
+      this.#freeBytes += buf.byteLength;
+    }
   }
 
   /** The cached block in `slots[index]`, counting a hit or a miss. */

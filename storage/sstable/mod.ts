@@ -10,6 +10,7 @@ export {
   BlockCache,
   type BlockCacheStats,
   type CachedBlock,
+  FREE_BUFFER_BYTES_MAX,
 } from "./block_cache.ts";
 export {
   type TableMeta,

@@ -8,6 +8,7 @@ import {
   BlockCache,
   type CachedBlock,
   type DataBlock,
+  FREE_BUFFER_BYTES_MAX,
 } from "../../../storage/sstable/mod.ts";
 
 function block(cache: BlockCache, n: number, fill: number): CachedBlock {
@@ -138,4 +139,41 @@ Deno.test("a block that needs several evictions to fit is never one of them, wha
       }
     }
   }
+});
+
+Deno.test("recycled buffers kept for reuse are bounded in bytes, whatever their sizes", () => {
+  // 480 blocks of 16 sizes (256-byte steps from 4 KiB), then one block as
+  // big as the cache, which evicts them all: without a bound in bytes the
+  // free lists would keep every one (up to 64 of each size), 2.3 MB.
+  const capacity = 4 * 1024 * 1024;
+  const cache = new BlockCache(capacity);
+  const slots: Array<CachedBlock | undefined> = [];
+  const sizes = Array.from({ length: 16 }, (_, i) => 4096 + 256 * i);
+  const lent = new Set<ArrayBufferLike>();
+  let index = 0;
+  for (let round = 0; round < 30; round++) {
+    for (const n of sizes) {
+      const b = block(cache, n, round);
+      lent.add(b.raw.buffer);
+      cache.set(slots, index++, b);
+    }
+  }
+  cache.set(slots, index++, block(cache, capacity, 0));
+  assert.equal(cache.stats().blocks, 1, "the big block evicted the others");
+  // Every buffer taken back out of the free lists is one they kept.
+  let kept = 0;
+  for (const n of sizes) {
+    for (;;) {
+      const buf = cache.buffer(n).buffer;
+      if (!lent.has(buf)) break;
+      lent.delete(buf);
+      kept += buf.byteLength;
+    }
+  }
+  assert.ok(
+    kept <= FREE_BUFFER_BYTES_MAX,
+    `${kept} bytes kept, more than ${FREE_BUFFER_BYTES_MAX}`,
+  );
+  // The bound is filled, not refused outright.
+  assert.ok(kept > FREE_BUFFER_BYTES_MAX - 8192, `${kept} bytes kept`);
 });
