@@ -473,6 +473,80 @@ Deno.test("close waits for the removal of tables merges made obsolete", async ()
   assert.equal(finished, started, "every removal ended before close returned");
 });
 
+Deno.test("an edit's new tables open side by side, and one that fails to open closes the others", async () => {
+  await using tmp = await tempDir();
+  let opening = 0;
+  let most = 0;
+  // Armed, the second table open from then on fails.
+  let armed = false;
+  let armedOpens = 0;
+  const opened: string[] = [];
+  const closed: string[] = [];
+  // Table opens that take a while (as under a loop of reads, where each
+  // read of an open waits for a turn of the event loop).
+  const slowOpens: Env = {
+    ...denoEnv,
+    async openReadable(path: string) {
+      if (!path.endsWith(".sst")) return denoEnv.openReadable(path);
+      opening++;
+      most = Math.max(most, opening);
+      try {
+        await new Promise((r) => setTimeout(r, 5));
+        if (armed && ++armedOpens === 2) {
+          throw new Error("EIO: injected open error");
+        }
+        const file = await denoEnv.openReadable(path);
+        opened.push(path);
+        return {
+          ...file,
+          readSync: (at: number, buf: Uint8Array) => file.readSync(at, buf),
+          read: (at: number, buf: Uint8Array) => file.read(at, buf),
+          close: () => {
+            closed.push(path);
+            file.close();
+          },
+        };
+      } finally {
+        opening--;
+      }
+    },
+  };
+  const store = await openStore(tmp.path, {
+    env: slowOpens,
+    background: "inline",
+    sync: "none",
+    memtableBytes: 4096,
+    // Blocks of 512 bytes in tables of 1 KiB: each flush adds several.
+    blockBytes: 512,
+    tableBytes: 1024,
+  });
+  for (let i = 0; i < 200; i++) {
+    await store.put(`k${String(i).padStart(4, "0")}`, "v".repeat(60));
+  }
+  await store.settle();
+  assert.ok(store.stats().flushes > 0, "a flush committed");
+  assert.ok(most >= 2, `at most ${most} table opened at once`);
+  // An edit whose second table cannot open: the others it opened are
+  // closed again, and the store fails, refusing writes.
+  armed = true;
+  const before = opened.length;
+  for (let i = 0; i < 200; i++) {
+    try {
+      await store.put(`z${String(i).padStart(4, "0")}`, "v".repeat(60));
+    } catch {
+      break;
+    }
+  }
+  await store.settle().catch(() => {});
+  await assert.rejects(store.put("after", "x"), StoreFailedError);
+  const failedEdit = opened.slice(before);
+  assert.ok(failedEdit.length > 0, "the failed edit opened other tables");
+  for (const path of failedEdit) {
+    assert.ok(closed.includes(path), `${path} closed after the failed edit`);
+  }
+  await store.close().catch(() => {});
+});
+
 /** An Env whose WAL segments fail their n-th syncData or append. */
 function failingEnv(fail: "sync" | "append", n: number): Env {
   let count = 0;
