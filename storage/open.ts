@@ -33,6 +33,7 @@ import { listSegments, recoverWal, segmentName } from "./recovery.ts";
 import {
   BlockCache,
   type FilterStats,
+  type TableMeta,
   tableName,
   TableReader,
 } from "./sstable/mod.ts";
@@ -250,6 +251,7 @@ export async function openStore(
     const cache = new BlockCache(cacheBytes);
     const filterStats: FilterStats = { negatives: 0, falsePositives: 0 };
     const tables: TableReader[][] = state.levels.map(() => []);
+    const wanted: Array<{ level: number; meta: TableMeta; path: string }> = [];
     for (let level = 0; level < state.levels.length; level++) {
       for (const meta of state.levels[level]!) {
         const name = tableName(meta.fileNumber);
@@ -263,23 +265,32 @@ export async function openStore(
             ),
           );
         }
-        const reader = await TableReader.open(
-          env,
-          dir,
-          meta.fileNumber,
-          cache,
-          filterStats,
-        );
-        opened.push(reader);
-        if (reader.size !== meta.size) {
-          throw new CorruptionError(
-            `Table "${path}" is ${reader.size} bytes; manifest "${current}" recorded ${meta.size}`,
-            path,
-            0,
-          );
-        }
-        tables[level]!.push(reader);
+        wanted.push({ level, meta, path });
       }
+    }
+    // All side by side: an open waits for its file's turn of the event
+    // loop, and a store of a thousand tables would otherwise wait for a
+    // thousand turns one after another.
+    const opening = await Promise.allSettled(
+      wanted.map(({ meta }) =>
+        TableReader.open(env, dir, meta.fileNumber, cache, filterStats)
+      ),
+    );
+    for (const result of opening) {
+      if (result.status === "fulfilled") opened.push(result.value);
+    }
+    for (const [i, { level, meta, path }] of wanted.entries()) {
+      const result = opening[i]!;
+      if (result.status === "rejected") throw result.reason;
+      const reader = result.value;
+      if (reader.size !== meta.size) {
+        throw new CorruptionError(
+          `Table "${path}" is ${reader.size} bytes; manifest "${current}" recorded ${meta.size}`,
+          path,
+          0,
+        );
+      }
+      tables[level]!.push(reader);
     }
     const mem = new Memtable();
     const live = names.filter((n) => {

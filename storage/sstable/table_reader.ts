@@ -181,7 +181,9 @@ export class TableReader {
       if (size < TABLE_FOOTER_BYTES) throw bad(0, "too short for a footer");
       const footer = new Uint8Array(TABLE_FOOTER_BYTES);
       const footerAt = size - TABLE_FOOTER_BYTES;
-      if ((await file.read(footerAt, footer)) !== TABLE_FOOTER_BYTES) {
+      // Read synchronously, as data blocks are: an open is then one turn of
+      // the event loop (the file's), not one per read (see Store's commit).
+      if (file.readSync(footerAt, footer) !== TABLE_FOOTER_BYTES) {
         throw bad(footerAt, "short read of the footer");
       }
       if (!equalBytes(footer.subarray(40), TABLE_MAGIC)) {
@@ -202,7 +204,7 @@ export class TableReader {
         const length = getFixed32(footer, i * 12 + 8);
         checkHandle(path, offset, length, footerAt);
         const raw = new Uint8Array(length + BLOCK_TRAILER_BYTES);
-        if ((await file.read(offset, raw)) !== raw.length) {
+        if (file.readSync(offset, raw) !== raw.length) {
           throw bad(offset, "short read");
         }
         blocks.push(verifyBlock(path, raw, offset, checksum));

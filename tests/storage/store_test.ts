@@ -547,6 +547,48 @@ Deno.test("an edit's new tables open side by side, and one that fails to open cl
   await store.close().catch(() => {});
 });
 
+Deno.test("opening a store opens its tables side by side", async () => {
+  await using tmp = await tempDir();
+  const options = {
+    background: "inline" as const,
+    sync: "none" as const,
+    memtableBytes: 4096,
+    blockBytes: 512,
+    tableBytes: 1024,
+  };
+  const first = await openStore(tmp.path, options);
+  for (let i = 0; i < 300; i++) {
+    await first.put(`k${String(i).padStart(4, "0")}`, `v${i}`.repeat(20));
+  }
+  await first.close();
+  let opening = 0;
+  let most = 0;
+  let opens = 0;
+  const slowOpens: Env = {
+    ...denoEnv,
+    async openReadable(path: string) {
+      if (!path.endsWith(".sst")) return denoEnv.openReadable(path);
+      opens++;
+      opening++;
+      most = Math.max(most, opening);
+      try {
+        await new Promise((r) => setTimeout(r, 5));
+        return await denoEnv.openReadable(path);
+      } finally {
+        opening--;
+      }
+    },
+  };
+  const store = await openStore(tmp.path, { ...options, env: slowOpens });
+  assert.ok(opens >= 4, `${opens} tables opened`);
+  assert.equal(most, opens, `${most} of ${opens} tables opened at once`);
+  for (let i = 0; i < 300; i += 37) {
+    const key = `k${String(i).padStart(4, "0")}`;
+    assert.equal(text(await store.get(key)), `v${i}`.repeat(20), key);
+  }
+  await store.close();
+});
+
 /** An Env whose WAL segments fail their n-th syncData or append. */
 function failingEnv(fail: "sync" | "append", n: number): Env {
   let count = 0;
