@@ -33,9 +33,10 @@ import { listSegments, recoverWal, segmentName } from "./recovery.ts";
 import {
   BlockCache,
   type FilterStats,
+  openTables,
   type TableMeta,
   tableName,
-  TableReader,
+  type TableReader,
 } from "./sstable/mod.ts";
 import { InlineRunner } from "./jobs.ts";
 import { Store } from "./store.ts";
@@ -251,38 +252,43 @@ export async function openStore(
     const cache = new BlockCache(cacheBytes);
     const filterStats: FilterStats = { negatives: 0, falsePositives: 0 };
     const tables: TableReader[][] = state.levels.map(() => []);
-    const wanted: Array<{ level: number; meta: TableMeta; path: string }> = [];
+    const wanted: Array<{ level: number; meta: TableMeta }> = [];
     for (let level = 0; level < state.levels.length; level++) {
-      for (const meta of state.levels[level]!) {
-        const name = tableName(meta.fileNumber);
-        const path = joinPath(dir, name);
-        if (!names.includes(name)) {
-          throw blameManifest(
-            new CorruptionError(
-              `Table "${path}" named by manifest "${current}" is missing`,
-              path,
-              0,
-            ),
-          );
-        }
-        wanted.push({ level, meta, path });
-      }
+      for (const meta of state.levels[level]!) wanted.push({ level, meta });
     }
-    // All side by side: an open waits for its file's turn of the event
-    // loop, and a store of a thousand tables would otherwise wait for a
-    // thousand turns one after another.
-    const opening = await Promise.allSettled(
-      wanted.map(({ meta }) =>
-        TableReader.open(env, dir, meta.fileNumber, cache, filterStats)
-      ),
+    // Side by side (openTables): a store of 550 tables took half as long
+    // again to open one table after another. Present ones only: a missing
+    // table is reported in its place in the manifest's order, as the first
+    // of the failures below.
+    const present = wanted.filter(({ meta }) =>
+      names.includes(tableName(meta.fileNumber))
     );
-    for (const result of opening) {
-      if (result.status === "fulfilled") opened.push(result.value);
+    const outcomes = await openTables(
+      env,
+      dir,
+      present.map(({ meta }) => meta.fileNumber),
+      cache,
+      filterStats,
+    );
+    const outcome = new Map<number, PromiseSettledResult<TableReader>>();
+    for (const [i, o] of outcomes.entries()) {
+      outcome.set(present[i]!.meta.fileNumber, o);
+      if (o.status === "fulfilled") opened.push(o.value);
     }
-    for (const [i, { level, meta, path }] of wanted.entries()) {
-      const result = opening[i]!;
-      if (result.status === "rejected") throw result.reason;
-      const reader = result.value;
+    for (const { level, meta } of wanted) {
+      const path = joinPath(dir, tableName(meta.fileNumber));
+      const o = outcome.get(meta.fileNumber);
+      if (o === undefined) {
+        throw blameManifest(
+          new CorruptionError(
+            `Table "${path}" named by manifest "${current}" is missing`,
+            path,
+            0,
+          ),
+        );
+      }
+      if (o.status === "rejected") throw o.reason;
+      const reader = o.value;
       if (reader.size !== meta.size) {
         throw new CorruptionError(
           `Table "${path}" is ${reader.size} bytes; manifest "${current}" recorded ${meta.size}`,

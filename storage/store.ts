@@ -73,9 +73,10 @@ import {
   type BlockCache,
   type BlockCacheStats,
   type FilterStats,
+  openTables,
   type TableMeta,
   type TableOptions,
-  TableReader,
+  type TableReader,
 } from "./sstable/mod.ts";
 import { TableSet, Version } from "./version.ts";
 import {
@@ -1336,28 +1337,38 @@ export class Store {
       for (const t of level) current.set(t.fileNumber, t);
     }
     const moved = new Set<number>();
-    // The new tables open side by side: each open is several reads, each a
-    // turn of the event loop, and one after another a merge's thirty tables
-    // took 150 turns, a second under a loop of gets that lets the loop turn
-    // every READS_PER_TURN reads, with every edit queued behind it.
-    const opening = await Promise.allSettled(
-      edit.added.map(({ meta }) => {
-        const open = current.get(meta.fileNumber);
-        if (open) moved.add(meta.fileNumber);
-        return open ?? this.#openTable(meta);
-      }),
-    );
-    let openError: { error: unknown } | undefined;
-    for (const result of opening) {
-      if (result.status === "fulfilled") {
-        opened.set(result.value.fileNumber, result.value);
+    const toOpen: number[] = [];
+    for (const { meta } of edit.added) {
+      const open = current.get(meta.fileNumber);
+      if (open) {
+        moved.add(meta.fileNumber);
+        opened.set(meta.fileNumber, open);
       } else {
-        openError ??= { error: result.reason };
+        toOpen.push(meta.fileNumber);
       }
     }
-    if (openError) {
+    // Side by side (openTables): one after another, each open waiting for
+    // its turn of the event loop, a merge's thirty tables took over a second
+    // under a loop of gets, with every edit queued behind it. The first
+    // failure, in the edit's order, fails the edit; the others opened close.
+    const outcomes = await openTables(
+      this.#env,
+      this.dir,
+      toOpen,
+      this.#cache,
+      this.#filterStats,
+    );
+    let failed: PromiseRejectedResult | undefined;
+    for (const outcome of outcomes) {
+      if (outcome.status === "fulfilled") {
+        opened.set(outcome.value.fileNumber, outcome.value);
+      } else {
+        failed ??= outcome;
+      }
+    }
+    if (failed) {
       for (const r of opened.values()) if (!moved.has(r.fileNumber)) r.close();
-      throw openError.error;
+      throw failed.reason;
     }
     try {
       if (this.#failure) throw this.#failure;
@@ -1389,16 +1400,6 @@ export class Store {
     this.#version = new Version(levels, this.#tables);
     this.#sourcesChanged();
     old.unref();
-  }
-
-  #openTable(meta: TableMeta): Promise<TableReader> {
-    return TableReader.open(
-      this.#env,
-      this.dir,
-      meta.fileNumber,
-      this.#cache,
-      this.#filterStats,
-    );
   }
 
   async #rotateManifest(): Promise<void> {

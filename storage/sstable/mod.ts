@@ -20,6 +20,7 @@ export {
 } from "./table_writer.ts";
 export {
   type FilterStats,
+  openTables,
   ReadAhead,
   type ScanBlock,
   type TableEntry,

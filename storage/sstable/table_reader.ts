@@ -43,6 +43,7 @@ import {
 import type { BlockCache, CachedBlock } from "./block_cache.ts";
 import { bloomHash1, bloomHash2, bloomMayContain } from "./bloom.ts";
 import { tableName } from "./table_writer.ts";
+import { TABLE_OPENS_AT_ONCE } from "../limits.ts";
 
 /** The properties block of a table. */
 export interface TableProps {
@@ -124,6 +125,31 @@ const PAIR_READ_BYTES_MAX = 64 * 1024;
 
 /** Reused buffer into which TableReader.pinFirst reads two blocks. */
 let pairBuffer = new Uint8Array(0);
+
+/**
+ * Opens tables `fileNumbers` of `dir` side by side, at most
+ * TABLE_OPENS_AT_ONCE at a time; their outcomes in the same order. Each
+ * open is one asynchronous call (the file's), so a batch waits for one turn
+ * of the event loop where one table after another waited for one each.
+ */
+export async function openTables(
+  env: Env,
+  dir: string,
+  fileNumbers: readonly number[],
+  cache: BlockCache,
+  filterStats: FilterStats,
+): Promise<PromiseSettledResult<TableReader>[]> {
+  const outcomes: PromiseSettledResult<TableReader>[] = [];
+  for (let i = 0; i < fileNumbers.length; i += TABLE_OPENS_AT_ONCE) {
+    const batch = fileNumbers.slice(i, i + TABLE_OPENS_AT_ONCE);
+    outcomes.push(
+      ...await Promise.allSettled(
+        batch.map((n) => TableReader.open(env, dir, n, cache, filterStats)),
+      ),
+    );
+  }
+  return outcomes;
+}
 
 /** An open table. */
 export class TableReader {

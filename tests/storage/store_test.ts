@@ -17,8 +17,10 @@ import {
 } from "../../storage/mod.ts";
 import { denoEnv } from "../../storage/env_deno.ts";
 import { ReadKey } from "../../storage/input.ts";
+import { readCurrent, readManifest } from "../../storage/manifest.ts";
+import { tableName } from "../../storage/sstable/mod.ts";
 import { Prng } from "../../util/mod.ts";
-import { tempDir, testSeed, text } from "../helpers.ts";
+import { names, tempDir, testSeed, text } from "../helpers.ts";
 
 const enc = new TextEncoder();
 
@@ -547,7 +549,7 @@ Deno.test("an edit's new tables open side by side, and one that fails to open cl
   await store.close().catch(() => {});
 });
 
-Deno.test("opening a store opens its tables side by side", async () => {
+Deno.test("opening a store opens its tables side by side, TABLE_OPENS_AT_ONCE at a time, and names the first bad one", async () => {
   await using tmp = await tempDir();
   const options = {
     background: "inline" as const,
@@ -556,8 +558,9 @@ Deno.test("opening a store opens its tables side by side", async () => {
     blockBytes: 512,
     tableBytes: 1024,
   };
+  const keys = 900;
   const first = await openStore(tmp.path, options);
-  for (let i = 0; i < 300; i++) {
+  for (let i = 0; i < keys; i++) {
     await first.put(`k${String(i).padStart(4, "0")}`, `v${i}`.repeat(20));
   }
   await first.close();
@@ -580,14 +583,49 @@ Deno.test("opening a store opens its tables side by side", async () => {
     },
   };
   const store = await openStore(tmp.path, { ...options, env: slowOpens });
-  assert.ok(opens >= 4, `${opens} tables opened`);
-  assert.equal(most, opens, `${most} of ${opens} tables opened at once`);
-  for (let i = 0; i < 300; i += 37) {
+  const { TABLE_OPENS_AT_ONCE } = limits;
+  assert.ok(opens > TABLE_OPENS_AT_ONCE, `${opens} tables opened`);
+  assert.equal(most, TABLE_OPENS_AT_ONCE, `${most} tables opened at once`);
+  for (let i = 0; i < keys; i += 37) {
     const key = `k${String(i).padStart(4, "0")}`;
     assert.equal(text(await store.get(key)), `v${i}`.repeat(20), key);
   }
   await store.close();
+  // Damage to two tables: the error names the one the manifest lists first
+  // (its levels in order), whether it is missing or corrupt.
+  const tables = (await names(tmp.path)).filter((n) => n.endsWith(".sst"));
+  const order = await manifestOrder(tmp.path);
+  assert.equal(order.length, tables.length, "every table in the manifest");
+  const firstListed = order[0]!;
+  const lastListed = order.at(-1)!;
+  const bytes = await Deno.readFile(`${tmp.path}/${firstListed}`);
+  bytes[bytes.length - 1]! ^= 0xff; // the footer's magic
+  await Deno.writeFile(`${tmp.path}/${firstListed}`, bytes);
+  await Deno.remove(`${tmp.path}/${lastListed}`);
+  await assert.rejects(
+    openStore(tmp.path, options),
+    new RegExp(`${firstListed}.*bad magic`),
+  );
+  // Only the missing one: named as missing.
+  await Deno.writeFile(
+    `${tmp.path}/${firstListed}`,
+    bytes.map((b, k) => k === bytes.length - 1 ? b ^ 0xff : b),
+  );
+  await assert.rejects(
+    openStore(tmp.path, options),
+    new RegExp(`Table ".*${lastListed}" named by manifest .* is missing`),
+  );
 });
+
+/** The tables the manifest of `dir` names, in its order (levels in order). */
+async function manifestOrder(dir: string): Promise<string[]> {
+  const { state } = await readManifest(
+    denoEnv,
+    dir,
+    (await readCurrent(denoEnv, dir))!,
+  );
+  return state.levels.flat().map((meta) => tableName(meta.fileNumber));
+}
 
 /** An Env whose WAL segments fail their n-th syncData or append. */
 function failingEnv(fail: "sync" | "append", n: number): Env {
