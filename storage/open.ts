@@ -257,39 +257,35 @@ export async function openStore(
       for (const meta of state.levels[level]!) wanted.push({ level, meta });
     }
     // Side by side (openTables): a store of 550 tables took half as long
-    // again to open one table after another. Present ones only: a missing
-    // table is reported in its place in the manifest's order, as the first
-    // of the failures below.
-    const present = wanted.filter(({ meta }) =>
-      names.includes(tableName(meta.fileNumber))
+    // again to open one table after another. Only the tables listed before
+    // the first missing one open: the first that fails to open, or else the
+    // missing one, is the error, in the manifest's order.
+    const missing = wanted.findIndex(({ meta }) =>
+      !names.includes(tableName(meta.fileNumber))
     );
-    const outcomes = await openTables(
+    const listed = missing < 0 ? wanted : wanted.slice(0, missing);
+    const readers = await openTables(
       env,
       dir,
-      present.map(({ meta }) => meta.fileNumber),
+      listed.map(({ meta }) => meta.fileNumber),
       cache,
       filterStats,
     );
-    const outcome = new Map<number, PromiseSettledResult<TableReader>>();
-    for (const [i, o] of outcomes.entries()) {
-      outcome.set(present[i]!.meta.fileNumber, o);
-      if (o.status === "fulfilled") opened.push(o.value);
+    opened.push(...readers);
+    if (missing >= 0) {
+      const path = joinPath(dir, tableName(wanted[missing]!.meta.fileNumber));
+      throw blameManifest(
+        new CorruptionError(
+          `Table "${path}" named by manifest "${current}" is missing`,
+          path,
+          0,
+        ),
+      );
     }
-    for (const { level, meta } of wanted) {
-      const path = joinPath(dir, tableName(meta.fileNumber));
-      const o = outcome.get(meta.fileNumber);
-      if (o === undefined) {
-        throw blameManifest(
-          new CorruptionError(
-            `Table "${path}" named by manifest "${current}" is missing`,
-            path,
-            0,
-          ),
-        );
-      }
-      if (o.status === "rejected") throw o.reason;
-      const reader = o.value;
+    for (const [i, { level, meta }] of wanted.entries()) {
+      const reader = readers[i]!;
       if (reader.size !== meta.size) {
+        const path = joinPath(dir, tableName(meta.fileNumber));
         throw new CorruptionError(
           `Table "${path}" is ${reader.size} bytes; manifest "${current}" recorded ${meta.size}`,
           path,

@@ -1349,27 +1349,16 @@ export class Store {
     }
     // Side by side (openTables): one after another, each open waiting for
     // its turn of the event loop, a merge's thirty tables took over a second
-    // under a loop of gets, with every edit queued behind it. The first
-    // failure, in the edit's order, fails the edit; the others opened close.
-    const outcomes = await openTables(
+    // under a loop of gets, with every edit queued behind it. A table that
+    // fails to open fails the edit (openTables closes the others).
+    const readers = await openTables(
       this.#env,
       this.dir,
       toOpen,
       this.#cache,
       this.#filterStats,
     );
-    let failed: PromiseRejectedResult | undefined;
-    for (const outcome of outcomes) {
-      if (outcome.status === "fulfilled") {
-        opened.set(outcome.value.fileNumber, outcome.value);
-      } else {
-        failed ??= outcome;
-      }
-    }
-    if (failed) {
-      for (const r of opened.values()) if (!moved.has(r.fileNumber)) r.close();
-      throw failed.reason;
-    }
+    for (const r of readers) opened.set(r.fileNumber, r);
     try {
       if (this.#failure) throw this.#failure;
       if (this.#manifest.bytes >= this.#manifestRotateBytes) {

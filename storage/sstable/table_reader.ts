@@ -128,9 +128,11 @@ let pairBuffer = new Uint8Array(0);
 
 /**
  * Opens tables `fileNumbers` of `dir` side by side, at most
- * TABLE_OPENS_AT_ONCE at a time; their outcomes in the same order. Each
- * open is one asynchronous call (the file's), so a batch waits for one turn
- * of the event loop where one table after another waited for one each.
+ * TABLE_OPENS_AT_ONCE at a time, in the same order. Each open is one
+ * asynchronous call (the file's), so a batch waits for one turn of the
+ * event loop where one table after another waited for one each. All or
+ * nothing: on a failure no further batch starts, the tables opened are
+ * closed, and the first failure in `fileNumbers`' order is thrown.
  */
 export async function openTables(
   env: Env,
@@ -138,17 +140,24 @@ export async function openTables(
   fileNumbers: readonly number[],
   cache: BlockCache,
   filterStats: FilterStats,
-): Promise<PromiseSettledResult<TableReader>[]> {
-  const outcomes: PromiseSettledResult<TableReader>[] = [];
-  for (let i = 0; i < fileNumbers.length; i += TABLE_OPENS_AT_ONCE) {
+): Promise<TableReader[]> {
+  const readers: TableReader[] = [];
+  let failed: PromiseRejectedResult | undefined;
+  for (let i = 0; i < fileNumbers.length && !failed; i += TABLE_OPENS_AT_ONCE) {
     const batch = fileNumbers.slice(i, i + TABLE_OPENS_AT_ONCE);
-    outcomes.push(
-      ...await Promise.allSettled(
-        batch.map((n) => TableReader.open(env, dir, n, cache, filterStats)),
-      ),
+    const outcomes = await Promise.allSettled(
+      batch.map((n) => TableReader.open(env, dir, n, cache, filterStats)),
     );
+    for (const outcome of outcomes) {
+      if (outcome.status === "fulfilled") readers.push(outcome.value);
+      else failed ??= outcome;
+    }
   }
-  return outcomes;
+  if (failed) {
+    for (const r of readers) r.close();
+    throw failed.reason;
+  }
+  return readers;
 }
 
 /** An open table. */

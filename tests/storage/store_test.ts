@@ -10,6 +10,7 @@ import {
   limits,
   LockedError,
   openStore,
+  type ReadableFile,
   StoreClosedError,
   StoreFailedError,
   type SyncMode,
@@ -477,42 +478,27 @@ Deno.test("close waits for the removal of tables merges made obsolete", async ()
 
 Deno.test("an edit's new tables open side by side, and one that fails to open closes the others", async () => {
   await using tmp = await tempDir();
-  let opening = 0;
-  let most = 0;
   // Armed, the second table open from then on fails.
   let armed = false;
   let armedOpens = 0;
   const opened: string[] = [];
   const closed: string[] = [];
-  // Table opens that take a while (as under a loop of reads, where each
-  // read of an open waits for a turn of the event loop).
-  const slowOpens: Env = {
-    ...denoEnv,
-    async openReadable(path: string) {
-      if (!path.endsWith(".sst")) return denoEnv.openReadable(path);
-      opening++;
-      most = Math.max(most, opening);
-      try {
-        await new Promise((r) => setTimeout(r, 5));
-        if (armed && ++armedOpens === 2) {
-          throw new Error("EIO: injected open error");
-        }
-        const file = await denoEnv.openReadable(path);
-        opened.push(path);
-        return {
-          ...file,
-          readSync: (at: number, buf: Uint8Array) => file.readSync(at, buf),
-          read: (at: number, buf: Uint8Array) => file.read(at, buf),
-          close: () => {
-            closed.push(path);
-            file.close();
-          },
-        };
-      } finally {
-        opening--;
-      }
-    },
-  };
+  const { env: slowOpens, count } = slowTableOpens((path, file) => {
+    if (armed && ++armedOpens === 2) {
+      file.close();
+      throw new Error("EIO: injected open error");
+    }
+    opened.push(path);
+    return {
+      ...file,
+      readSync: (at: number, buf: Uint8Array) => file.readSync(at, buf),
+      read: (at: number, buf: Uint8Array) => file.read(at, buf),
+      close: () => {
+        closed.push(path);
+        file.close();
+      },
+    };
+  });
   const store = await openStore(tmp.path, {
     env: slowOpens,
     background: "inline",
@@ -527,7 +513,7 @@ Deno.test("an edit's new tables open side by side, and one that fails to open cl
   }
   await store.settle();
   assert.ok(store.stats().flushes > 0, "a flush committed");
-  assert.ok(most >= 2, `at most ${most} table opened at once`);
+  assert.ok(count.most >= 2, `at most ${count.most} table opened at once`);
   // An edit whose second table cannot open: the others it opened are
   // closed again, and the store fails, refusing writes.
   armed = true;
@@ -564,28 +550,15 @@ Deno.test("opening a store opens its tables side by side, TABLE_OPENS_AT_ONCE at
     await first.put(`k${String(i).padStart(4, "0")}`, `v${i}`.repeat(20));
   }
   await first.close();
-  let opening = 0;
-  let most = 0;
-  let opens = 0;
-  const slowOpens: Env = {
-    ...denoEnv,
-    async openReadable(path: string) {
-      if (!path.endsWith(".sst")) return denoEnv.openReadable(path);
-      opens++;
-      opening++;
-      most = Math.max(most, opening);
-      try {
-        await new Promise((r) => setTimeout(r, 5));
-        return await denoEnv.openReadable(path);
-      } finally {
-        opening--;
-      }
-    },
-  };
+  const { env: slowOpens, count } = slowTableOpens();
   const store = await openStore(tmp.path, { ...options, env: slowOpens });
   const { TABLE_OPENS_AT_ONCE } = limits;
-  assert.ok(opens > TABLE_OPENS_AT_ONCE, `${opens} tables opened`);
-  assert.equal(most, TABLE_OPENS_AT_ONCE, `${most} tables opened at once`);
+  assert.ok(count.opens > TABLE_OPENS_AT_ONCE, `${count.opens} tables opened`);
+  assert.equal(
+    count.most,
+    TABLE_OPENS_AT_ONCE,
+    `${count.most} tables opened at once`,
+  );
   for (let i = 0; i < keys; i += 37) {
     const key = `k${String(i).padStart(4, "0")}`;
     assert.equal(text(await store.get(key)), `v${i}`.repeat(20), key);
@@ -616,6 +589,34 @@ Deno.test("opening a store opens its tables side by side, TABLE_OPENS_AT_ONCE at
     new RegExp(`Table ".*${lastListed}" named by manifest .* is missing`),
   );
 });
+
+/**
+ * denoEnv with table opens that take 5 ms (as under a loop of reads, where
+ * each read of an open waits for a turn of the event loop), counting them
+ * and the most in flight at once. `wrap` sees each table file opened, and
+ * may wrap it or fail the open.
+ */
+function slowTableOpens(
+  wrap: (path: string, file: ReadableFile) => ReadableFile = (_, f) => f,
+): { env: Env; count: { opens: number; most: number } } {
+  const count = { opens: 0, most: 0 };
+  let opening = 0;
+  const env: Env = {
+    ...denoEnv,
+    async openReadable(path: string) {
+      if (!path.endsWith(".sst")) return denoEnv.openReadable(path);
+      count.opens++;
+      count.most = Math.max(count.most, ++opening);
+      try {
+        await new Promise((r) => setTimeout(r, 5));
+        return wrap(path, await denoEnv.openReadable(path));
+      } finally {
+        opening--;
+      }
+    },
+  };
+  return { env, count };
+}
 
 /** The tables the manifest of `dir` names, in its order (levels in order). */
 async function manifestOrder(dir: string): Promise<string[]> {
