@@ -590,6 +590,100 @@ Deno.test("opening a store opens its tables side by side, TABLE_OPENS_AT_ONCE at
   );
 });
 
+for (const failing of ["move", "flush"] as const) {
+  Deno.test(`a moved table keeps its open reader, and a failed manifest append of a ${failing} closes only the tables its edit opened`, async () => {
+    await using tmp = await tempDir();
+    const opens = new Map<string, number>();
+    const closed = new Set<string>();
+    // Tables opened since the last manifest append: a flush's edit opens
+    // its table, a merge's its outputs; a move's edit opens none.
+    let openedForEdit: string[] = [];
+    let armed = false;
+    let failedEdit: string[] | undefined;
+    const env: Env = {
+      ...denoEnv,
+      async openReadable(path: string) {
+        const file = await denoEnv.openReadable(path);
+        if (!path.endsWith(".sst")) return file;
+        opens.set(path, (opens.get(path) ?? 0) + 1);
+        openedForEdit.push(path);
+        return {
+          ...file,
+          readSync: (at: number, buf: Uint8Array) => file.readSync(at, buf),
+          read: (at: number, buf: Uint8Array) => file.read(at, buf),
+          close: () => {
+            closed.add(path);
+            file.close();
+          },
+        };
+      },
+      async openWritable(path: string): Promise<WritableFile> {
+        const file = await denoEnv.openWritable(path);
+        if (!path.includes("MANIFEST-")) return file;
+        return {
+          path,
+          append(bytes) {
+            const edit = openedForEdit;
+            openedForEdit = [];
+            const isMove = edit.length === 0;
+            if (armed && !failedEdit && isMove === (failing === "move")) {
+              failedEdit = edit;
+              throw new Error("EIO: injected manifest write error");
+            }
+            file.append(bytes);
+          },
+          syncData: () => file.syncData(),
+          close: () => file.close(),
+        };
+      },
+    };
+    const store = await openStore(tmp.path, {
+      env,
+      background: "inline",
+      sync: "none",
+      memtableBytes: 4096,
+      blockBytes: 512,
+      tableBytes: 1024,
+    });
+    const key = (i: number) => `k${String(i).padStart(5, "0")}`;
+    // Keys in order: flushed tables do not overlap, and merges move them
+    // down as they are.
+    let written = 0;
+    while (store.stats().moves < 3 && written < 5000) {
+      await store.put(key(written), `v${written}`.repeat(10));
+      written++;
+    }
+    await store.settle();
+    assert.ok(store.stats().moves >= 3, `${store.stats().moves} moves`);
+    const listed = await manifestOrder(tmp.path);
+    for (const name of listed) {
+      const path = `${tmp.path}/${name}`;
+      assert.equal(opens.get(path), 1, `${name} opened once, moved or not`);
+      assert.ok(!closed.has(path), `${name} still open`);
+    }
+    armed = true;
+    let refused = false;
+    for (let i = written; i < written + 5000 && !refused; i++) {
+      await store.put(key(i), `v${i}`.repeat(10)).catch(() => refused = true);
+    }
+    await store.settle().catch(() => {});
+    assert.ok(failedEdit, `the ${failing} edit's append failed`);
+    await assert.rejects(store.put("after", "x"), StoreFailedError);
+    for (const path of failedEdit) {
+      assert.ok(closed.has(path), `${path}, opened by the failed edit, closed`);
+    }
+    // The tables of the last edit on disk stay open, moved ones included:
+    // the store still reads everything written before.
+    for (const name of await manifestOrder(tmp.path)) {
+      assert.ok(!closed.has(`${tmp.path}/${name}`), `${name} still open`);
+    }
+    for (let i = 0; i < written; i++) {
+      assert.equal(text(await store.get(key(i))), `v${i}`.repeat(10), key(i));
+    }
+    await store.close().catch(() => {});
+  });
+}
+
 /**
  * denoEnv with table opens that take 5 ms (as under a loop of reads, where
  * each read of an open waits for a turn of the event loop), counting them
