@@ -3,17 +3,21 @@
  * of versions, newest first, so that a reader pinned at sequence S sees the
  * newest version with seq <= S while writers go on.
  *
- * Layout: no JavaScript object per key or version. Key and value bytes are
- * appended to one byte arena (a key once, at its first version, a value per
- * version, right after it: a get compares the key and copies the value from
- * neighbouring bytes). Each version is a row of typed-array columns (seq,
- * expiry, older version, key and value offsets and lengths). An open-
- * addressing hash table of Int32s maps a key's hash (the bloom filters'
- * first hash, `bloomHash1`, which a read computes anyway) to its newest
- * version. A get is then a probe of the table, a compare of the key bytes
- * and a copy of the value: three cache misses where a Map of objects and
- * strings took five, and the garbage collector, which had to trace and copy
- * three objects per write, has a few large arrays to look at.
+ * Layout: no JavaScript object per key or version. Each key has a record
+ * in one byte arena: a header of Int32s (its hash, its length, and its
+ * newest version's row, value offset and value length), the key's bytes,
+ * then its first value's; later values are appended where the arena ends.
+ * Each version is a row of typed-array columns (seq, expiry, older
+ * version, key and value offsets and lengths). An open-addressing hash
+ * table of Int32s maps a key's hash (the bloom filters' first hash,
+ * `bloomHash1`, which a read computes anyway) to its record. A get of the
+ * newest version is then a probe of the table, and a compare of the key
+ * and a copy of the value in neighbouring bytes of the record: two cache
+ * misses where a Map of objects and strings took five (and three when the
+ * probe went through the version row: 15% more gets from a memtable of
+ * 100k keys with the record header), and the garbage collector, which had
+ * to trace and copy three objects per write, has a few large arrays to
+ * look at.
  *
  * Ordered iteration uses a B+tree of the keys as binary strings, built
  * lazily: a new key's version row is appended to a list, made a string and
@@ -34,9 +38,10 @@
  * - A memtable is read only while pinned: by the store while it is among
  *   its sources, by each view of it until released. After the last unpin
  *   its buffers go to the next memtable made.
- * - `slots` holds, for each key, its newest version, in the first free slot
- *   from `hashSlot(bloomHash1(key))` on (linear probing); it is at most
- *   half full.
+ * - `slots` holds, for each key, its record, in the first free slot from
+ *   `hashSlot(bloomHash1(key))` on (linear probing); it is at most half
+ *   full. A record's header names the head of the key's chain and that
+ *   version's value.
  */
 import {
   assert,
@@ -64,10 +69,12 @@ export function hashSlot(h1: number): number {
 /** Bytes of column space per version row, for memory accounting. */
 const VERSION_ROW_BYTES = 48;
 /**
- * Bytes per key besides its bytes: hash slots, and once a scan orders the
- * keys, the key as a string and its place in the tree. (With 64, memtables
- * held a quarter more keys than before the arena, and random fills stalled
- * twice as often on the merges of their bigger tables.)
+ * Bytes per key besides its bytes: its record's header, hash slots, and
+ * once a scan orders the keys, the key as a string and its place in the
+ * tree (most memtables are flushed unordered, without them). (With 64,
+ * memtables held a quarter more keys than before the arena, and random
+ * fills stalled twice as often on the merges of their bigger tables;
+ * counting the header's 20 bytes on top of 96 cost random fills a tenth.)
  */
 const KEY_OVERHEAD_BYTES = 96;
 /** Version rows and arena bytes a new memtable starts with. */
@@ -86,12 +93,27 @@ const ROW_VALUE_LENGTH = 4;
 const ROW_OLDER = 5;
 /** 1 once a newer version of the key exists, else 0. */
 const ROW_SUPERSEDED = 6;
+/**
+ * Each key's record in the arena starts with a header of Int32s (then come
+ * the key's bytes, then its first value's): what a probe compares and a get
+ * of the newest version copies, in the cache lines of the key itself.
+ */
+const HEADER_INTS = 5;
+const HEADER_BYTES = HEADER_INTS * 4;
+/** The key's hashSlot. */
+const HEADER_HASH = 0;
+const HEADER_KEY_LENGTH = 1;
+/** The key's newest version row. */
+const HEADER_NEWEST = 2;
+/** Where the newest version's value is, and its length (-1: tombstone). */
+const HEADER_VALUE_AT = 3;
+const HEADER_VALUE_LENGTH = 4;
 /** Fewest dropped versions worth a compaction (see #compact). */
 const COMPACT_DEAD_ROWS_MIN = 4096;
 /** Most sets of buffers kept for the next memtables. */
 const SPARE_BUFFERS_MAX = 5;
-/** Largest arena: offsets are Int32s. */
-const ARENA_BYTES_MAX = 0x7fffffff;
+/** Largest arena: offsets are Int32s (and its size a multiple of 4). */
+const ARENA_BYTES_MAX = 0x7ffffffc;
 
 /** Bounds and direction of an iteration over binary-string keys. */
 export interface RangeOptions {
@@ -164,11 +186,13 @@ export class Memtable {
     const spare = spareBuffers.take();
     if (spare) {
       this.#arena = spare.arena;
+      this.#arena32 = new Int32Array(spare.arena.buffer);
       this.#meta = spare.meta;
       this.#seqs = spare.seqs;
       this.#slots = spare.slots.fill(-1);
     } else {
       this.#arena = new Uint8Array(INITIAL_ARENA_BYTES);
+      this.#arena32 = new Int32Array(this.#arena.buffer);
       this.#meta = new Int32Array(INITIAL_ROWS * ROW_INTS);
       this.#seqs = new Float64Array(INITIAL_ROWS * 2);
       this.#slots = new Int32Array(2 * INITIAL_ROWS).fill(-1);
@@ -176,13 +200,18 @@ export class Memtable {
   }
 
   #arena: Uint8Array;
+  /** The arena as Int32s, for the key records' headers. */
+  #arena32: Int32Array;
   #arenaUsed = 0;
   // Version rows: the fields a get reads in one Int32 row of ROW_INTS
   // (half a cache line), seq and expiry in a Float64 row of two.
   #rows = 0;
   #meta: Int32Array;
   #seqs: Float64Array;
-  /** Newest version of each key (-1: free), by hash, linear probing. */
+  /**
+   * Each key's record (its byte offset in the arena; -1: free), by hash,
+   * linear probing.
+   */
   #slots: Int32Array;
   /** Holders: the store while the memtable is among its sources, views. */
   #pins = 1;
@@ -268,7 +297,7 @@ export class Memtable {
     ) this.#compact();
     const hash = hashSlot(bloomHash1(key));
     const slot = this.#probe(key, hash);
-    const newest = this.#slots[slot]!;
+    const record = this.#slots[slot]!;
     if (seq > this.#lastSeq) this.#lastSeq = seq;
     const v = this.#newRow();
     const r = v * ROW_INTS;
@@ -277,17 +306,24 @@ export class Memtable {
     this.#seqs[2 * v + 1] = expiry;
     meta[r + ROW_HASH] = hash;
     const valueBytes = value === undefined ? 0 : value.length;
-    if (newest === -1) {
-      // The key's bytes, then the value's, side by side.
-      const at = this.#reserve(key.length + valueBytes);
+    if (record === -1) {
+      // The key's header, its bytes, then the value's, side by side.
+      const at = this.#reserveRecord(key.length + valueBytes);
+      const keyAt = at + HEADER_BYTES;
       const arena = this.#arena;
-      for (let i = 0; i < key.length; i++) arena[at + i] = key.charCodeAt(i);
-      meta[r + ROW_KEY_AT] = at;
+      for (let i = 0; i < key.length; i++) {
+        arena[keyAt + i] = key.charCodeAt(i);
+      }
+      const h = this.#arena32;
+      const q = at >>> 2;
+      h[q + HEADER_HASH] = hash;
+      h[q + HEADER_KEY_LENGTH] = key.length;
+      meta[r + ROW_KEY_AT] = keyAt;
       meta[r + ROW_KEY_LENGTH] = key.length;
       meta[r + ROW_OLDER] = -1;
       meta[r + ROW_SUPERSEDED] = 0;
-      this.#setValue(v, value, at + key.length);
-      this.#slots[slot] = v;
+      this.#setValue(v, value, keyAt + key.length, q);
+      this.#slots[slot] = at;
       this.#unsorted.push(v);
       this.#keys++;
       this.#bytes += key.length + KEY_OVERHEAD_BYTES;
@@ -296,6 +332,7 @@ export class Memtable {
       if (2 * this.#keys > this.#slots.length) this.#rehash();
       return;
     }
+    const newest = this.#arena32[(record >>> 2) + HEADER_NEWEST]!;
     assert(seq > this.#seqs[2 * newest]!, "memtable sequence must increase");
     meta[r + ROW_KEY_AT] = meta[newest * ROW_INTS + ROW_KEY_AT]!;
     meta[r + ROW_KEY_LENGTH] = key.length;
@@ -306,8 +343,8 @@ export class Memtable {
       v,
       value,
       value === undefined ? 0 : this.#reserve(valueBytes),
+      record >>> 2,
     );
-    this.#slots[slot] = v;
     this.#bytes += VERSION_ROW_BYTES + valueBytes;
     this.#prune(v);
     const wasLive = meta[newest * ROW_INTS + ROW_VALUE_LENGTH]! >= 0;
@@ -315,17 +352,32 @@ export class Memtable {
     if (wasLive !== isLive) this.#liveKeys += isLive ? 1 : -1;
   }
 
-  /** Stores `value` (or a tombstone) for row `v`, its bytes at `at`. */
-  #setValue(v: number, value: Uint8Array | undefined, at: number): void {
+  /**
+   * Stores `value` (or a tombstone) for row `v`, its bytes at `at`, and
+   * makes `v` the newest version in the header of the key's record (at
+   * Int32 `q` of the arena).
+   */
+  #setValue(
+    v: number,
+    value: Uint8Array | undefined,
+    at: number,
+    q: number,
+  ): void {
     const r = v * ROW_INTS;
+    const h = this.#arena32;
+    h[q + HEADER_NEWEST] = v;
     if (value === undefined) {
       this.#meta[r + ROW_VALUE_AT] = 0;
       this.#meta[r + ROW_VALUE_LENGTH] = -1;
+      h[q + HEADER_VALUE_AT] = 0;
+      h[q + HEADER_VALUE_LENGTH] = -1;
       return;
     }
     this.#arena.set(value, at);
     this.#meta[r + ROW_VALUE_AT] = at;
     this.#meta[r + ROW_VALUE_LENGTH] = value.length;
+    h[q + HEADER_VALUE_AT] = at;
+    h[q + HEADER_VALUE_LENGTH] = value.length;
   }
 
   /** Drops versions below `head` that no registered reader can see. */
@@ -364,12 +416,18 @@ export class Memtable {
     const rowCapacity = Math.max(INITIAL_ROWS, 2 * live);
     const meta = new Int32Array(rowCapacity * ROW_INTS);
     const seqs = new Float64Array(rowCapacity * 2);
+    // Live bytes, record headers and their alignment included, take no
+    // more room than they did.
     const arena = new Uint8Array(
-      Math.max(INITIAL_ARENA_BYTES, 2 * (this.#arenaUsed - this.#deadBytes)),
+      Math.max(
+        INITIAL_ARENA_BYTES,
+        (2 * (this.#arenaUsed - this.#deadBytes) + 3) & ~3,
+      ),
     );
+    const arena32 = new Int32Array(arena.buffer);
     // Chains are copied in the order of their heads (each key's newest
     // version), which keeps visitNewest in write order; the hash table is
-    // filled again with the new row numbers.
+    // filled again with the new records.
     const slots = new Int32Array(this.#slots.length).fill(-1);
     const mask = slots.length - 1;
     const oldRows = this.#rows;
@@ -380,10 +438,14 @@ export class Memtable {
       let s = oldMeta[head * ROW_INTS + ROW_HASH]! & mask;
       while (slots[s] !== -1) s = (s + 1) & mask;
       let v = head;
-      const keyAt = used;
+      const at = (used + 3) & ~3;
+      const q = at >>> 2;
+      const keyAt = at + HEADER_BYTES;
       const keyFrom = oldMeta[v * ROW_INTS + ROW_KEY_AT]!;
       const keyLength = oldMeta[v * ROW_INTS + ROW_KEY_LENGTH]!;
-      used = copyInto(arena, used, oldArena, keyFrom, keyFrom + keyLength);
+      arena32[q + HEADER_HASH] = oldMeta[v * ROW_INTS + ROW_HASH]!;
+      arena32[q + HEADER_KEY_LENGTH] = keyLength;
+      used = copyInto(arena, keyAt, oldArena, keyFrom, keyFrom + keyLength);
       let newer = -1;
       for (; v !== -1; v = oldMeta[v * ROW_INTS + ROW_OLDER]!) {
         const n = rows++;
@@ -409,8 +471,14 @@ export class Memtable {
         meta[r + ROW_SUPERSEDED] = newer === -1 ? 0 : 1;
         seqs[2 * n] = oldSeqs[2 * v]!;
         seqs[2 * n + 1] = oldSeqs[2 * v + 1]!;
-        if (newer === -1) slots[s] = n;
-        else meta[newer * ROW_INTS + ROW_OLDER] = n;
+        if (newer === -1) {
+          slots[s] = at;
+          arena32[q + HEADER_NEWEST] = n;
+          arena32[q + HEADER_VALUE_AT] = meta[r + ROW_VALUE_AT]!;
+          arena32[q + HEADER_VALUE_LENGTH] = valueLength;
+        } else {
+          meta[newer * ROW_INTS + ROW_OLDER] = n;
+        }
         newer = n;
       }
     }
@@ -419,6 +487,7 @@ export class Memtable {
     this.#meta = meta;
     this.#seqs = seqs;
     this.#arena = arena;
+    this.#arena32 = arena32;
     this.#rows = rows;
     this.#arenaUsed = used;
     this.#deadRows = 0;
@@ -434,10 +503,11 @@ export class Memtable {
     const slots = this.#slots;
     const mask = slots.length - 1;
     for (let s = hash & mask;; s = (s + 1) & mask) {
-      const v = slots[s]!;
+      const at = slots[s]!;
       if (
-        v === -1 ||
-        (this.#meta[v * ROW_INTS + ROW_HASH] === hash && this.#keyIs(v, key))
+        at === -1 ||
+        (this.#arena32[(at >>> 2) + HEADER_HASH] === hash &&
+          this.#keyIs(at, key))
       ) {
         return s;
       }
@@ -447,28 +517,30 @@ export class Memtable {
   /** {@linkcode #probe} for a key given as `key[0, n)`. */
   #probeBytes(key: Uint8Array, n: number, hash: number): number {
     const slots = this.#slots;
-    const meta = this.#meta;
+    const h = this.#arena32;
     const arena = this.#arena;
     const mask = slots.length - 1;
     next: for (let s = hash & mask;; s = (s + 1) & mask) {
-      const v = slots[s]!;
-      if (v === -1) return s;
-      const r = v * ROW_INTS;
-      if (meta[r + ROW_HASH] !== hash || meta[r + ROW_KEY_LENGTH] !== n) {
+      const at = slots[s]!;
+      if (at === -1) return s;
+      const q = at >>> 2;
+      if (h[q + HEADER_HASH] !== hash || h[q + HEADER_KEY_LENGTH] !== n) {
         continue;
       }
-      const at = meta[r + ROW_KEY_AT]!;
-      for (let i = 0; i < n; i++) if (arena[at + i] !== key[i]) continue next;
+      const keyAt = at + HEADER_BYTES;
+      for (let i = 0; i < n; i++) {
+        if (arena[keyAt + i] !== key[i]) continue next;
+      }
       return s;
     }
   }
 
-  /** Whether row `v`'s key is `key`. */
-  #keyIs(v: number, key: string): boolean {
-    const n = this.#meta[v * ROW_INTS + ROW_KEY_LENGTH]!;
+  /** Whether the key of the record at `record` is `key`. */
+  #keyIs(record: number, key: string): boolean {
+    const n = this.#arena32[(record >>> 2) + HEADER_KEY_LENGTH]!;
     if (n !== key.length) return false;
     const arena = this.#arena;
-    const at = this.#meta[v * ROW_INTS + ROW_KEY_AT]!;
+    const at = record + HEADER_BYTES;
     for (let i = 0; i < n; i++) {
       if (arena[at + i] !== key.charCodeAt(i)) return false;
     }
@@ -499,16 +571,27 @@ export class Memtable {
       if (at + n > ARENA_BYTES_MAX) {
         throw new RangeError("Memtable arena past 2 GiB");
       }
+      // A multiple of 4, for the Int32 view of it.
       const size = Math.min(
         ARENA_BYTES_MAX,
-        Math.max(2 * this.#arena.length, at + n),
+        (Math.max(2 * this.#arena.length, at + n) + 3) & ~3,
       );
       const grown = new Uint8Array(size);
       grown.set(this.#arena.subarray(0, at));
       this.#arena = grown;
+      this.#arena32 = new Int32Array(grown.buffer);
     }
     this.#arenaUsed = at + n;
     return at;
+  }
+
+  /**
+   * Room for a new key's record: its header, 4-byte aligned, then `n`
+   * bytes (the key's and its value's); returns where the header goes.
+   */
+  #reserveRecord(n: number): number {
+    this.#arenaUsed = (this.#arenaUsed + 3) & ~3;
+    return this.#reserve(HEADER_BYTES + n);
   }
 
   /** Doubles the hash table, placing every key's newest version again. */
@@ -516,11 +599,11 @@ export class Memtable {
     const old = this.#slots;
     const slots = new Int32Array(2 * old.length).fill(-1);
     const mask = slots.length - 1;
-    for (const v of old) {
-      if (v === -1) continue;
-      let s = this.#meta[v * ROW_INTS + ROW_HASH]! & mask;
+    for (const at of old) {
+      if (at === -1) continue;
+      let s = this.#arena32[(at >>> 2) + HEADER_HASH]! & mask;
       while (slots[s] !== -1) s = (s + 1) & mask;
-      slots[s] = v;
+      slots[s] = at;
     }
     this.#slots = slots;
   }
@@ -535,7 +618,15 @@ export class Memtable {
     h1: number = bloomHash1(key),
   ): number {
     assert(!this.#recycled, "read of a recycled memtable");
-    return this.#visible(this.#slots[this.#probe(key, hashSlot(h1))]!, seq);
+    return this.#visible(
+      this.#newestRow(this.#slots[this.#probe(key, hashSlot(h1))]!),
+      seq,
+    );
+  }
+
+  /** The newest version row of the record at `record` (-1: none), or -1. */
+  #newestRow(record: number): number {
+    return record === -1 ? -1 : this.#arena32[(record >>> 2) + HEADER_NEWEST]!;
   }
 
   /** The version in the chain from `v` (a newest) visible at `seq`, or -1. */
@@ -557,7 +648,31 @@ export class Memtable {
   findBytes(key: Uint8Array, n: number, seq: number, h1: number): number {
     assert(!this.#recycled, "read of a recycled memtable");
     const s = this.#probeBytes(key, n, hashSlot(h1));
-    return this.#visible(this.#slots[s]!, seq);
+    return this.#visible(this.#newestRow(this.#slots[s]!), seq);
+  }
+
+  /**
+   * The record of key `key[0, n)` (with `bloomHash1` `h1`), for
+   * {@linkcode copyNewest}, or -1 when the memtable does not hold the key:
+   * a read of the newest version, from the key's header alone.
+   */
+  findRecord(key: Uint8Array, n: number, h1: number): number {
+    assert(!this.#recycled, "read of a recycled memtable");
+    return this.#slots[this.#probeBytes(key, n, hashSlot(h1))]!;
+  }
+
+  /**
+   * A copy of the newest value of the key whose record is at `record` (from
+   * {@linkcode findRecord}), from `pool`; undefined: a tombstone.
+   */
+  copyNewest(record: number, pool: BytePool): Uint8Array | undefined {
+    const q = record >>> 2;
+    const n = this.#arena32[q + HEADER_VALUE_LENGTH]!;
+    if (n < 0) return undefined;
+    const at = this.#arena32[q + HEADER_VALUE_AT]!;
+    const out = pool.alloc(n);
+    copyInto(out, 0, this.#arena, at, at + n);
+    return out;
   }
 
   /** A copy of version row `v`'s value from `pool`; undefined: tombstone. */
@@ -644,8 +759,10 @@ export class Memtable {
 
   /** Every key's newest version with its key, in no particular order. */
   *newest(): Generator<Version & { key: string }> {
-    for (const v of this.#slots) {
-      if (v !== -1) yield { key: this.#key(v), ...this.#version(v) };
+    for (const at of this.#slots) {
+      if (at === -1) continue;
+      const v = this.#newestRow(at);
+      yield { key: this.#key(v), ...this.#version(v) };
     }
   }
 

@@ -63,11 +63,21 @@ export function lookup(
   const { bytes, length } = key;
   putBloomHashesOfBytes(bytes, 0, length, h1s, h2s, 0);
   const h1 = h1s[0]!;
-  const v = sources.mem.findBytes(bytes, length, seq, h1);
-  if (v !== -1) return sources.mem.copyValue(v, resultPool);
-  for (const imm of sources.imms) {
-    const iv = imm.findBytes(bytes, length, seq, h1);
-    if (iv !== -1) return imm.copyValue(iv, resultPool);
+  if (seq === Number.POSITIVE_INFINITY) {
+    // The newest version: from the key's record alone.
+    const r = sources.mem.findRecord(bytes, length, h1);
+    if (r !== -1) return sources.mem.copyNewest(r, resultPool);
+    for (const imm of sources.imms) {
+      const ir = imm.findRecord(bytes, length, h1);
+      if (ir !== -1) return imm.copyNewest(ir, resultPool);
+    }
+  } else {
+    const v = sources.mem.findBytes(bytes, length, seq, h1);
+    if (v !== -1) return sources.mem.copyValue(v, resultPool);
+    for (const imm of sources.imms) {
+      const iv = imm.findBytes(bytes, length, seq, h1);
+      if (iv !== -1) return imm.copyValue(iv, resultPool);
+    }
   }
   const levels = sources.version.levels;
   const h2 = h2s[0]!;

@@ -5,6 +5,7 @@
 import assert from "node:assert/strict";
 import { hashSlot, Memtable, ReaderRegistry } from "../../storage/memtable.ts";
 import { bloomHash1 } from "../../storage/sstable/mod.ts";
+import { resultPool } from "../../util/mod.ts";
 import { text } from "../helpers.ts";
 
 const encoder = new TextEncoder();
@@ -22,6 +23,27 @@ function collidingPairs(pairs: number): Array<[string, string]> {
     else seen.set(slot, key);
   }
   return out;
+}
+
+/**
+ * Checks that a read of `key`'s newest version from its record (what a
+ * store's get does) agrees with the version chain: absent, a tombstone or
+ * the same value.
+ */
+function assertRecordRead(mem: Memtable, key: string): void {
+  const kb = bytes(key);
+  const record = mem.findRecord(kb, kb.length, bloomHash1(key));
+  const version = mem.get(key);
+  if (version === undefined) {
+    assert.equal(record, -1, `${key} has no record`);
+    return;
+  }
+  assert.notEqual(record, -1, `${key} has a record`);
+  assert.equal(
+    text(mem.copyNewest(record, resultPool)),
+    text(version.value),
+    `${key} read from its record`,
+  );
 }
 
 Deno.test("keys sharing a hash slot keep their own versions", () => {
@@ -56,6 +78,7 @@ Deno.test("keys sharing a hash slot keep their own versions", () => {
         const h1 = bloomHash1(k);
         assert.equal(mem.findBytes(kb, kb.length, at, h1), mem.find(k, at));
       }
+      assertRecordRead(mem, k);
     }
   }
   assert.equal(mem.size, 6);
@@ -144,13 +167,19 @@ Deno.test("overwritten versions are compacted away, keeping what pinned readers 
   for (let k = 0; k < 100; k++) {
     assert.equal(text(mem.get(`k${k}`, pinned)?.value), expect(k, 1001));
     assert.equal(text(mem.get(`k${k}`)?.value), expect(k, 1200), `k${k}`);
+    assertRecordRead(mem, `k${k}`);
   }
   readers.remove(pinned);
   for (let round = 1201; round <= 2000; round++) write(round);
   assert.ok(mem.compactions > before, "compacted after the reader left");
   for (let k = 0; k < 100; k++) {
     assert.equal(text(mem.get(`k${k}`)?.value), expect(k, 2000), `k${k}`);
+    assertRecordRead(mem, `k${k}`);
   }
+  for (let round = 0; round <= 2000; round += 100) {
+    assertRecordRead(mem, `n${round}`);
+  }
+  assertRecordRead(mem, "absent");
   assert.equal(mem.size, 120);
   assert.equal(mem.liveKeys, 112); // k0, k7, …, k49 deleted in round 2000
   const keys = [...mem.entries(Number.POSITIVE_INFINITY, {})].map(([k]) => k);
