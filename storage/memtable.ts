@@ -179,6 +179,14 @@ interface Buffers {
  */
 const spareBuffers = new Spares<Buffers>(SPARE_BUFFERS_MAX);
 
+/**
+ * `n` rounded up to a multiple of 4, for sizes up to 2^53 (`& ~3` would
+ * wrap at 2^31: arena sizes reach it).
+ */
+function roundUp4(n: number): number {
+  return Math.ceil(n / 4) * 4;
+}
+
 /** Versioned sorted table of recent writes. */
 export class Memtable {
   /** `readers` decides which old versions must be kept. */
@@ -408,20 +416,24 @@ export class Memtable {
    * stay valid (it is left as it is).
    */
   #compact(): void {
+    // Live bytes, headers included; each record may need 3 more bytes to
+    // stay aligned in its new place.
+    const live = this.#arenaUsed - this.#deadBytes;
+    const need = live + 3 * this.#keys;
+    // Within 2 GiB or not at all (compacting only saves memory).
+    if (need > ARENA_BYTES_MAX) return;
     this.#order();
     const oldMeta = this.#meta;
     const oldSeqs = this.#seqs;
     const oldArena = this.#arena;
-    const live = this.#rows - this.#deadRows;
-    const rowCapacity = Math.max(INITIAL_ROWS, 2 * live);
+    const liveRows = this.#rows - this.#deadRows;
+    const rowCapacity = Math.max(INITIAL_ROWS, 2 * liveRows);
     const meta = new Int32Array(rowCapacity * ROW_INTS);
     const seqs = new Float64Array(rowCapacity * 2);
-    // Live bytes, record headers and their alignment included, take no
-    // more room than they did.
     const arena = new Uint8Array(
-      Math.max(
-        INITIAL_ARENA_BYTES,
-        (2 * (this.#arenaUsed - this.#deadBytes) + 3) & ~3,
+      Math.min(
+        ARENA_BYTES_MAX,
+        Math.max(INITIAL_ARENA_BYTES, roundUp4(2 * need)),
       ),
     );
     const arena32 = new Int32Array(arena.buffer);
@@ -438,7 +450,7 @@ export class Memtable {
       let s = oldMeta[head * ROW_INTS + ROW_HASH]! & mask;
       while (slots[s] !== -1) s = (s + 1) & mask;
       let v = head;
-      const at = (used + 3) & ~3;
+      const at = roundUp4(used);
       const q = at >>> 2;
       const keyAt = at + HEADER_BYTES;
       const keyFrom = oldMeta[v * ROW_INTS + ROW_KEY_AT]!;
@@ -571,10 +583,9 @@ export class Memtable {
       if (at + n > ARENA_BYTES_MAX) {
         throw new RangeError("Memtable arena past 2 GiB");
       }
-      // A multiple of 4, for the Int32 view of it.
       const size = Math.min(
         ARENA_BYTES_MAX,
-        (Math.max(2 * this.#arena.length, at + n) + 3) & ~3,
+        roundUp4(Math.max(2 * this.#arena.length, at + n)),
       );
       const grown = new Uint8Array(size);
       grown.set(this.#arena.subarray(0, at));
@@ -590,7 +601,7 @@ export class Memtable {
    * bytes (the key's and its value's); returns where the header goes.
    */
   #reserveRecord(n: number): number {
-    this.#arenaUsed = (this.#arenaUsed + 3) & ~3;
+    this.#arenaUsed = roundUp4(this.#arenaUsed);
     return this.#reserve(HEADER_BYTES + n);
   }
 
