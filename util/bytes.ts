@@ -124,7 +124,9 @@ const POOL_BYTES = 64 * 1024;
  * does: allocating a small ArrayBuffer costs V8 about 1 µs, a view about
  * 0.1 µs. Each array owns its bytes; only `.buffer` is shared, and a chunk
  * lives as long as any array carved from it. Arrays over 4 KiB get a
- * buffer of their own.
+ * buffer of their own. A chunk a caller detaches (by transferring the
+ * `.buffer` of an array from it) empties the arrays carved from it, as with
+ * Node's pool, and the pool goes on with a fresh chunk.
  */
 export class BytePool {
   #chunk = new Uint8Array(POOL_BYTES);
@@ -133,7 +135,8 @@ export class BytePool {
   /** `n` bytes of the pool; their contents are garbage. */
   alloc(n: number): Uint8Array {
     if (n > POOL_COPY_BYTES_MAX) return new Uint8Array(n);
-    if (this.#at + n > POOL_BYTES) {
+    // A detached chunk has length 0: then a fresh one too.
+    if (this.#at + n > this.#chunk.length) {
       this.#chunk = new Uint8Array(POOL_BYTES);
       this.#at = 0;
     }

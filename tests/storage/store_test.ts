@@ -191,6 +191,30 @@ Deno.test("a read sees a durable write of its key that waits behind a flush, wit
   }
 });
 
+Deno.test("a caller that transfers the buffer of a value it got does not break later reads", async () => {
+  await using tmp = await tempDir();
+  const store = await openStore(tmp.path, { sync: "none" });
+  await store.put("a", "alpha");
+  await store.put("b", "bravo");
+  const a = (await store.get("a"))!;
+  // Values are views of shared chunks (as with Node's Buffer pool):
+  // transferring one's buffer detaches the chunk.
+  structuredClone(a, { transfer: [a.buffer as ArrayBuffer] });
+  assert.equal(a.length, 0, "the transferred chunk is detached");
+  for (let i = 0; i < 3; i++) {
+    assert.equal(text(await store.get("a")), "alpha");
+    assert.equal(text(await store.get("b")), "bravo");
+  }
+  const [b] = await store.getMany(["b"]);
+  assert.equal(text(b), "bravo");
+  const entries: string[] = [];
+  for await (const e of store.scan()) {
+    entries.push(`${text(e.key)}=${text(e.value)}`);
+  }
+  assert.deepEqual(entries, ["a=alpha", "b=bravo"]);
+  await store.close();
+});
+
 Deno.test("a read key holds a caller's array only until released, and reads text after bytes", () => {
   const k = new ReadKey();
   const big = new Uint8Array(1 << 16);
