@@ -877,7 +877,15 @@ export class Store {
     const { range, limit } = scanRange(options);
     const { view } = this.#pinAtIssue();
     return releaseIfAbandoned(
-      new ScanIterator<Entry>(view, range, limit, true, false, this.#readTurn),
+      new ScanIterator<Entry>(
+        view,
+        range,
+        limit,
+        true,
+        false,
+        this.#readTurn,
+        this.#isClosed,
+      ),
       view,
     );
   }
@@ -895,6 +903,7 @@ export class Store {
         true,
         true,
         this.#readTurn,
+        this.#isClosed,
       ),
       view,
     );
@@ -917,6 +926,7 @@ export class Store {
     const view = await this.#pinAtIssue().view;
     try {
       if (view.settled) await view.settled.catch(() => {});
+      if (this.#closed) throw new StoreClosedError();
       let n = 0;
       let sinceYield = 0;
       const e = mergedEntries(view, view.seq, range);
@@ -926,6 +936,7 @@ export class Store {
           if (++sinceYield === 65536) {
             sinceYield = 0;
             await this.#yield();
+            if (this.#closed) throw new StoreClosedError();
           }
         }
       } finally {
@@ -936,6 +947,9 @@ export class Store {
       view.release();
     }
   }
+
+  /** For readers that outlive a call: whether the store is closed. */
+  readonly #isClosed = (): boolean => this.#closed;
 
   #yield(): Promise<void> {
     return this.#env.yieldNow();
@@ -953,9 +967,11 @@ export class Store {
     const pinned = Promise.resolve(view);
     const ready = async () => {
       if (released) throw new RangeError("Snapshot was released");
+      if (this.#closed) throw new StoreClosedError();
       const v = await pinned;
       if (v.settled) await v.settled.catch(() => {});
       if (released) throw new RangeError("Snapshot was released");
+      if (this.#closed) throw new StoreClosedError();
       return v;
     };
     return {
@@ -973,6 +989,7 @@ export class Store {
       },
       scan: (options: ScanOptions = {}) => {
         if (released) throw new RangeError("Snapshot was released");
+        if (this.#closed) throw new StoreClosedError();
         const { range, limit } = scanRange(options);
         return new ScanIterator<Entry>(
           pinned,
@@ -981,6 +998,7 @@ export class Store {
           false,
           false,
           this.#readTurn,
+          this.#isClosed,
         );
       },
       release: () => {
@@ -1573,10 +1591,17 @@ class ScanIterator<T extends Entry | Uint8Array> implements AsyncGenerator<T> {
     private readonly keysOnly: boolean,
     /** A turn of the event loop to wait for first, when one is due. */
     private readonly turn: () => Promise<void> | undefined,
+    /** Whether the store is closed (or closing): then it reads nothing. */
+    private readonly closed: () => boolean,
   ) {}
 
   next(): Promise<IteratorResult<T, undefined>> {
     if (this.#done) return Promise.resolve({ done: true, value: undefined });
+    if (this.closed()) {
+      // Its tables are closed, or about to be.
+      this.#finish();
+      return Promise.reject(new StoreClosedError());
+    }
     if (this.#entries === undefined) {
       this.#starting ??= this.#start();
       return this.#starting.then(() => this.next(), (error) => {

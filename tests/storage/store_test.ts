@@ -191,6 +191,35 @@ Deno.test("a read sees a durable write of its key that waits behind a flush, wit
   }
 });
 
+Deno.test("scans and snapshots left open when the store closes fail with StoreClosedError, not a file error", async () => {
+  await using tmp = await tempDir();
+  const store = await openStore(tmp.path, {
+    sync: "none",
+    memtableBytes: 4096,
+    background: "inline",
+  });
+  for (let i = 0; i < 300; i++) {
+    await store.put(`k${String(i).padStart(4, "0")}`, "v".repeat(50));
+  }
+  await store.settle();
+  assert.ok(store.stats().levels.some((l) => l.tables > 0), "tables to read");
+  const scan = store.scan();
+  const keys = store.keys({ reverse: true });
+  assert.equal((await scan.next()).done, false);
+  assert.equal((await keys.next()).done, false);
+  const snapshot = store.snapshot();
+  const snapshotScan = snapshot.scan();
+  await store.close();
+  await assert.rejects(scan.next(), StoreClosedError);
+  assert.deepEqual(await scan.next(), { done: true, value: undefined });
+  await assert.rejects(keys.next(), StoreClosedError);
+  await assert.rejects(snapshotScan.next(), StoreClosedError);
+  await assert.rejects(snapshot.get("k0001"), StoreClosedError);
+  await assert.rejects(snapshot.getMany(["k0001"]), StoreClosedError);
+  assert.throws(() => snapshot.scan(), StoreClosedError);
+  snapshot.release();
+});
+
 Deno.test("a caller that transfers the buffer of a value it got does not break later reads", async () => {
   await using tmp = await tempDir();
   const store = await openStore(tmp.path, { sync: "none" });
