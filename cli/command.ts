@@ -157,9 +157,9 @@ export function parseCommand(line: string): Command | ParseError {
   if (!(name in USAGE)) {
     return {
       name: "ERROR",
-      message: `unknown command "${
-        line.slice(at, end)
-      }"; type HELP for the list`,
+      message: `unknown command "${line.slice(at, end)}"; usage: ${
+        Object.keys(USAGE).join(", ")
+      } (HELP shows each)`,
     };
   }
   if (name === "PUT") {

@@ -304,6 +304,11 @@ export async function main(args: string[]): Promise<number> {
     printErr(`Error: unexpected argument "${rest[0]}"`);
     return 2;
   }
+  const problem = await dataDirProblem(values.data!, READ_ONLY.has(name));
+  if (problem !== undefined) {
+    printErr(`Error: ${problem}`);
+    return 1;
+  }
   let store;
   try {
     const options: StoreOptions = { sync, repair: values.repair! };
@@ -332,4 +337,30 @@ export async function main(args: string[]): Promise<number> {
       printErr(`Error: ${(error as Error).message}`);
     }
   }
+}
+
+/** One-shot commands that only read: they never create a store. */
+const READ_ONLY = new Set<string | undefined>(["get", "scan", "stats"]);
+
+/**
+ * Why `dir` cannot hold the store, or undefined: an empty path, a path that
+ * is not a directory, or (for a command that only reads, which must not
+ * create a store where a mistyped path points) a directory that does not
+ * exist.
+ */
+async function dataDirProblem(
+  dir: string,
+  readOnly: boolean,
+): Promise<string | undefined> {
+  if (dir === "") return "--data needs a directory";
+  try {
+    const info = await Deno.stat(dir);
+    if (!info.isDirectory) return `--data "${dir}" is not a directory`;
+  } catch (error) {
+    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    if (readOnly) {
+      return `data directory "${dir}" does not exist (put, delete and the REPL create one)`;
+    }
+  }
+  return undefined;
 }

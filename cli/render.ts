@@ -17,9 +17,11 @@ function needsQuotes(text: string): boolean {
 }
 
 /**
- * Bytes as text: UTF-8 as is when it is valid and has no control
- * characters, otherwise a double-quoted string with escapes that the REPL
- * parser reads back (\xHH for other bytes).
+ * Bytes as text: UTF-8 as is when it is valid and has no space, control
+ * character, quote or backslash, otherwise a double-quoted string that the
+ * REPL parser reads back: printable characters of valid UTF-8 as they are,
+ * escapes for quotes, backslashes, controls and (in invalid UTF-8) bytes
+ * outside ASCII (\xHH).
  */
 export function renderBytes(bytes: Uint8Array): string {
   let text: string | undefined;
@@ -30,6 +32,29 @@ export function renderBytes(bytes: Uint8Array): string {
   }
   if (text !== undefined && text.length > 0 && !needsQuotes(text)) return text;
   let out = '"';
+  if (text !== undefined) {
+    // Valid UTF-8: printable characters as they are (a value of Cyrillic
+    // words keeps them), only quotes, backslashes and controls escaped.
+    for (const ch of text) {
+      const cp = ch.codePointAt(0)!;
+      if (
+        (cp >= 0x20 && cp < 0x7f && cp !== 0x22 && cp !== 0x5c) || cp >= 0xa0
+      ) {
+        out += ch;
+      } else {
+        out += escapeBytes(encoder.encode(ch));
+      }
+    }
+    return out + '"';
+  }
+  return out + escapeBytes(bytes) + '"';
+}
+
+const encoder = new TextEncoder();
+
+/** Bytes inside a quoted string: ASCII as is, escapes for the rest. */
+function escapeBytes(bytes: Uint8Array): string {
+  let out = "";
   for (const b of bytes) {
     if (b === 0x22) out += '\\"';
     else if (b === 0x5c) out += "\\\\";
@@ -39,7 +64,7 @@ export function renderBytes(bytes: Uint8Array): string {
     else if (b >= 0x20 && b < 0x7f) out += String.fromCharCode(b);
     else out += "\\x" + b.toString(16).padStart(2, "0");
   }
-  return out + '"';
+  return out;
 }
 
 /**

@@ -43,7 +43,7 @@ Deno.test("a piped session prints exactly one response per command, in order", a
     "1",
     "0",
     "Error: key not found",
-    'Error: unknown command "BOGUS"; type HELP for the list',
+    'Error: unknown command "BOGUS"; usage: PUT, GET, DELETE, EXISTS, SCAN, RANGE, COUNT, STATS, HELP, QUIT (HELP shows each)',
     "Error: wrong number of arguments for GET; usage: GET key",
     "OK",
     "OK",
@@ -162,6 +162,35 @@ Deno.test("one-shot commands print results and use exit codes", async () => {
     sync.stderr,
     /unknown sync mode "sometimes"; use always, interval, none/,
   );
+});
+
+Deno.test("reading commands on a missing directory say so and create nothing; a bad --data is named", async () => {
+  await using tmp = await tempDir();
+  const missing = `${tmp.path}/typo/sub`;
+  for (const command of [["get", "k"], ["scan"], ["stats"]]) {
+    assert.deepEqual(await runKv(["--data", missing, ...command]), {
+      code: 1,
+      stdout: "",
+      stderr:
+        `Error: data directory "${missing}" does not exist (put, delete and the REPL create one)\n`,
+    }, command[0]);
+  }
+  assert.deepEqual(await names(tmp.path), [], "nothing created");
+  assert.deepEqual(await runKv(["--data", "", "stats"]), {
+    code: 1,
+    stdout: "",
+    stderr: "Error: --data needs a directory\n",
+  });
+  await Deno.writeTextFile(`${tmp.path}/file`, "x");
+  const file = await runKv(["--data", `${tmp.path}/file`, "put", "k", "v"]);
+  assert.equal(file.code, 1);
+  assert.equal(
+    file.stderr,
+    `Error: --data "${tmp.path}/file" is not a directory\n`,
+  );
+  // A write creates the directory, as before.
+  assert.equal((await runKv(["--data", missing, "put", "k", "v"])).code, 0);
+  assert.equal((await runKv(["--data", missing, "get", "k"])).stdout, "v\n");
 });
 
 Deno.test("--help and --version work on every command", async () => {

@@ -120,6 +120,8 @@ Deno.test("rendered keys parse back to the same bytes", () => {
     enc("with space"),
     enc('q"uote'),
     enc("é"),
+    enc("ключ значение ✓ 🎉"),
+    enc("tab\there \u0085 \u00a0"),
     Uint8Array.of(0xff),
     new Uint8Array(0),
   ];
@@ -127,6 +129,10 @@ Deno.test("rendered keys parse back to the same bytes", () => {
     const parsed = parseCommand(`GET ${renderBytes(key)}`);
     assert.deepEqual(parsed, { name: "GET", key }, renderBytes(key));
   }
+  // Valid UTF-8 keeps its characters when quoted; invalid bytes are escaped.
+  assert.equal(renderBytes(enc("ключ значение ✓")), '"ключ значение ✓"');
+  assert.equal(renderBytes(enc('a "q" \u0085')), '"a \\"q\\" \\xc2\\x85"');
+  assert.equal(renderBytes(Uint8Array.of(0x61, 0x20, 0xff)), '"a \\xff"');
   assert.equal(renderValue(enc("hello world")), "hello world");
   assert.equal(renderValue(enc("two\nlines")), '"two\\nlines"');
 });
