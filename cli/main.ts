@@ -328,6 +328,9 @@ export async function main(args: string[]): Promise<number> {
       err: printErr,
     }, limit);
   } catch (error) {
+    // The reader of our output went away (`kv scan | head`): stop quietly,
+    // with the status a shell gives a process that SIGPIPE ends.
+    if (error instanceof Deno.errors.BrokenPipe) return EXIT_BROKEN_PIPE;
     printErr(`Error: ${(error as Error).message}`);
     return 1;
   } finally {
@@ -338,6 +341,9 @@ export async function main(args: string[]): Promise<number> {
     }
   }
 }
+
+/** Exit status when stdout's reader has gone: 128 + SIGPIPE. */
+const EXIT_BROKEN_PIPE = 141;
 
 /** One-shot commands that only read: they never create a store. */
 const READ_ONLY = new Set<string | undefined>(["get", "scan", "stats"]);

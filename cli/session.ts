@@ -174,6 +174,7 @@ export async function runPipelined(
   let ended = false;
   let wakePrinter: (() => void) | undefined;
   let wakeReader: (() => void) | undefined;
+  let printerFailure: { error: unknown } | undefined;
   const printer = (async () => {
     for (;;) {
       if (head < queue.length) {
@@ -188,9 +189,15 @@ export async function runPipelined(
         await new Promise<void>((resolve) => wakePrinter = resolve);
       }
     }
-  })();
+  })().catch((error) => {
+    // Output failed (its reader went away): read no more commands.
+    printerFailure = { error };
+    wakeReader?.();
+    wakeReader = undefined;
+  });
   try {
     for await (const line of input) {
+      if (printerFailure) break;
       const issued = issueLine(store, line);
       if (head > 1024 && head * 2 > queue.length) {
         queue.splice(0, head);
@@ -200,7 +207,7 @@ export async function runPipelined(
       wakePrinter?.();
       wakePrinter = undefined;
       if (issued.quit) break;
-      while (queue.length - head >= PIPELINE_DEPTH_MAX) {
+      while (!printerFailure && queue.length - head >= PIPELINE_DEPTH_MAX) {
         await new Promise<void>((resolve) => wakeReader = resolve);
       }
     }
@@ -209,4 +216,5 @@ export async function runPipelined(
     wakePrinter?.();
     await printer;
   }
+  if (printerFailure) throw printerFailure.error;
 }

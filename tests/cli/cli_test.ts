@@ -4,7 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { openStore } from "../../storage/mod.ts";
-import { runKv } from "../kv_process.ts";
+import { kvArgs, runKv } from "../kv_process.ts";
 import { names, tempDir, text } from "../helpers.ts";
 
 Deno.test("a piped session prints exactly one response per command, in order", async () => {
@@ -191,6 +191,55 @@ Deno.test("reading commands on a missing directory say so and create nothing; a 
   // A write creates the directory, as before.
   assert.equal((await runKv(["--data", missing, "put", "k", "v"])).code, 0);
   assert.equal((await runKv(["--data", missing, "get", "k"])).stdout, "v\n");
+});
+
+/**
+ * Runs kv with `args` and `input`, reads its stdout until the first line,
+ * then closes it (as `| head -1` does); returns that line, the exit code
+ * and stderr.
+ */
+async function runKvHead(args: string[], input: string) {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: kvArgs(args),
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: { KV_HISTORY: "/dev/null", NO_COLOR: "1" },
+  }).spawn();
+  const writing = (async () => {
+    const writer = child.stdin.getWriter();
+    await writer.write(new TextEncoder().encode(input)).catch(() => {});
+    await writer.close().catch(() => {});
+  })();
+  const reader = child.stdout.getReader();
+  let first = "";
+  while (!first.includes("\n")) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    first += new TextDecoder().decode(value);
+  }
+  await reader.cancel();
+  const [status, stderr] = await Promise.all([
+    child.status,
+    new Response(child.stderr).text(),
+    writing,
+  ]);
+  return { first: first.split("\n")[0], code: status.code, stderr };
+}
+
+Deno.test("output cut short by its reader (| head) ends kv quietly with status 141", async () => {
+  await using tmp = await tempDir();
+  const d = ["--data", tmp.path];
+  // More output than a pipe holds (64 KiB), so that kv is still writing.
+  const puts = Array.from({ length: 20000 }, (_, i) => `PUT k${i} v${i}\n`);
+  assert.equal((await runKv(d, puts.join(""))).code, 0);
+  const scan = await runKvHead([...d, "scan"], "");
+  assert.deepEqual(scan, { first: "k0\tv0", code: 141, stderr: "" });
+  const gets = Array.from({ length: 100000 }, (_, i) => `GET k${i % 20000}\n`);
+  const repl = await runKvHead(d, gets.join(""));
+  assert.deepEqual(repl, { first: "v0", code: 141, stderr: "" });
+  // Nothing was lost: the store reopens with every key.
+  assert.equal((await runKv([...d, "get", "k19999"])).stdout, "v19999\n");
 });
 
 Deno.test("--help and --version work on every command", async () => {
