@@ -17,7 +17,7 @@ export type Bytes = string | Uint8Array;
 /** A key as a binary string; throws on a bad or oversized key. */
 export function keyToBinary(key: Bytes): string {
   let binary: string;
-  if (typeof key === "string") binary = textToBinary(key);
+  if (typeof key === "string") binary = textToBinary(key, "Key");
   else if (key instanceof Uint8Array) binary = bytesToBinary(key);
   else throw new TypeError("Key must be a string or a Uint8Array");
   if (binary.length === 0) throw new RangeError("Key must not be empty");
@@ -114,7 +114,7 @@ export class ReadKey {
 
 /** A scan bound as a binary string. */
 export function boundToBinary(bound: Bytes, what: string): string {
-  if (typeof bound === "string") return textToBinary(bound);
+  if (typeof bound === "string") return textToBinary(bound, `Scan ${what}`);
   if (bound instanceof Uint8Array) return bytesToBinary(bound);
   throw new TypeError(`Scan ${what} must be a string or a Uint8Array`);
 }
@@ -136,7 +136,7 @@ export function valueToBytes(value: Bytes): Uint8Array {
     // A UTF-8 encoding is at most 3 bytes per UTF-16 unit: check before
     // encoding a string far over the limit.
     if (value.length > VALUE_BYTES_MAX) throw valueTooLarge(value.length);
-    const binary = textToBinary(value);
+    const binary = textToBinary(value, "Value");
     if (binary.length > VALUE_BYTES_MAX) throw valueTooLarge(binary.length);
     const out = valuePool.alloc(binary.length);
     putBinary(out, 0, binary);

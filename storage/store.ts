@@ -446,25 +446,11 @@ export class Store {
         );
       }
       const walOps = ops.map((op, i): WalOp => {
-        if (op?.type === "put") {
-          return {
-            kind: BatchOpKind.PUT,
-            key: keyToBinary(op.key),
-            value: valueToBytes(op.value),
-            expiry: 0,
-          };
+        try {
+          return batchOp(op);
+        } catch (error) {
+          throw inOperation(error, i);
         }
-        if (op?.type === "delete") {
-          return {
-            kind: BatchOpKind.DELETE,
-            key: keyToBinary(op.key),
-            value: undefined,
-            expiry: 0,
-          };
-        }
-        throw new TypeError(
-          `Batch operation ${i} must have type "put" or "delete"`,
-        );
       });
       const bytes = encodedRecordBytes(walOps);
       if (bytes > BATCH_BYTES_MAX) {
@@ -914,6 +900,7 @@ export class Store {
     options: Omit<ScanOptions, "limit" | "reverse"> = {},
   ): Promise<number> {
     if (this.#closed) throw new StoreClosedError();
+    const { range } = scanRange(options);
     const whole = options.start === undefined && options.end === undefined &&
       options.prefix === undefined;
     if (
@@ -922,7 +909,6 @@ export class Store {
     ) {
       return this.#mem.liveKeys;
     }
-    const { range } = scanRange(options);
     const view = await this.#pinAtIssue().view;
     try {
       if (view.settled) await view.settled.catch(() => {});
@@ -1498,6 +1484,36 @@ function shapeOf(t: TableReader): TableShape {
   };
 }
 
+/** A batch operation as a WAL op; throws on a bad one. */
+function batchOp(op: BatchOp): WalOp {
+  if (op?.type === "put") {
+    return {
+      kind: BatchOpKind.PUT,
+      key: keyToBinary(op.key),
+      value: valueToBytes(op.value),
+      expiry: 0,
+    };
+  }
+  if (op?.type === "delete") {
+    return {
+      kind: BatchOpKind.DELETE,
+      key: keyToBinary(op.key),
+      value: undefined,
+      expiry: 0,
+    };
+  }
+  throw new TypeError('It must have type "put" or "delete"');
+}
+
+/** `error`, of the same kind, saying it is about batch operation `i`. */
+function inOperation(error: unknown, i: number): unknown {
+  if (!(error instanceof Error)) return error;
+  const message = `Batch operation ${i}: ${error.message}`;
+  if (error instanceof RangeError) return new RangeError(message);
+  if (error instanceof TypeError) return new TypeError(message);
+  return error;
+}
+
 /** Throws unless `keys` is an array of at most GET_MANY_KEYS_MAX keys. */
 function checkGetMany(keys: readonly Bytes[]): void {
   if (!Array.isArray(keys)) {
@@ -1515,13 +1531,23 @@ function scanRange(options: ScanOptions): {
   range: { start?: string; end?: string; reverse: boolean };
   limit: number;
 } {
+  if (options === null || typeof options !== "object") {
+    throw new TypeError("Scan options must be an object");
+  }
   const limit = options.limit ?? Number.POSITIVE_INFINITY;
   if (
     typeof limit !== "number" || !(limit >= 0) ||
     (Number.isFinite(limit) && !Number.isInteger(limit))
   ) {
     throw new RangeError(
-      `Scan limit must be a non-negative integer, got ${limit}`,
+      `Scan limit must be a non-negative integer, got ${
+        typeof limit === "string" ? JSON.stringify(limit) : String(limit)
+      }`,
+    );
+  }
+  if (options.reverse !== undefined && typeof options.reverse !== "boolean") {
+    throw new TypeError(
+      `Scan reverse must be a boolean, got ${String(options.reverse)}`,
     );
   }
   let start = options.start === undefined

@@ -231,11 +231,38 @@ export function binaryToBytes(binary: string): Uint8Array {
  * The binary string of a text's UTF-8 encoding. ASCII text is its own binary
  * string, so the common case allocates nothing new.
  */
-export function textToBinary(text: string): string {
+export function textToBinary(text: string, what = "Text"): string {
   // A regular expression checks in native code: 40 ns for a 16-char key
   // where a charCodeAt loop took 60-75 (a key made by concatenation is a
   // rope, each char read through an indirection).
-  return NON_ASCII.test(text) ? bytesToBinary(encoder.encode(text)) : text;
+  if (!NON_ASCII.test(text)) return text;
+  // A lone surrogate has no UTF-8 encoding (the encoder would write
+  // U+FFFD in its place, so that two different strings became one key).
+  if (!text.isWellFormed()) {
+    throw new TypeError(
+      `${what} is not well-formed UTF-16: a lone surrogate at index ${
+        loneSurrogateAt(text)
+      } has no UTF-8 encoding`,
+    );
+  }
+  return bytesToBinary(encoder.encode(text));
+}
+
+/** Index of the first lone surrogate of `text`, or -1. */
+function loneSurrogateAt(text: string): number {
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 0xd800 && c <= 0xdbff) {
+      const d = text.charCodeAt(i + 1);
+      if (d >= 0xdc00 && d <= 0xdfff) {
+        i++;
+        continue;
+      }
+      return i;
+    }
+    if (c >= 0xdc00 && c <= 0xdfff) return i;
+  }
+  return -1;
 }
 
 /** Matches a string with any char outside ASCII. */

@@ -309,6 +309,45 @@ Deno.test("limits reject bad input with clear errors and store nothing", async (
   await assert.rejects(store.getMany("k" as never), /array of keys/);
   await assert.rejects(store.getMany(["k", ""]), /Key must not be empty/);
   assert.throws(() => store.scan({ limit: -1 }), /non-negative integer/);
+  assert.throws(
+    () => store.scan({ limit: "2" as never }),
+    /non-negative integer, got "2"/,
+  );
+  assert.throws(
+    () => store.scan({ reverse: "yes" as never }),
+    /Scan reverse must be a boolean, got yes/,
+  );
+  assert.throws(() => store.scan(null as never), /options must be an object/);
+  await assert.rejects(store.count(null as never), /options must be an object/);
+  // A bad operation of a batch is named, and nothing of the batch is kept.
+  await assert.rejects(
+    store.batch([
+      { type: "put", key: "ok", value: "1" },
+      { type: "put", key: "", value: "2" },
+    ]),
+    /Batch operation 1: Key must not be empty/,
+  );
+  await assert.rejects(
+    store.batch([{ type: "put", key: "k", value: undefined as never }]),
+    (error: unknown) =>
+      error instanceof TypeError &&
+      /Batch operation 0: Value must be a string or a Uint8Array/.test(
+        error.message,
+      ),
+  );
+  // Lone surrogates have no UTF-8: "\ud800" and "\udc00" would both have
+  // been stored as U+FFFD.
+  await assert.rejects(
+    store.put("a\ud800", "v"),
+    /Key is not well-formed UTF-16: a lone surrogate at index 1/,
+  );
+  await assert.rejects(
+    store.put("k", "\udc00x"),
+    /Value is not well-formed UTF-16: a lone surrogate at index 0/,
+  );
+  await assert.rejects(store.get("\udc00"), /Key is not well-formed/);
+  assert.throws(() => store.scan({ prefix: "\ud800" }), /Scan prefix is not/);
+  assert.equal(text(await store.get("ok")), undefined);
   assert.equal(store.stats().lastSequence, 0);
   assert.equal(await store.count(), 0);
   await store.close();
