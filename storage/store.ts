@@ -445,13 +445,13 @@ export class Store {
           `Batch has ${ops.length} operations; the limit is ${BATCH_OPS_MAX} (BATCH_OPS_MAX)`,
         );
       }
-      const walOps = ops.map((op, i): WalOp => {
-        try {
-          return batchOp(op);
-        } catch (error) {
-          throw inOperation(error, i);
-        }
-      });
+      const walOps = new Array<WalOp>(ops.length);
+      let i = 0;
+      try {
+        for (; i < ops.length; i++) walOps[i] = batchOp(ops[i]!);
+      } catch (error) {
+        throw inOperation(error, i);
+      }
       const bytes = encodedRecordBytes(walOps);
       if (bytes > BATCH_BYTES_MAX) {
         throw new RangeError(
