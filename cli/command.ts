@@ -139,7 +139,7 @@ function takeLimit(args: Token[]): number | undefined | string {
   }
   const text = decoder.decode(args[n - 1]!.bytes);
   if (!/^\d{1,15}$/.test(text)) {
-    return `LIMIT needs a non-negative integer, got "${text}"`;
+    return `LIMIT needs a non-negative integer of at most 15 digits, got "${text}"`;
   }
   args.length = n - 2;
   return Number(text);

@@ -40,7 +40,7 @@ const GLOBAL_FLAGS = `Options:
 export const USAGE_TEXT = `kv ${VERSION}: a durable key-value store
 
 Usage:
-  kv [options]                 interactive REPL (reads commands from stdin when piped)
+  kv [repl] [options]   the REPL (reads commands from stdin when piped)
 ${Object.values(ONESHOT_USAGE).map((u) => `  ${u}`).join("\n")}
   kv bench [options]    db_bench workloads against kv (kv bench --help)
 

@@ -245,7 +245,7 @@ Deno.test("output cut short by its reader (| head) ends kv quietly with status 1
 Deno.test("--help and --version work on every command", async () => {
   const top = await runKv(["--help"]);
   assert.equal(top.code, 0);
-  assert.match(top.stdout, /Usage:\n {2}kv \[options\]/);
+  assert.match(top.stdout, /Usage:\n {2}kv \[repl\] \[options\] {3}the REPL/);
   assert.match(top.stdout, /--sync MODE/);
   for (const cmd of ["get", "put", "delete", "scan", "stats"]) {
     const r = await runKv([cmd, "--help"]);
