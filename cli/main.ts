@@ -363,7 +363,9 @@ async function dataDirProblem(
     const info = await Deno.stat(dir);
     if (!info.isDirectory) return `--data "${dir}" is not a directory`;
   } catch (error) {
-    if (!(error instanceof Deno.errors.NotFound)) throw error;
+    if (!(error instanceof Deno.errors.NotFound)) {
+      return `--data "${dir}": ${(error as Error).message}`;
+    }
     if (readOnly) {
       return `data directory "${dir}" does not exist (put, delete and the REPL create one)`;
     }

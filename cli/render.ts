@@ -5,7 +5,8 @@
 import type { Store, StoreStats } from "../storage/mod.ts";
 import { USAGE } from "./command.ts";
 
-const strict = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a leading U+FEFF is part of the bytes, not a marker to drop.
+const strict = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /** True when text has a space, control character, quote or backslash. */
 function needsQuotes(text: string): boolean {

@@ -175,6 +175,12 @@ export async function runPipelined(
   let wakePrinter: (() => void) | undefined;
   let wakeReader: (() => void) | undefined;
   let printerFailure: { error: unknown } | undefined;
+  // Settles when the printer fails, so that a reader waiting for a line
+  // that may never come (input that does not end) stops at once.
+  let failed!: () => void;
+  const failure = new Promise<"failed">((resolve) =>
+    failed = () => resolve("failed")
+  );
   const printer = (async () => {
     for (;;) {
       if (head < queue.length) {
@@ -192,13 +198,16 @@ export async function runPipelined(
   })().catch((error) => {
     // Output failed (its reader went away): read no more commands.
     printerFailure = { error };
+    failed();
     wakeReader?.();
     wakeReader = undefined;
   });
+  const lines = input[Symbol.asyncIterator]();
   try {
-    for await (const line of input) {
-      if (printerFailure) break;
-      const issued = issueLine(store, line);
+    for (;;) {
+      const next = await Promise.race([lines.next(), failure]);
+      if (next === "failed" || next.done) break;
+      const issued = issueLine(store, next.value);
       if (head > 1024 && head * 2 > queue.length) {
         queue.splice(0, head);
         head = 0;
@@ -214,6 +223,8 @@ export async function runPipelined(
   } finally {
     ended = true;
     wakePrinter?.();
+    // Lets go of the input (a read may still be pending: not awaited).
+    void Promise.resolve(lines.return?.()).catch(() => {});
     await printer;
   }
   if (printerFailure) throw printerFailure.error;

@@ -912,7 +912,7 @@ export class Store {
     const view = await this.#pinAtIssue().view;
     try {
       if (view.settled) await view.settled.catch(() => {});
-      if (this.#closed) throw new StoreClosedError();
+      if (this.#tablesClosed) throw new StoreClosedError();
       let n = 0;
       let sinceYield = 0;
       const e = mergedEntries(view, view.seq, range);
@@ -922,7 +922,7 @@ export class Store {
           if (++sinceYield === 65536) {
             sinceYield = 0;
             await this.#yield();
-            if (this.#closed) throw new StoreClosedError();
+            if (this.#tablesClosed) throw new StoreClosedError();
           }
         }
       } finally {
@@ -934,8 +934,15 @@ export class Store {
     }
   }
 
-  /** For readers that outlive a call: whether the store is closed. */
-  readonly #isClosed = (): boolean => this.#closed;
+  /**
+   * Set once close() is about to close the tables: from then on, reads of
+   * scans and snapshots made before (which may reach tables) are refused.
+   * Until then they go on, as gets do, while close() waits for writes.
+   */
+  #tablesClosed = false;
+
+  /** For readers that outlive a call: whether the tables are closed. */
+  readonly #isClosed = (): boolean => this.#tablesClosed;
 
   #yield(): Promise<void> {
     return this.#env.yieldNow();
@@ -957,7 +964,7 @@ export class Store {
       const v = await pinned;
       if (v.settled) await v.settled.catch(() => {});
       if (released) throw new RangeError("Snapshot was released");
-      if (this.#closed) throw new StoreClosedError();
+      if (this.#tablesClosed) throw new StoreClosedError();
       return v;
     };
     return {
@@ -1448,6 +1455,7 @@ export class Store {
       await Promise.allSettled(this.#jobs);
       this.#runner.close();
       this.#manifest.close();
+      this.#tablesClosed = true;
       this.#tables.closeAll();
       // A closed store leaves no spare buffers behind it (memtables, flush
       // entries, log).

@@ -135,8 +135,8 @@ export class BytePool {
   /** `n` bytes of the pool; their contents are garbage. */
   alloc(n: number): Uint8Array {
     if (n > POOL_COPY_BYTES_MAX) return new Uint8Array(n);
-    // A detached chunk has length 0: then a fresh one too.
-    if (this.#at + n > this.#chunk.length) {
+    // A detached chunk has length 0: then a fresh one too (even for n = 0).
+    if (this.#chunk.length === 0 || this.#at + n > this.#chunk.length) {
       this.#chunk = new Uint8Array(POOL_BYTES);
       this.#at = 0;
     }

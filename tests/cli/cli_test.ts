@@ -4,6 +4,7 @@
  */
 import assert from "node:assert/strict";
 import { openStore } from "../../storage/mod.ts";
+import { runPipelined } from "../../cli/session.ts";
 import { kvArgs, runKv } from "../kv_process.ts";
 import { names, tempDir, text } from "../helpers.ts";
 
@@ -188,6 +189,10 @@ Deno.test("reading commands on a missing directory say so and create nothing; a 
     file.stderr,
     `Error: --data "${tmp.path}/file" is not a directory\n`,
   );
+  const under = await runKv(["--data", `${tmp.path}/file/sub`, "get", "k"]);
+  assert.equal(under.code, 1);
+  assert.match(under.stderr, /^Error: --data ".*\/file\/sub": Not a directory/);
+  assert.doesNotMatch(under.stderr, /\n\s+at /, "no stack trace");
   // A write creates the directory, as before.
   assert.equal((await runKv(["--data", missing, "put", "k", "v"])).code, 0);
   assert.equal((await runKv(["--data", missing, "get", "k"])).stdout, "v\n");
@@ -240,6 +245,26 @@ Deno.test("output cut short by its reader (| head) ends kv quietly with status 1
   assert.deepEqual(repl, { first: "v0", code: 141, stderr: "" });
   // Nothing was lost: the store reopens with every key.
   assert.equal((await runKv([...d, "get", "k19999"])).stdout, "v19999\n");
+});
+
+Deno.test("a piped session whose output fails stops at once, even while its input waits for a line that never comes", async () => {
+  await using tmp = await tempDir();
+  const store = await openStore(tmp.path, { sync: "none" });
+  let waiting = false;
+  async function* input(): AsyncGenerator<string> {
+    yield "PUT a 1";
+    yield "GET a";
+    waiting = true;
+    await new Promise(() => {}); // like `tail -f`: no next line, no end
+  }
+  let emitted = 0;
+  const session = runPipelined(store, input(), () => {
+    if (++emitted === 2) throw new Deno.errors.BrokenPipe("EPIPE: injected");
+  });
+  await assert.rejects(session, Deno.errors.BrokenPipe);
+  assert.ok(waiting, "the input was waiting for a line");
+  assert.equal(text(await store.get("a")), "1", "the write was performed");
+  await store.close();
 });
 
 Deno.test("--help and --version work on every command", async () => {

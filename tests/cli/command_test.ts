@@ -121,6 +121,10 @@ Deno.test("rendered keys parse back to the same bytes", () => {
     enc('q"uote'),
     enc("é"),
     enc("ключ значение ✓ 🎉"),
+    // A leading byte order mark is kept, quoted or not.
+    Uint8Array.of(0xef, 0xbb, 0xbf),
+    Uint8Array.of(0xef, 0xbb, 0xbf, 0x20, 0x61),
+    Uint8Array.of(0xef, 0xbb, 0xbf, 0x61),
     enc("tab\there \u0085 \u00a0"),
     Uint8Array.of(0xff),
     new Uint8Array(0),

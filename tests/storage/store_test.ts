@@ -191,7 +191,7 @@ Deno.test("a read sees a durable write of its key that waits behind a flush, wit
   }
 });
 
-Deno.test("scans and snapshots left open when the store closes fail with StoreClosedError, not a file error", async () => {
+Deno.test("scans and snapshots left open when the store closes fail with StoreClosedError, not a file error; reads issued before close() complete", async () => {
   await using tmp = await tempDir();
   const store = await openStore(tmp.path, {
     sync: "none",
@@ -218,6 +218,24 @@ Deno.test("scans and snapshots left open when the store closes fail with StoreCl
   await assert.rejects(snapshot.getMany(["k0001"]), StoreClosedError);
   assert.throws(() => snapshot.scan(), StoreClosedError);
   snapshot.release();
+  // Reads issued before close() was called still complete: close() waits
+  // for writes before it closes any table.
+  const again = await openStore(tmp.path, {
+    sync: "none",
+    memtableBytes: 4096,
+  });
+  await again.put("late", "v");
+  const before = again.snapshot();
+  const first = again.scan().next();
+  const count = again.count({ prefix: "k" });
+  const snap = before.get("k0001");
+  const got = again.get("k0001");
+  const closing = again.close();
+  assert.equal(text((await first).value!.key), "k0000");
+  assert.equal(await count, 300);
+  assert.equal(text(await snap), "v".repeat(50));
+  assert.equal(text(await got), "v".repeat(50));
+  await closing;
 });
 
 Deno.test("a caller that transfers the buffer of a value it got does not break later reads", async () => {

@@ -235,6 +235,20 @@ Deno.test("copyInto copies any range, short or long, whole or part, to any offse
   assert.equal(copy.length, 300);
 });
 
+Deno.test("a byte pool replaces a chunk a caller detached, even one it took nothing from", () => {
+  for (const first of [0, 10]) {
+    const pool = new BytePool();
+    const taken = pool.alloc(first);
+    structuredClone(taken, { transfer: [taken.buffer as ArrayBuffer] });
+    for (const n of [0, 10, 0]) {
+      const next = pool.alloc(n);
+      assert.equal(next.length, n, `alloc(${n}) after alloc(${first})`);
+      next.fill(7);
+    }
+    assert.equal(pool.copy(Uint8Array.of(1, 2))[1], 2);
+  }
+});
+
 Deno.test("a search through key words agrees with lowerBound", () => {
   const rng = new Prng(37);
   for (const prefix of ["", "k:0042:"]) {
