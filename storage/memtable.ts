@@ -605,7 +605,7 @@ export class Memtable {
     return this.#reserve(HEADER_BYTES + n);
   }
 
-  /** Doubles the hash table, placing every key's newest version again. */
+  /** Doubles the hash table, placing every key's record again. */
   #rehash(): void {
     const old = this.#slots;
     const slots = new Int32Array(2 * old.length).fill(-1);

@@ -25,15 +25,20 @@ export interface KvResult {
   stderr: string;
 }
 
-/** Runs kv with `args`, feeding `input` on stdin; waits for it to exit. */
-export async function runKv(args: string[], input = ""): Promise<KvResult> {
-  const child = new Deno.Command(Deno.execPath(), {
+/** Starts kv with `args`, its stdin, stdout and stderr piped. */
+export function spawnKv(args: string[]): Deno.ChildProcess {
+  return new Deno.Command(Deno.execPath(), {
     args: kvArgs(args),
     stdin: "piped",
     stdout: "piped",
     stderr: "piped",
     env: { KV_HISTORY: "/dev/null", NO_COLOR: "1" },
   }).spawn();
+}
+
+/** Runs kv with `args`, feeding `input` on stdin; waits for it to exit. */
+export async function runKv(args: string[], input = ""): Promise<KvResult> {
+  const child = spawnKv(args);
   const writer = child.stdin.getWriter();
   await writer.write(new TextEncoder().encode(input));
   await writer.close();

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { openStore } from "../../storage/mod.ts";
 import { runPipelined } from "../../cli/session.ts";
-import { kvArgs, runKv } from "../kv_process.ts";
+import { runKv, spawnKv } from "../kv_process.ts";
 import { names, tempDir, text } from "../helpers.ts";
 
 Deno.test("a piped session prints exactly one response per command, in order", async () => {
@@ -204,13 +204,7 @@ Deno.test("reading commands on a missing directory say so and create nothing; a 
  * and stderr.
  */
 async function runKvHead(args: string[], input: string) {
-  const child = new Deno.Command(Deno.execPath(), {
-    args: kvArgs(args),
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-    env: { KV_HISTORY: "/dev/null", NO_COLOR: "1" },
-  }).spawn();
+  const child = spawnKv(args);
   const writing = (async () => {
     const writer = child.stdin.getWriter();
     await writer.write(new TextEncoder().encode(input)).catch(() => {});

@@ -599,15 +599,7 @@ Deno.test("an edit's new tables open side by side, and one that fails to open cl
       throw new Error("EIO: injected open error");
     }
     opened.push(path);
-    return {
-      ...file,
-      readSync: (at: number, buf: Uint8Array) => file.readSync(at, buf),
-      read: (at: number, buf: Uint8Array) => file.read(at, buf),
-      close: () => {
-        closed.push(path);
-        file.close();
-      },
-    };
+    return closeTracked(file, () => closed.push(path));
   });
   const store = await openStore(tmp.path, {
     env: slowOpens,
@@ -717,15 +709,7 @@ for (const failing of ["move", "flush"] as const) {
         if (!path.endsWith(".sst")) return file;
         opens.set(path, (opens.get(path) ?? 0) + 1);
         openedForEdit.push(path);
-        return {
-          ...file,
-          readSync: (at: number, buf: Uint8Array) => file.readSync(at, buf),
-          read: (at: number, buf: Uint8Array) => file.read(at, buf),
-          close: () => {
-            closed.add(path);
-            file.close();
-          },
-        };
+        return closeTracked(file, () => closed.add(path));
       },
       async openWritable(path: string): Promise<WritableFile> {
         const file = await denoEnv.openWritable(path);
@@ -820,6 +804,19 @@ function slowTableOpens(
     },
   };
   return { env, count };
+}
+
+/** `file`, calling `onClose` when it is closed. */
+function closeTracked(file: ReadableFile, onClose: () => void): ReadableFile {
+  return {
+    ...file,
+    readSync: (at: number, buf: Uint8Array) => file.readSync(at, buf),
+    read: (at: number, buf: Uint8Array) => file.read(at, buf),
+    close: () => {
+      onClose();
+      file.close();
+    },
+  };
 }
 
 /** The tables the manifest of `dir` names, in its order (levels in order). */
