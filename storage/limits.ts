@@ -38,11 +38,19 @@ export const BATCH_BYTES_MAX = 64 * 1024 * 1024;
 export const WAL_RECORD_BYTES_MAX = BATCH_BYTES_MAX + 1024;
 
 /**
- * Largest log buffer kept for reuse between group commits. A bigger one
- * (grown by a large batch) is dropped after its write so it does not stay
- * resident.
+ * Bytes of each chunk the log encodes queued records into. A record
+ * bigger than a chunk gets a chunk of its own, which is not kept.
  */
-export const LOG_BUFFER_BYTES_RETAINED_MAX = 4 * 1024 * 1024;
+export const LOG_CHUNK_BYTES = 512 * 1024;
+
+/**
+ * Most written log chunks kept for reuse (12 MiB), by the store's next
+ * records and the next segment's writer: enough for what a new segment
+ * queues while the one before it is synced, so that a steady stream of
+ * writes encodes into memory already in use. More are let go, and all of
+ * them when the store closes.
+ */
+export const LOG_SPARE_CHUNKS_MAX = 24;
 
 /**
  * Most encoded bytes queued for the log while an fsync is in flight. Writes

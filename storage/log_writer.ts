@@ -21,8 +21,9 @@ import type { Env, Timer, WritableFile } from "./env.ts";
 import { StoreFailedError } from "./errors.ts";
 import {
   BATCH_BYTES_MAX,
-  LOG_BUFFER_BYTES_RETAINED_MAX,
+  LOG_CHUNK_BYTES,
   LOG_QUEUED_BYTES_MAX,
+  LOG_SPARE_CHUNKS_MAX,
   SYNC_INTERVAL_MS,
   UNSYNCED_BUFFER_BYTES_MAX,
 } from "./limits.ts";
@@ -49,19 +50,30 @@ export interface LogWriterStats {
   groupMax: number;
 }
 
-const BUFFER_BYTES_INITIAL = 64 * 1024;
-
 /**
- * Buffers of the writers of closed segments, for the writers of the next
- * ones: each segment's writer used to start from a fresh 64 KiB buffer and
- * grow it (under `--sync none` to past UNSYNCED_BUFFER_BYTES_MAX) through
- * new memory, once per memtable.
+ * Written chunks of LOG_CHUNK_BYTES, for the records that follow, in this
+ * writer or the next segment's. A segment's records queue in memory until
+ * the segment before it is synced (often the whole memtable's worth of
+ * them under `--sync none`): in one buffer grown by doubling, each segment
+ * wrote about twice its size into fresh memory, at a page fault per 4 KiB.
  */
-export const spareLogBuffers: Spares<Uint8Array> = new Spares(2);
+export const spareLogChunks: Spares<Uint8Array> = new Spares(
+  LOG_SPARE_CHUNKS_MAX,
+);
+
+function newChunk(need: number): Uint8Array {
+  if (need > LOG_CHUNK_BYTES) return new Uint8Array(need);
+  return spareLogChunks.take() ?? new Uint8Array(LOG_CHUNK_BYTES);
+}
 
 /** Writer of the active WAL segment. */
 export class LogWriter {
-  #buf = spareLogBuffers.take() ?? new Uint8Array(BUFFER_BYTES_INITIAL);
+  /** Full chunks queued before #buf, each as a view of its used bytes. */
+  #full: Uint8Array[] = [];
+  /** The chunk records are encoded into; its first #used bytes queued. */
+  #buf: Uint8Array | undefined;
+  #used = 0;
+  /** Bytes queued in all. */
   #length = 0;
   #queued: Commit[] = [];
   /** True while a drain runs; cleared synchronously as it ends. */
@@ -162,10 +174,11 @@ export class LogWriter {
       this.#length + need <= LOG_QUEUED_BYTES_MAX + BATCH_BYTES_MAX,
       "log queue over its bound",
     );
-    this.#reserve(need);
-    const end = encodeRecord(this.#buf, this.#length, seq, this.env.now(), ops);
-    assert(end === this.#length + need, "encoded size must match its estimate");
-    this.#length = end;
+    const buf = this.#reserve(need);
+    const end = encodeRecord(buf, this.#used, seq, this.env.now(), ops);
+    assert(end === this.#used + need, "encoded size must match its estimate");
+    this.#used = end;
+    this.#length += need;
     this.stats.records++;
     if (this.mode === "none") {
       if (this.#length >= UNSYNCED_BUFFER_BYTES_MAX) this.#writeQueued();
@@ -190,13 +203,17 @@ export class LogWriter {
     }
   }
 
-  #reserve(need: number): void {
-    if (this.#length + need <= this.#buf.length) return;
-    let size = Math.max(this.#buf.length * 2, BUFFER_BYTES_INITIAL);
-    while (size < this.#length + need) size *= 2;
-    const grown = new Uint8Array(size);
-    grown.set(this.#buf.subarray(0, this.#length));
-    this.#buf = grown;
+  /** The chunk with room for `need` more bytes at #used. */
+  #reserve(need: number): Uint8Array {
+    const buf = this.#buf;
+    if (buf !== undefined && this.#used + need <= buf.length) return buf;
+    if (buf !== undefined && this.#used > 0) {
+      this.#full.push(buf.subarray(0, this.#used));
+    } else if (buf !== undefined) {
+      keepChunk(buf);
+    }
+    this.#used = 0;
+    return this.#buf = newChunk(need);
   }
 
   /** Hands the queued bytes to the OS; false (and fail-stop) on error. */
@@ -204,18 +221,23 @@ export class LogWriter {
     if (this.#length === 0 || this.#failure) return !this.#failure;
     if (!this.#file) return true;
     try {
-      this.#file.append(this.#buf.subarray(0, this.#length));
+      for (const chunk of this.#full) this.#file.append(chunk);
+      if (this.#used > 0) this.#file.append(this.#buf!.subarray(0, this.#used));
     } catch (error) {
       this.#fail(error, "write");
       return false;
+    }
+    for (const chunk of this.#full) keepChunk(chunk);
+    this.#full.length = 0;
+    this.#used = 0;
+    // A record's own big chunk is not kept for the ones after it.
+    if (this.#buf !== undefined && this.#buf.length !== LOG_CHUNK_BYTES) {
+      this.#buf = undefined;
     }
     this.#bytes += this.#length;
     this.#length = 0;
     this.#unsynced = true;
     this.stats.writes++;
-    if (this.#buf.length > LOG_BUFFER_BYTES_RETAINED_MAX) {
-      this.#buf = new Uint8Array(BUFFER_BYTES_INITIAL);
-    }
     return true;
   }
 
@@ -308,6 +330,8 @@ export class LogWriter {
           "the store accepts no more writes until it is reopened",
       );
     this.#length = 0;
+    this.#full.length = 0;
+    this.#used = 0;
     const queued = this.#queued;
     this.#queued = [];
     for (const c of queued) c.onFailed(this.#failure);
@@ -318,15 +342,23 @@ export class LogWriter {
   async close(): Promise<void> {
     try {
       await this.sync();
-      // Everything is written: the buffer serves the next segment's writer.
-      if (this.#length === 0 && !this.#failure) {
-        spareLogBuffers.give(this.#buf);
-        this.#buf = new Uint8Array(0);
+      // Everything is written: the chunk serves the next segment's writer.
+      if (this.#length === 0 && !this.#failure && this.#buf !== undefined) {
+        keepChunk(this.#buf);
+        this.#buf = undefined;
       }
     } finally {
       this.#timer?.cancel();
       this.#timer = undefined;
       this.#file?.close();
     }
+  }
+}
+
+/** Keeps a written chunk (a view of it) for reuse, if it is a whole one. */
+function keepChunk(chunk: Uint8Array): void {
+  const whole = chunk.buffer as ArrayBuffer;
+  if (whole.byteLength === LOG_CHUNK_BYTES && chunk.byteOffset === 0) {
+    spareLogChunks.give(new Uint8Array(whole));
   }
 }

@@ -1,7 +1,8 @@
 /**
  * WAL codec: round trips at every field boundary, and decode failures for
  * payloads that do not follow the format; a segment writer reusing the
- * buffer of the one before writes only its own records.
+ * chunks of the one before writes only its own records, and records of
+ * every size queued across chunks come back in order.
  */
 import assert from "node:assert/strict";
 import {
@@ -12,14 +13,19 @@ import {
   type WalOp,
   type WalRecord,
 } from "../../storage/wal.ts";
-import { LogWriter, spareLogBuffers } from "../../storage/log_writer.ts";
+import { LogWriter, spareLogChunks } from "../../storage/log_writer.ts";
 import { MemEnv } from "../../storage/env_mem.ts";
+import { testSeed } from "../helpers.ts";
 import {
   BatchOpKind,
   WAL_HEADER_BYTES,
   WAL_TYPE_CRC32,
 } from "../../storage/format.ts";
-import { KEY_BYTES_MAX, VALUE_BYTES_MAX } from "../../storage/limits.ts";
+import {
+  KEY_BYTES_MAX,
+  LOG_CHUNK_BYTES,
+  VALUE_BYTES_MAX,
+} from "../../storage/limits.ts";
 import {
   binaryToBytes,
   crc32,
@@ -132,10 +138,10 @@ Deno.test("payloads that break the format decode to a reason, never a record", (
   assert.match(String(decodePayload(3, bp)), /kind/);
 });
 
-Deno.test("a segment's writer takes the buffer of the one closed before it, dirty, and writes only its own records", async () => {
+Deno.test("a segment's writer takes the chunks of the one closed before it, dirty, and writes only its own records", async () => {
   const env = new MemEnv();
   await env.mkdirAll("/db");
-  spareLogBuffers.clear();
+  spareLogChunks.clear();
   /** The records of segment `path`, then how the segment ended. */
   const readBack = async (path: string) => {
     const reader = new SegmentReader(await env.openReadable(path));
@@ -148,20 +154,26 @@ Deno.test("a segment's writer takes the buffer of the one closed before it, dirt
   };
   const open = (path: string) =>
     new LogWriter(env, path, env.openWritable(path), "none", 0);
-  // The first writer grows its buffer to 1 MiB and more with big records.
+  // The first writer queues 2 MB of records in chunks, before its file
+  // is open.
   const first = open("/db/000001.log");
   const big = binaryToBytes("y".repeat(5000));
   for (let i = 0; i < 400; i++) {
     first.append(i + 1, [put(`big-${i}`, "y".repeat(5000))], undefined);
   }
+  assert.equal(spareLogChunks.size, 0, "nothing is written yet");
   await first.close();
-  assert.equal(spareLogBuffers.size, 1, "its buffer is kept");
+  const kept = spareLogChunks.size;
+  assert.ok(
+    kept >= Math.floor((400 * 5000) / LOG_CHUNK_BYTES),
+    `its chunks are kept once written (${kept})`,
+  );
   const second = open("/db/000002.log");
-  assert.equal(spareLogBuffers.size, 0, "and taken by the next writer");
   const ops = [put("a", "1"), del("b"), put("c", "")];
   for (let i = 0; i < ops.length; i++) {
     second.append(1000 + i, [ops[i]!], undefined);
   }
+  assert.equal(spareLogChunks.size, kept - 1, "the next writer takes one");
   await second.close();
   const { out, end } = await readBack("/db/000002.log");
   assert.equal(end, "end");
@@ -172,5 +184,59 @@ Deno.test("a segment's writer takes the buffer of the one closed before it, dirt
   const firstBack = await readBack("/db/000001.log");
   assert.equal(firstBack.out.length, 400);
   assert.deepEqual((firstBack.out[399] as WalRecord).ops[0]!.value, big);
-  spareLogBuffers.clear();
+  spareLogChunks.clear();
+});
+
+Deno.test("records of every size, queued across chunks before and after the file opens, come back in order in every mode", async () => {
+  const seed = testSeed("log chunks");
+  for (const mode of ["none", "interval", "always"] as const) {
+    const rng = new Prng(seed);
+    const env = new MemEnv();
+    await env.mkdirAll("/db");
+    const path = "/db/000001.log";
+    const writer = new LogWriter(env, path, env.openWritable(path), mode, 0);
+    const written: WalOp[][] = [];
+    const acks: Promise<void>[] = [];
+    for (let i = 0; i < 120; i++) {
+      // Mostly small records, some near a chunk and some past one.
+      const size = rng.int(10) === 0
+        ? LOG_CHUNK_BYTES - 64 + rng.int(2 * LOG_CHUNK_BYTES)
+        : rng.int(3000);
+      const ops = [put(`k${i}`, "x".repeat(size)), del(`d${i}`)];
+      written.push(ops);
+      if (mode === "none") {
+        writer.append(2 * i + 1, ops, undefined);
+      } else {
+        const { promise, resolve, reject } = Promise.withResolvers<void>();
+        writer.append(2 * i + 1, ops, { onDurable: resolve, onFailed: reject });
+        acks.push(promise);
+      }
+      // Now and then the event loop turns: queued records are written.
+      if (rng.int(8) === 0) await new Promise((r) => setTimeout(r, 0));
+    }
+    await Promise.all(acks);
+    await writer.close();
+    const reader = new SegmentReader(await env.openReadable(path));
+    const back: WalOp[][] = [];
+    for (;;) {
+      const r = await reader.next();
+      if (r.kind !== "record") {
+        assert.equal(r.kind, "end", `${mode}, seed ${seed}`);
+        break;
+      }
+      const record = decodePayload(r.type, r.payload);
+      assert.ok(typeof record !== "string", `${mode}: ${record}`);
+      assert.equal(record.seq, 2 * back.length + 1);
+      back.push(record.ops);
+    }
+    assert.equal(back.length, written.length, `${mode}, seed ${seed}`);
+    for (let i = 0; i < written.length; i++) {
+      assert.deepEqual(
+        back[i],
+        written[i],
+        `${mode} record ${i}, seed ${seed}`,
+      );
+    }
+  }
+  spareLogChunks.clear();
 });
