@@ -80,6 +80,11 @@ const KEY_OVERHEAD_BYTES = 96;
 /** Version rows and arena bytes a new memtable starts with. */
 const INITIAL_ROWS = 1024;
 const INITIAL_ARENA_BYTES = 64 * 1024;
+/**
+ * Most hash slots a memtable made like another starts with (4 MiB of
+ * them, for half a million keys); it doubles them past that as it fills.
+ */
+const PRESIZED_SLOTS_MAX = 1 << 20;
 /** Int32 fields of a version row (see ROW_* for what each holds). */
 const ROW_INTS = 8;
 /** The key's hashSlot, for probing and rehashing. */
@@ -189,8 +194,19 @@ function roundUp4(n: number): number {
 
 /** Versioned sorted table of recent writes. */
 export class Memtable {
-  /** `readers` decides which old versions must be kept. */
-  constructor(readonly readers: ReaderRegistry = new ReaderRegistry()) {
+  /**
+   * `readers` decides which old versions must be kept. Without spare
+   * buffers, a memtable that follows `like` (the one frozen before it)
+   * starts at the sizes `like` grew to, rather than growing through
+   * doublings from small ones: each doubling copied everything and wrote
+   * it into fresh memory, at a page fault per 4 KiB. Fresh arrays take
+   * memory only as they are written, except the hash slots, which are
+   * filled; those start at most PRESIZED_SLOTS_MAX.
+   */
+  constructor(
+    readonly readers: ReaderRegistry = new ReaderRegistry(),
+    like?: Memtable,
+  ) {
     const spare = spareBuffers.take();
     if (spare) {
       this.#arena = spare.arena;
@@ -198,6 +214,14 @@ export class Memtable {
       this.#meta = spare.meta;
       this.#seqs = spare.seqs;
       this.#slots = spare.slots.fill(-1);
+    } else if (like) {
+      this.#arena = new Uint8Array(like.#arena.length);
+      this.#arena32 = new Int32Array(this.#arena.buffer);
+      this.#meta = new Int32Array(like.#meta.length);
+      this.#seqs = new Float64Array(like.#seqs.length);
+      this.#slots = new Int32Array(
+        Math.min(like.#slots.length, PRESIZED_SLOTS_MAX),
+      ).fill(-1);
     } else {
       this.#arena = new Uint8Array(INITIAL_ARENA_BYTES);
       this.#arena32 = new Int32Array(this.#arena.buffer);
@@ -256,6 +280,12 @@ export class Memtable {
   /** Approximate memory held by keys, values and versions. */
   get bytes(): number {
     return this.#bytes;
+  }
+
+  /** Bytes of the arrays it holds (arena, rows and hash slots). */
+  get allocatedBytes(): number {
+    return this.#arena.byteLength + this.#meta.byteLength +
+      this.#seqs.byteLength + this.#slots.byteLength;
   }
 
   /**

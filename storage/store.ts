@@ -715,7 +715,7 @@ export class Store {
       return f;
     });
     this.#imms.push({ mem: this.#mem, segment: this.#segment, closed });
-    this.#mem = new Memtable(this.#mem.readers);
+    this.#mem = new Memtable(this.#mem.readers, this.#mem);
     this.#runnerPrepared = false;
     this.#sourcesChanged();
     this.#segment = number;

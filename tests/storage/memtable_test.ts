@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { hashSlot, Memtable, ReaderRegistry } from "../../storage/memtable.ts";
 import { bloomHash1 } from "../../storage/sstable/mod.ts";
-import { resultPool } from "../../util/mod.ts";
+import { dropAllSpares, resultPool } from "../../util/mod.ts";
 import { text } from "../helpers.ts";
 
 const encoder = new TextEncoder();
@@ -126,6 +126,31 @@ Deno.test("a memtable's buffers go to the next one after its last unpin, and not
     Array.from({ length: 100 }, (_, i) => `c${i}`).sort(),
   );
   assert.equal(text(second.get("b")?.value), "only");
+});
+
+Deno.test("without spare buffers, a memtable made like another starts at its sizes, then grows as it fills", () => {
+  dropAllSpares();
+  const first = new Memtable();
+  const start = first.allocatedBytes;
+  for (let i = 0; i < 5000; i++) first.apply(i + 1, `a${i}`, bytes(`v${i}`), 0);
+  assert.ok(first.allocatedBytes > 4 * start, "the first one grew");
+  const second = new Memtable(first.readers, first);
+  assert.equal(second.allocatedBytes, first.allocatedBytes);
+  assert.equal(second.size, 0);
+  assert.equal(second.get("a7"), undefined);
+  // Three times as many keys: past the sizes it started at.
+  for (let i = 0; i < 15000; i++) {
+    second.apply(i + 1, `b${i}`, bytes(`w${i}`.repeat(3)), 0);
+  }
+  assert.ok(second.allocatedBytes > first.allocatedBytes, "it grew");
+  for (let i = 0; i < 15000; i++) {
+    assert.equal(text(second.get(`b${i}`)?.value), `w${i}`.repeat(3));
+    assertRecordRead(second, `b${i}`);
+  }
+  assert.equal(second.get("a7"), undefined);
+  assert.equal(text(first.get("a4999")?.value), "v4999");
+  // Made without one to follow, a memtable starts small.
+  assert.equal(new Memtable().allocatedBytes, start);
 });
 
 Deno.test("overwritten versions are compacted away, keeping what pinned readers and scans see", () => {
