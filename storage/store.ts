@@ -137,7 +137,12 @@ export interface ScanOptions {
   reverse?: boolean;
 }
 
-/** A key and its value, as returned by scans. Both are fresh copies. */
+/**
+ * A key and its value, as returned by scans. Both are copies the caller
+ * owns, views of shared 64 KiB chunks (as Node's `Buffer` pool): transfer
+ * a copy (`slice()`), not `.buffer`, which would empty the other arrays of
+ * its chunk.
+ */
 export interface Entry {
   key: Uint8Array;
   value: Uint8Array;
@@ -1602,6 +1607,27 @@ function releaseIfAbandoned<T extends object>(
 }
 
 /**
+ * What a snapshot's scan holds on the snapshot's view, once it has
+ * started: let go by the scan as it finishes, or by
+ * {@linkcode abandonedSnapshotScans} if it is dropped unfinished.
+ */
+interface HoldBox {
+  letGo: (() => void) | undefined;
+}
+
+/**
+ * Lets go of the holds of snapshot scans dropped without being finished
+ * or broken out of: else releasing the snapshot would never free its view
+ * (tables kept open and on disk, memtables pinned, and their old versions
+ * kept) until the store closed.
+ */
+const abandonedSnapshotScans = new FinalizationRegistry<HoldBox>((box) => {
+  const letGo = box.letGo;
+  box.letGo = undefined;
+  letGo?.();
+});
+
+/**
  * Iterates a view's merged entries; releases the view at the end if `own`.
  *
  * A hand-written async iterator rather than an async generator: each entry
@@ -1610,8 +1636,8 @@ function releaseIfAbandoned<T extends object>(
  */
 class ScanIterator<T extends Entry | Uint8Array> implements AsyncGenerator<T> {
   #entries: MergeCursor | undefined;
-  /** Lets go of the hold on a snapshot's view (not `own`). */
-  #letGo: (() => void) | undefined;
+  /** The hold on a snapshot's view (not `own`), once started. */
+  readonly #hold: HoldBox = { letGo: undefined };
   #view: View | undefined;
   #starting: Promise<void> | undefined;
   #n = 0;
@@ -1627,7 +1653,9 @@ class ScanIterator<T extends Entry | Uint8Array> implements AsyncGenerator<T> {
     private readonly turn: () => Promise<void> | undefined,
     /** Whether the store is closed (or closing): then it reads nothing. */
     private readonly closed: () => boolean,
-  ) {}
+  ) {
+    if (!own) abandonedSnapshotScans.register(this, this.#hold, this);
+  }
 
   next(): Promise<IteratorResult<T, undefined>> {
     if (this.#done) return Promise.resolve({ done: true, value: undefined });
@@ -1662,7 +1690,7 @@ class ScanIterator<T extends Entry | Uint8Array> implements AsyncGenerator<T> {
       if (letGo === undefined) throw new RangeError("Snapshot was released");
       // Returned before it started: nothing to read.
       if (this.#done) return letGo();
-      this.#letGo = letGo;
+      this.#hold.letGo = letGo;
     }
     this.#view = view;
     if (view.settled) await view.settled.catch(() => {});
@@ -1691,8 +1719,11 @@ class ScanIterator<T extends Entry | Uint8Array> implements AsyncGenerator<T> {
     if (!this.#done) {
       this.#done = true;
       abandonedScans.unregister(this);
+      abandonedSnapshotScans.unregister(this);
       this.#entries?.close();
-      this.#letGo?.();
+      const letGo = this.#hold.letGo;
+      this.#hold.letGo = undefined;
+      letGo?.();
       if (this.own) {
         if (this.#view) this.#view.release();
         else void Promise.resolve(this.pinned).then((v) => v.release());

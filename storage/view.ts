@@ -22,7 +22,7 @@ import {
 import { putBloomHashesOfBytes, type TableReader } from "./sstable/mod.ts";
 import { ReadKey } from "./input.ts";
 import type { Version } from "./version.ts";
-import { binaryToBytes, resultPool } from "../util/mod.ts";
+import { bufferPool, putBinary, resultPool } from "../util/mod.ts";
 
 /** The sources of a read. `imms` is ordered newest first. */
 export interface Sources {
@@ -133,7 +133,9 @@ export function mergedEntries(
     cursors.push(new MemtableCursor(imm, seq, range));
   }
   const { end, reverse = false } = range;
-  const endBytes = end === undefined ? undefined : binaryToBytes(end);
+  // The bound is the scan's own, not a result's: from the pool of working
+  // buffers, where no caller can detach it (by transferring a value).
+  const endBytes = end === undefined ? undefined : workingBytes(end);
   const tables = (run: readonly TableReader[]) =>
     reverse
       ? new TableReverse(run, range)
@@ -209,4 +211,11 @@ export class View implements Sources {
     for (const imm of this.imms) imm.unpin();
     this.version.unref();
   }
+}
+
+/** Bytes of binary string `binary` from the pool of working buffers. */
+function workingBytes(binary: string): Uint8Array {
+  const out = bufferPool.alloc(binary.length);
+  putBinary(out, 0, binary);
+  return out;
 }
