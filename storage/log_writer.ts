@@ -303,22 +303,40 @@ export class LogWriter {
    */
   async sync(): Promise<void> {
     await this.#ready;
-    while (this.#inflight || this.#queued.length > 0) {
-      this.#startDrain();
-      await this.#draining;
+    for (;;) {
+      while (this.#inflight || this.#queued.length > 0) {
+        this.#startDrain();
+        await this.#draining;
+      }
+      if (this.#failure) throw this.#failure;
+      if (!this.#writeQueued()) throw this.#failure!;
+      // An fsync another caller started (the interval timer, a freeze's
+      // close, store.sync()) covers only what was written before it: wait
+      // for it, then look again. Returning at once, while it ran, acked
+      // bytes not yet durable, and let a frozen segment count as closed
+      // before it was synced.
+      if (this.#syncing) {
+        await this.#syncing.catch(() => {});
+        continue;
+      }
+      if (!this.#unsynced) return;
+      this.#unsynced = false;
+      const syncing = this.#syncing = this.#file!.syncData();
+      try {
+        await syncing;
+      } catch (error) {
+        this.#fail(error, "sync");
+        throw this.#failure!;
+      } finally {
+        this.#syncing = undefined;
+      }
+      this.stats.syncs++;
+      return;
     }
-    if (this.#failure) throw this.#failure;
-    if (!this.#writeQueued()) throw this.#failure!;
-    if (!this.#unsynced) return;
-    this.#unsynced = false;
-    try {
-      await this.#file!.syncData();
-    } catch (error) {
-      this.#fail(error, "sync");
-      throw this.#failure!;
-    }
-    this.stats.syncs++;
   }
+
+  /** The fsync sync() has in flight, if any. */
+  #syncing: Promise<void> | undefined;
 
   #fail(error: unknown, what: "open" | "write" | "sync"): void {
     if (this.#failure) return;
