@@ -72,13 +72,20 @@ export const UNSYNCED_BUFFER_BYTES_MAX = 1024 * 1024;
 export const WAL_READ_CHUNK_BYTES = 1024 * 1024;
 
 /**
- * Largest manifest a reader accepts, and the size past which the store
- * starts a new manifest holding one snapshot edit. Recovery reads the
- * manifest whole, so this bounds that read.
+ * Largest manifest a reader accepts; a writer refuses an edit that would
+ * pass it (the store then fails, rather than commit what it could not
+ * reopen). Recovery reads the manifest whole, so this bounds that read.
+ * A manifest starts with a snapshot of the tables (about 60 bytes plus
+ * two keys each) and grows to twice that before a new one starts: this
+ * allows about 2 million tables with 100-byte keys (4 TB of 2 MiB
+ * tables), or 4,000 with keys of 64 KiB.
  */
-export const MANIFEST_BYTES_MAX = 64 * 1024 * 1024;
+export const MANIFEST_BYTES_MAX = 1024 * 1024 * 1024;
 
-/** Manifest size that triggers writing a fresh one (a snapshot). */
+/**
+ * Manifest size that triggers writing a fresh one (a snapshot), or twice
+ * the snapshot the manifest started with when that is more.
+ */
 export const MANIFEST_ROTATE_BYTES = 4 * 1024 * 1024;
 
 /**

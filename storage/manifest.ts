@@ -242,15 +242,36 @@ export function applyEdit(
     if (i < 0) throw bad(`removes table ${fileNumber}, not in level ${level}`);
     list.splice(i, 1);
   }
-  for (const { level, meta } of edit.added) {
-    if (
-      state.levels.some((l) => l.some((t) => t.fileNumber === meta.fileNumber))
-    ) {
-      throw bad(`adds table ${meta.fileNumber} twice`);
+  if (edit.added.length > 0) {
+    // A big edit (a snapshot's) checks for a repeated table against a set
+    // and sorts each level once: table by table, a snapshot of n tables
+    // took time in n squared (seconds to open a store of ten thousand).
+    // A small one (a flush's, a merge's) looks through the levels.
+    let numbers: Set<number> | undefined;
+    if (edit.added.length > 16) {
+      numbers = new Set();
+      for (const list of state.levels) {
+        for (const t of list) numbers.add(t.fileNumber);
+      }
     }
-    state.levels[level]!.push(meta);
-    if (level > 0) {
-      state.levels[level]!.sort((a, b) => a.smallest < b.smallest ? -1 : 1);
+    const touched = new Set<number>();
+    for (const { level, meta } of edit.added) {
+      const n = meta.fileNumber;
+      if (
+        numbers
+          ? numbers.has(n)
+          : state.levels.some((l) => l.some((t) => t.fileNumber === n))
+      ) {
+        throw bad(`adds table ${n} twice`);
+      }
+      numbers?.add(n);
+      state.levels[level]!.push(meta);
+      touched.add(level);
+    }
+    for (const level of touched) {
+      if (level > 0) {
+        state.levels[level]!.sort((a, b) => a.smallest < b.smallest ? -1 : 1);
+      }
     }
   }
   // The file counter never goes back: a number once handed out stays used.
@@ -261,17 +282,51 @@ export function applyEdit(
   if (edit.logNumber !== undefined) state.logNumber = edit.logNumber;
 }
 
-/** The edit that recreates `state` from empty (a manifest's first record). */
-export function snapshotEdit(state: ManifestState): VersionEdit {
-  return {
+/**
+ * Most payload bytes of one edit of a snapshot. A snapshot of many tables
+ * is written as several edits: one, bounded by MANIFEST_EDIT_BYTES_MAX,
+ * made a store of a few hundred tables with 64 KiB keys (or of a few
+ * hundred thousand with 100-byte keys) unable to start a manifest, and so
+ * to open.
+ */
+export const SNAPSHOT_EDIT_BYTES = 1024 * 1024;
+
+/**
+ * The edits that recreate `state` from empty (a manifest's first records):
+ * the counters and the first tables, then the other tables, each edit
+ * within SNAPSHOT_EDIT_BYTES (or one table, whatever its size).
+ */
+export function snapshotEdits(state: ManifestState): VersionEdit[] {
+  let edit: VersionEdit = {
     nextFile: state.nextFile,
     lastSeq: state.lastSeq,
     logNumber: state.logNumber,
-    added: state.levels.flatMap((list, level) =>
-      list.map((meta) => ({ level, meta }))
-    ),
+    added: [],
     removed: [],
   };
+  const edits = [edit];
+  let bytes = 27;
+  state.levels.forEach((list, level) => {
+    for (const meta of list) {
+      const n = 1 + tableBytes(meta);
+      if (edit.added.length > 0 && bytes + n > SNAPSHOT_EDIT_BYTES) {
+        edits.push(edit = { added: [], removed: [] });
+        bytes = 0;
+      }
+      edit.added.push({ level, meta });
+      bytes += n;
+    }
+  });
+  return edits;
+}
+
+/** Throws unless a manifest of `bytes` is one a reader accepts. */
+function checkManifestBytes(bytes: number): void {
+  if (bytes > MANIFEST_BYTES_MAX) {
+    throw new RangeError(
+      `The manifest would be ${bytes} bytes, past the ${MANIFEST_BYTES_MAX} a reader accepts (MANIFEST_BYTES_MAX): the store holds too many tables (raise tableBytes)`,
+    );
+  }
 }
 
 /** Frames an edit payload: masked crc32c of (length, payload), length. */
@@ -441,6 +496,8 @@ export class ManifestWriter {
     readonly name: string,
     private readonly file: WritableFile,
     bytes: number,
+    /** Bytes of the snapshot the manifest starts with (0: unknown). */
+    readonly snapshotBytes: number,
   ) {
     this.#bytes = bytes;
   }
@@ -462,11 +519,14 @@ export class ManifestWriter {
   ): Promise<ManifestWriter> {
     const name = manifestName(fileNumber);
     const path = joinPath(dir, name);
+    // Made before the file, so that a snapshot too big leaves none behind.
+    const frames = snapshotEdits(state).map((e) => frameEdit(encodeEdit(e)));
+    const bytes = frames.reduce((n, f) => n + f.length, 0);
+    checkManifestBytes(bytes);
     await env.remove(path).catch(() => {});
     const file = await env.openWritable(path);
-    const frame = frameEdit(encodeEdit(snapshotEdit(state)));
     try {
-      file.append(frame);
+      for (const frame of frames) file.append(frame);
       await file.syncData();
       await env.syncDir(dir);
       await writeCurrent(env, dir, name);
@@ -474,7 +534,7 @@ export class ManifestWriter {
       file.close();
       throw error;
     }
-    return new ManifestWriter(name, file, frame.length);
+    return new ManifestWriter(name, file, bytes, bytes);
   }
 
   /** Reopens the live manifest for appending after recovery. */
@@ -488,12 +548,17 @@ export class ManifestWriter {
     const path = joinPath(dir, name);
     if (tornBytes > 0) await env.truncate(path, validBytes);
     const file = await env.openWritable(path);
-    return new ManifestWriter(name, file, validBytes);
+    return new ManifestWriter(name, file, validBytes, 0);
   }
 
-  /** Appends one edit and fsyncs it: the edit is committed on return. */
+  /**
+   * Appends one edit and fsyncs it: the edit is committed on return. An
+   * edit that would take the manifest past what a reader accepts is
+   * refused, appending nothing.
+   */
   async append(edit: VersionEdit): Promise<void> {
     const frame = frameEdit(encodeEdit(edit));
+    checkManifestBytes(this.#bytes + frame.length);
     this.file.append(frame);
     await this.file.syncData();
     this.#bytes += frame.length;

@@ -1377,7 +1377,13 @@ export class Store {
     for (const r of readers) opened.set(r.fileNumber, r);
     try {
       if (this.#failure) throw this.#failure;
-      if (this.#manifest.bytes >= this.#manifestRotateBytes) {
+      // A new manifest once the edits since the snapshot outweigh it:
+      // rotating at a fixed size rewrote a snapshot bigger than that size
+      // with every edit.
+      if (
+        this.#manifest.bytes >=
+          Math.max(this.#manifestRotateBytes, 2 * this.#manifest.snapshotBytes)
+      ) {
         await this.#rotateManifest();
       }
       // Numbers handed out while the tables were written or opened (a

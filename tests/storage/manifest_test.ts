@@ -1,0 +1,136 @@
+/**
+ * Manifests of many tables: a snapshot is written as several edits, each
+ * within SNAPSHOT_EDIT_BYTES, that rebuild the state; a store whose
+ * tables' keys add up past one edit's limit still reopens; and a manifest
+ * whose snapshot is bigger than the rotation size is not rewritten at
+ * every edit.
+ */
+import assert from "node:assert/strict";
+import { MemEnv } from "../../storage/env_mem.ts";
+import {
+  KEY_BYTES_MAX,
+  MANIFEST_EDIT_BYTES_MAX,
+} from "../../storage/limits.ts";
+import {
+  applyEdit,
+  emptyState,
+  encodeEdit,
+  LEVELS,
+  type ManifestState,
+  SNAPSHOT_EDIT_BYTES,
+  snapshotEdits,
+} from "../../storage/manifest.ts";
+import { openStore } from "../../storage/mod.ts";
+import type { TableMeta } from "../../storage/sstable/mod.ts";
+import { Prng } from "../../util/mod.ts";
+import { testSeed, text } from "../helpers.ts";
+
+Deno.test("a snapshot is written as edits within SNAPSHOT_EDIT_BYTES that rebuild the state, tables in their order", () => {
+  const seed = testSeed("snapshot edits");
+  const rng = new Prng(seed);
+  const state: ManifestState = {
+    ...emptyState(),
+    nextFile: 90_000,
+    lastSeq: 123_456_789,
+    logNumber: 88_888,
+  };
+  let file = 1;
+  const key = () => "k".repeat(1 + rng.int(rng.int(8) === 0 ? 60_000 : 200));
+  for (let i = 0; i < 3000; i++) {
+    const level = rng.int(LEVELS);
+    const smallest = `${String(file).padStart(8, "0")}${key()}`;
+    const meta: TableMeta = {
+      fileNumber: file++,
+      size: rng.int(1 << 20),
+      entries: rng.int(10_000),
+      tombstones: rng.int(100),
+      smallest,
+      largest: smallest + key(),
+      minSeq: rng.int(1000),
+      maxSeq: 1000 + rng.int(1000),
+    };
+    state.levels[level]!.push(meta);
+  }
+  const edits = snapshotEdits(state);
+  assert.ok(edits.length > 10, `${edits.length} edits (seed ${seed})`);
+  const rebuilt = emptyState();
+  edits.forEach((edit, i) => {
+    const bytes = encodeEdit(edit).length;
+    assert.ok(
+      bytes <= SNAPSHOT_EDIT_BYTES || edit.added.length === 1,
+      `edit ${i} is ${bytes} bytes (seed ${seed})`,
+    );
+    applyEdit(rebuilt, edit, "test", i);
+  });
+  // Level 0 keeps its order; the others are sorted by key, as applied.
+  for (let l = 1; l < LEVELS; l++) {
+    state.levels[l]!.sort((a, b) => a.smallest < b.smallest ? -1 : 1);
+  }
+  assert.deepEqual(rebuilt, state, `seed ${seed}`);
+  // A table in two of the edits is caught, as in one.
+  const twice = [...edits, { added: [edits[1]!.added[0]!], removed: [] }];
+  const again = emptyState();
+  assert.throws(
+    () => twice.forEach((edit, i) => applyEdit(again, edit, "test", i)),
+    /twice/,
+  );
+});
+
+Deno.test("a store whose tables' keys add up past one edit's limit reopens", async () => {
+  const env = new MemEnv();
+  const options = {
+    env,
+    tableBytes: 1024, // every 64 KiB key fills a table alone
+    l0MergeTrigger: 1000,
+    idleMergeMs: 0,
+  };
+  let store = await openStore("/db", options);
+  const keyOf = (i: number) =>
+    String(i).padStart(6, "0") + "k".repeat(KEY_BYTES_MAX - 6);
+  const n = Math.ceil(MANIFEST_EDIT_BYTES_MAX / (2 * KEY_BYTES_MAX)) + 10;
+  for (let i = 0; i < n; i++) await store.put(keyOf(i), `v${i}`);
+  await store.settle();
+  const tables = store.stats().levels.reduce((sum, l) => sum + l.tables, 0);
+  assert.ok(tables >= n - 10, `${tables} tables`);
+  await store.close();
+  store = await openStore("/db", options);
+  for (const i of [0, n >> 1, n - 1]) {
+    assert.equal(text(await store.get(keyOf(i))), `v${i}`);
+  }
+  await store.close();
+});
+
+Deno.test("a manifest whose snapshot outweighs the rotation size is rewritten once its edits outweigh the snapshot, not at every edit", async () => {
+  const env = new MemEnv();
+  const store = await openStore("/db", {
+    env,
+    memtableBytes: 4096,
+    tableBytes: 1024,
+    l0MergeTrigger: 1000,
+    idleMergeMs: 0,
+    manifestRotateBytes: 64,
+  });
+  // About 150 tables of two 1 KiB keys: a snapshot of some 300 KiB.
+  const big = (i: number) => String(i).padStart(6, "0") + "b".repeat(1024);
+  for (let i = 0; i < 150; i++) await store.put(big(i), "x");
+  await store.settle();
+  const names = new Set<string>();
+  const flushesBefore = store.stats().flushes;
+  // Then flushes of small tables, each one edit.
+  for (let i = 0; i < 400; i++) {
+    await store.put(`s${String(i).padStart(4, "0")}`, "y".repeat(200));
+    if (i % 10 === 9) {
+      await store.settle();
+      names.add(store.manifestName);
+    }
+  }
+  await store.settle();
+  const edits = store.stats().flushes - flushesBefore;
+  assert.ok(edits >= 20, `${edits} flushes`);
+  assert.ok(
+    names.size <= 4,
+    `${names.size} manifests over ${edits} flushes: rewritten at every edit`,
+  );
+  assert.equal(text(await store.get(big(7))), "x");
+  await store.close();
+});
