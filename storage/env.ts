@@ -68,7 +68,10 @@ export interface Env {
   truncate(path: string, length: number): Promise<void>;
   /** Atomically renames `from` to `to` (durable after syncDir). */
   rename(from: string, to: string): Promise<void>;
-  /** Removes a file (durable after syncDir). */
+  /**
+   * Removes a file (durable after syncDir). A missing file rejects with an
+   * error whose `code` is "ENOENT".
+   */
   remove(path: string): Promise<void>;
   /** Makes creates, renames and removes in `dir` durable. */
   syncDir(dir: string): Promise<void>;
@@ -109,4 +112,18 @@ export function joinPath(dir: string, name: string): string {
  */
 export function macrotask(): Promise<void> {
   return new Promise((resolve) => setImmediate(resolve));
+}
+
+/**
+ * Removes what a crash may have left at `path` before the caller creates
+ * it afresh: a missing file is fine, any other failure is thrown. (Ignored,
+ * it left the old bytes in a file the caller then appended to: a table or
+ * manifest written after garbage, or a CURRENT of two lines.)
+ */
+export async function removeLeftover(env: Env, path: string): Promise<void> {
+  try {
+    await env.remove(path);
+  } catch (error) {
+    if ((error as { code?: unknown } | null)?.code !== "ENOENT") throw error;
+  }
 }

@@ -32,6 +32,12 @@ export class SimulatedFault extends Error {
   override name = "SimulatedFault";
 }
 
+/** A missing file, as the real filesystem reports it (`code` ENOENT). */
+class NoSuchFile extends Error {
+  override name = "NotFound";
+  readonly code = "ENOENT";
+}
+
 function dirOf(path: string): string {
   const i = path.lastIndexOf("/");
   return i <= 0 ? "/" : path.slice(0, i);
@@ -82,7 +88,7 @@ export class MemEnv implements Env {
 
   #inode(path: string): Inode {
     const inode = this.#dir(dirOf(path)).get(baseOf(path));
-    if (!inode) throw new SimulatedFault(`ENOENT: no file "${path}"`);
+    if (!inode) throw new NoSuchFile(`ENOENT: no file "${path}"`);
     return inode;
   }
 

@@ -24,7 +24,12 @@ import {
   varint32Length,
   type VarintResult,
 } from "../util/mod.ts";
-import { type Env, joinPath, type WritableFile } from "./env.ts";
+import {
+  type Env,
+  joinPath,
+  removeLeftover,
+  type WritableFile,
+} from "./env.ts";
 import { CorruptionError } from "./errors.ts";
 import {
   CURRENT_FILE_NAME,
@@ -476,7 +481,7 @@ export async function writeCurrent(
   name: string,
 ): Promise<void> {
   const tmp = joinPath(dir, CURRENT_FILE_NAME + TEMP_SUFFIX);
-  await env.remove(tmp).catch(() => {});
+  await removeLeftover(env, tmp);
   const file = await env.openWritable(tmp);
   try {
     file.append(new TextEncoder().encode(name + "\n"));
@@ -523,7 +528,7 @@ export class ManifestWriter {
     const frames = snapshotEdits(state).map((e) => frameEdit(encodeEdit(e)));
     const bytes = frames.reduce((n, f) => n + f.length, 0);
     checkManifestBytes(bytes);
-    await env.remove(path).catch(() => {});
+    await removeLeftover(env, path);
     const file = await env.openWritable(path);
     try {
       for (const frame of frames) file.append(frame);

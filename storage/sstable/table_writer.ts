@@ -20,7 +20,12 @@ import {
   putVarint32,
   varint32Length,
 } from "../../util/mod.ts";
-import { type Env, joinPath, type WritableFile } from "../env.ts";
+import {
+  type Env,
+  joinPath,
+  removeLeftover,
+  type WritableFile,
+} from "../env.ts";
 import {
   BLOCK_COMPRESSION_NONE,
   BLOCK_TRAILER_BYTES,
@@ -106,7 +111,7 @@ export class TableWriter {
   ): Promise<TableWriter> {
     const tmp = joinPath(dir, tableName(fileNumber) + TEMP_SUFFIX);
     // A leftover from a crash under the same number is garbage: start clean.
-    await env.remove(tmp).catch(() => {});
+    await removeLeftover(env, tmp);
     const file = await env.openWritable(tmp);
     return new TableWriter(env, dir, file, options, fileNumber);
   }

@@ -3,9 +3,11 @@
  * within SNAPSHOT_EDIT_BYTES, that rebuild the state; a store whose
  * tables' keys add up past one edit's limit still reopens; and a manifest
  * whose snapshot is bigger than the rotation size is not rewritten at
- * every edit.
+ * every edit; a leftover file that cannot be removed fails a creation
+ * rather than being appended to.
  */
 import assert from "node:assert/strict";
+import type { Env } from "../../storage/env.ts";
 import { MemEnv } from "../../storage/env_mem.ts";
 import {
   KEY_BYTES_MAX,
@@ -17,11 +19,14 @@ import {
   encodeEdit,
   LEVELS,
   type ManifestState,
+  ManifestWriter,
+  readCurrent,
   SNAPSHOT_EDIT_BYTES,
   snapshotEdits,
+  writeCurrent,
 } from "../../storage/manifest.ts";
 import { openStore } from "../../storage/mod.ts";
-import type { TableMeta } from "../../storage/sstable/mod.ts";
+import { type TableMeta, TableWriter } from "../../storage/sstable/mod.ts";
 import { Prng } from "../../util/mod.ts";
 import { testSeed, text } from "../helpers.ts";
 
@@ -133,4 +138,51 @@ Deno.test("a manifest whose snapshot outweighs the rotation size is rewritten on
   );
   assert.equal(text(await store.get(big(7))), "x");
   await store.close();
+});
+
+Deno.test("a leftover file that cannot be removed fails the creation of CURRENT, a manifest or a table, rather than being appended to", async () => {
+  const mem = new MemEnv();
+  await mem.mkdirAll("/db");
+  const leftovers = [
+    "/db/CURRENT.tmp",
+    "/db/MANIFEST-000007",
+    "/db/000009.sst.tmp",
+  ];
+  for (const path of leftovers) {
+    const f = await mem.openWritable(path);
+    f.append(new TextEncoder().encode("garbage from before a crash\n"));
+    await f.syncData();
+    f.close();
+  }
+  // Removal refused (as on a directory without write permission); the
+  // files themselves can still be opened for appending.
+  const env = new Proxy(mem, {
+    get(target, prop) {
+      if (prop === "remove") {
+        return (path: string) =>
+          leftovers.includes(path)
+            ? Promise.reject(
+              Object.assign(new Error("EACCES: permission denied"), {
+                code: "EACCES",
+              }),
+            )
+            : target.remove(path);
+      }
+      const value = Reflect.get(target, prop);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  }) as Env;
+  await assert.rejects(writeCurrent(env, "/db", "MANIFEST-000003"), /EACCES/);
+  await assert.rejects(
+    ManifestWriter.create(env, "/db", 7, emptyState()),
+    /EACCES/,
+  );
+  await assert.rejects(
+    TableWriter.create(env, "/db", 9, { blockBytes: 512, bloomBitsPerKey: 10 }),
+    /EACCES/,
+  );
+  // A missing leftover is no failure.
+  const manifest = await ManifestWriter.create(mem, "/db", 8, emptyState());
+  manifest.close();
+  assert.equal(await readCurrent(mem, "/db"), "MANIFEST-000008");
 });
