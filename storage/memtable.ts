@@ -137,6 +137,12 @@ export interface RangeOptions {
 export class ReaderRegistry {
   #readers = new Map<number, number>();
   #oldest = Number.POSITIVE_INFINITY;
+  /**
+   * Set when the store closes: a memtable a view still pinned then keeps
+   * its buffers to itself at its last unpin, rather than hand them to the
+   * spares the closing store has let go of (and hold them past it).
+   */
+  storeClosed = false;
 
   /** The smallest pinned sequence number (Infinity when none). */
   get oldest(): number {
@@ -313,6 +319,7 @@ export class Memtable {
     assert(this.#pins > 0, "unpin of a recycled memtable");
     if (--this.#pins > 0) return;
     this.#recycled = true;
+    if (this.readers.storeClosed) return;
     spareBuffers.give({
       arena: this.#arena,
       meta: this.#meta,

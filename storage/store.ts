@@ -1469,7 +1469,8 @@ export class Store {
       this.#tablesClosed = true;
       this.#tables.closeAll();
       // A closed store leaves no spare buffers behind it (memtables, flush
-      // entries, log).
+      // entries, log), not even those of views released later.
+      this.#mem.readers.storeClosed = true;
       dropAllSpares();
       // Nothing in the directory changes after close returns: not even the
       // removal of a table a merge made obsolete just before.

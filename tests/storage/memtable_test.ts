@@ -6,7 +6,8 @@ import assert from "node:assert/strict";
 import { hashSlot, Memtable, ReaderRegistry } from "../../storage/memtable.ts";
 import { bloomHash1 } from "../../storage/sstable/mod.ts";
 import { dropAllSpares, resultPool } from "../../util/mod.ts";
-import { text } from "../helpers.ts";
+import { openStore } from "../../storage/mod.ts";
+import { tempDir, text } from "../helpers.ts";
 
 const encoder = new TextEncoder();
 const bytes = (s: string) => encoder.encode(s);
@@ -151,6 +152,27 @@ Deno.test("without spare buffers, a memtable made like another starts at its siz
   assert.equal(text(first.get("a4999")?.value), "v4999");
   // Made without one to follow, a memtable starts small.
   assert.equal(new Memtable().allocatedBytes, start);
+});
+
+Deno.test("a memtable a view still pins when its store closes keeps its buffers from the spares at its last unpin", async () => {
+  await using tmp = await tempDir();
+  dropAllSpares();
+  const fresh = new Memtable().allocatedBytes;
+  const store = await openStore(tmp.path, {
+    sync: "none",
+    memtableBytes: 1024 * 1024,
+  });
+  // Enough to grow the memtable's arrays past a fresh one's.
+  for (let i = 0; i < 3000; i++) await store.put(`k${i}`, `v${i}`.repeat(4));
+  const snap = store.snapshot();
+  assert.equal(text(await snap.get("k7")), "v7".repeat(4));
+  // The snapshot's memtable is frozen and flushed: the store unpins it.
+  for (let i = 0; i < 10000; i++) await store.put(`m${i}`, "w".repeat(100));
+  await store.settle();
+  await store.close();
+  snap.release();
+  await new Promise((r) => setTimeout(r, 0)); // the view's release runs
+  assert.equal(new Memtable().allocatedBytes, fresh, "no spare to take");
 });
 
 Deno.test("overwritten versions are compacted away, keeping what pinned readers and scans see", () => {
