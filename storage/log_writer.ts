@@ -137,17 +137,28 @@ export class LogWriter {
 
   /**
    * Seals the log after a failure elsewhere: later appends fail too. Under
-   * `none`, queued records were already acknowledged: they are handed to
-   * the OS first, if the file is open.
+   * `none`, queued records were already acknowledged: they still go to the
+   * file, now if it is open, else once it opens, and sync() and close()
+   * write and fsync them before they throw `error`. (They were dropped when
+   * the file was not open yet: a new segment's file opens only once the
+   * one before it is synced, and a flush failing meanwhile lost them.)
    */
   failWith(error: StoreFailedError): void {
-    if (this.mode === "none") this.#writeQueued();
-    this.#fail(error, "write");
+    if (this.#failure || this.#sealed) return;
+    if (this.mode !== "none") {
+      this.#fail(error, "write");
+      return;
+    }
+    this.#sealed = error;
+    this.#writeQueued();
   }
+
+  /** A failure elsewhere that sealed the log (see failWith). */
+  #sealed: StoreFailedError | undefined;
 
   /** Why the log stopped accepting writes, if it did. */
   get failure(): StoreFailedError | undefined {
-    return this.#failure;
+    return this.#failure ?? this.#sealed;
   }
 
   /**
@@ -163,9 +174,10 @@ export class LogWriter {
     commit: Commit | undefined,
     need: number = encodedRecordBytes(ops),
   ): void {
-    if (this.#failure) {
-      if (!commit) throw this.#failure;
-      commit.onFailed(this.#failure);
+    const refused = this.#failure ?? this.#sealed;
+    if (refused) {
+      if (!commit) throw refused;
+      commit.onFailed(refused);
       return;
     }
     // The store checks LOG_QUEUED_BYTES_MAX before it takes a sequence
@@ -299,9 +311,15 @@ export class LogWriter {
 
   /**
    * Writes everything queued and fsyncs it. Under `always` this waits for
-   * the group commits in flight. Throws the fail-stop error if any failed.
+   * the group commits in flight. Throws the fail-stop error if any failed,
+   * or, once that is done, the error that sealed the log.
    */
   async sync(): Promise<void> {
+    await this.#syncAll();
+    if (this.#sealed) throw this.#sealed;
+  }
+
+  async #syncAll(): Promise<void> {
     await this.#ready;
     for (;;) {
       while (this.#inflight || this.#queued.length > 0) {

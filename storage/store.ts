@@ -291,8 +291,11 @@ export class Store {
   #merges = 0;
   #moves = 0;
   #walStats: LogWriterStats = { records: 0, writes: 0, syncs: 0, groupMax: 0 };
-  /** Unsettled writes (durable ones, and stalled ones), in issue order. */
-  #inFlight = new Set<{ ops: WalOp[]; promise: Promise<void> }>();
+  /**
+   * Unsettled writes (durable ones, and stalled ones), in issue order,
+   * with the sequence number of their first op.
+   */
+  #inFlight = new Set<{ ops: WalOp[]; seq: number }>();
   /**
    * Latest unsettled write per key, for issue-order reads: built by the
    * first read that meets writes in flight, kept up by the writes after it
@@ -301,9 +304,14 @@ export class Store {
    * cost no map updates: there were three per op, and durable fills in
    * batches of 1000 ran 10-30% faster without them.
    */
-  #pendingByKey: Map<string, Promise<void>> | undefined;
+  #pendingByKey: Map<string, number> | undefined;
   /** Ops indexed in #pendingByKey since a read last used it. */
   #pendingIndexIdleOps = 0;
+  /**
+   * Reads waiting for a write to be applied (see #getAfter), each with the
+   * sequence number it waits for: run in #applyOps, right after it.
+   */
+  #readsAfter: Array<{ seq: number; run: () => void }> = [];
   #lastWrite: Promise<void> = RESOLVED;
   /**
    * Operations waiting for a flush to make room, in issue order: writes,
@@ -395,6 +403,8 @@ export class Store {
       );
     this.#log.failWith(this.#failure);
     this.#drainStalled();
+    // The writes they wait for will never be applied: read without them.
+    this.#runReadsAfter(true);
   }
 
   #checkWritable(): void {
@@ -522,7 +532,7 @@ export class Store {
   /** Queues a write behind a flush; it runs, in order, once there is room. */
   #stall(ops: WalOp[], seq: number, bytes: number): Promise<void> {
     const { promise, resolve, reject } = Promise.withResolvers<void>();
-    const settle = this.#track(ops, promise);
+    const settle = this.#track(ops, seq, promise);
     this.#stalledBytes += bytes;
     this.#stalled.push({
       kind: "write",
@@ -589,9 +599,12 @@ export class Store {
     return promise;
   }
 
-  /** Marks `ops` pending until `promise` settles; returns the settler. */
-  #track(ops: WalOp[], promise: Promise<void>): () => void {
-    const write = { ops, promise };
+  /**
+   * Marks `ops` (sequence numbers from `seq`) pending until `promise`
+   * settles; returns the settler.
+   */
+  #track(ops: WalOp[], seq: number, promise: Promise<void>): () => void {
+    const write = { ops, seq };
     this.#inFlight.add(write);
     const index = this.#pendingByKey;
     if (index) {
@@ -600,7 +613,7 @@ export class Store {
         // No read has needed it for a while: the next one rebuilds it.
         this.#pendingByKey = undefined;
       } else {
-        for (const op of ops) index.set(op.key, promise);
+        for (let i = 0; i < ops.length; i++) index.set(ops[i]!.key, seq + i);
       }
     }
     this.#lastWrite = promise;
@@ -612,20 +625,24 @@ export class Store {
         this.#pendingByKey = undefined;
         return;
       }
-      for (const op of ops) {
-        if (index.get(op.key) === promise) index.delete(op.key);
+      for (let i = 0; i < ops.length; i++) {
+        const key = ops[i]!.key;
+        if (index.get(key) === seq + i) index.delete(key);
       }
     };
   }
 
-  /** The latest unsettled write of `key`, if any (see #pendingByKey). */
-  #pendingWrite(key: string): Promise<void> | undefined {
+  /**
+   * The sequence number of the latest unsettled write of `key`, if any
+   * (see #pendingByKey).
+   */
+  #pendingWrite(key: string): number | undefined {
     if (this.#inFlight.size === 0) return undefined;
     let index = this.#pendingByKey;
     if (!index) {
       index = this.#pendingByKey = new Map();
-      for (const { ops, promise } of this.#inFlight) {
-        for (const op of ops) index.set(op.key, promise);
+      for (const { ops, seq } of this.#inFlight) {
+        for (let i = 0; i < ops.length; i++) index.set(ops[i]!.key, seq + i);
       }
     }
     this.#pendingIndexIdleOps = 0;
@@ -679,7 +696,7 @@ export class Store {
       return this.#env.yieldNow();
     }
     const { promise, resolve, reject } = Promise.withResolvers<void>();
-    const settle = tracked ? undefined : this.#track(ops, promise);
+    const settle = tracked ? undefined : this.#track(ops, seq, promise);
     const reserved = reservedBytes(ops);
     mem.reserved += reserved;
     log.append(seq, ops, {
@@ -701,6 +718,19 @@ export class Store {
   #applyOps(mem: Memtable, seq: number, ops: WalOp[]): void {
     for (const op of ops) mem.apply(seq++, op.key, op.value, op.expiry);
     this.#lastApplied = seq - 1;
+    if (this.#readsAfter.length > 0) this.#runReadsAfter(false);
+  }
+
+  /** Runs the reads waiting for writes now applied (all, with `all`). */
+  #runReadsAfter(all: boolean): void {
+    const ready: Array<() => void> = [];
+    const waiting: Array<{ seq: number; run: () => void }> = [];
+    for (const r of this.#readsAfter) {
+      if (all || r.seq <= this.#lastApplied) ready.push(r.run);
+      else waiting.push(r);
+    }
+    this.#readsAfter = waiting;
+    for (const run of ready) run();
   }
 
   /**
@@ -716,7 +746,12 @@ export class Store {
     const closed = old.close().finally(() => this.#addWalStats(old));
     const file = closed.then(async () => {
       const f = await this.#env.openWritable(joinPath(this.dir, name));
-      await this.#env.syncDir(this.dir);
+      try {
+        await this.#env.syncDir(this.dir);
+      } catch (error) {
+        f.close();
+        throw error;
+      }
       return f;
     });
     this.#imms.push({ mem: this.#mem, segment: this.#segment, closed });
@@ -764,10 +799,8 @@ export class Store {
       const pending = this.#inFlight.size > 0
         ? this.#pendingWrite(k.binary)
         : undefined;
-      if (pending) {
-        return this.#getAfter([k.binary], [pending]).then((values) =>
-          values[0]
-        );
+      if (pending !== undefined) {
+        return this.#getAfter([k.binary], pending).then((values) => values[0]);
       }
       const value = lookup(this.#current, k, Number.POSITIVE_INFINITY);
       const turn = this.#readTurn();
@@ -787,18 +820,17 @@ export class Store {
    */
   getMany(keys: readonly Bytes[]): Promise<(Uint8Array | undefined)[]> {
     const ks: string[] = [];
-    let pending: Promise<void>[] | undefined;
+    let pending = -1;
     try {
       if (this.#closed) throw new StoreClosedError();
       checkGetMany(keys);
       for (const key of keys) ks.push(keyToBinary(key));
       if (this.#inFlight.size > 0) {
         for (const k of ks) {
-          const p = this.#pendingWrite(k);
-          if (p) (pending ??= []).push(p);
+          pending = Math.max(pending, this.#pendingWrite(k) ?? -1);
         }
       }
-      if (!pending) {
+      if (pending < 0) {
         const s = this.#current;
         const values = ks.map((k) =>
           lookupBinary(s, k, Number.POSITIVE_INFINITY)
@@ -813,24 +845,32 @@ export class Store {
   }
 
   /**
-   * Reads `ks` as of the current call: waits for the writes of them issued
-   * before it (`pending`), then reads at the sequence number current now,
-   * keeping that version.
+   * Reads `ks` as of the current call, once the write with sequence number
+   * `waitFor` (the latest of those of them issued before it) is applied:
+   * at once, in #applyOps, before anything else can change the sources (a
+   * read that awaited the write's promise could find a later write of the
+   * key applied, then flushed on its own, and return an older value), at
+   * the sequence number current now.
    */
-  async #getAfter(
+  #getAfter(
     ks: string[],
-    pending: Promise<void>[],
+    waitFor: number,
   ): Promise<(Uint8Array | undefined)[]> {
     const seq = this.#nextSeq - 1;
-    const readers = this.#mem.readers;
-    readers.add(seq);
-    try {
-      for (const p of pending) await p.catch(() => {});
-      const s = this.#current;
-      return ks.map((k) => lookupBinary(s, k, seq));
-    } finally {
-      readers.remove(seq);
-    }
+    const { promise, resolve, reject } = Promise.withResolvers<
+      (Uint8Array | undefined)[]
+    >();
+    const run = () => {
+      try {
+        const s = this.#current;
+        resolve(ks.map((k) => lookupBinary(s, k, seq)));
+      } catch (error) {
+        reject(error);
+      }
+    };
+    if (this.#lastApplied >= waitFor || this.#failure) run();
+    else this.#readsAfter.push({ seq: waitFor, run });
+    return promise;
   }
 
   /** Whether `key` is present. */
