@@ -190,6 +190,21 @@ async function expectPrefix(
   await store.put("after", "power");
   assert.equal(text(await store.get("after")), "power");
   await store.close();
+  // And once more: the write after recovery is there, and so is the state
+  // (a torn tail left in place would put it after garbage).
+  try {
+    store = await openStore(DIR, { ...OPTIONS, env });
+  } catch (error) {
+    assert.fail(`${what}: second reopen failed: ${(error as Error).message}`);
+  }
+  assert.equal(text(await store.get("after")), "power", `${what}: reopened`);
+  const again = new Map<string, string>();
+  for await (const e of store.scan()) {
+    const key = text(e.key)!;
+    if (key !== "after") again.set(key, text(e.value)!);
+  }
+  assert.deepEqual(again, got, `${what}: state after a second reopen`);
+  await store.close();
 }
 
 Deno.test("an I/O error at any write, sync, rename, open or read loses no acknowledged write", async () => {

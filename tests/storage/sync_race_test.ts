@@ -1,9 +1,11 @@
 /**
  * An fsync that is already running covers only the bytes written before
  * it: a sync() that finds one in flight must wait for it (and sync again
- * if more was written), never return at once. Simulated on MemEnv with
- * WAL fsyncs that take a while, then a power cut that keeps only synced
- * bytes.
+ * if more was written), never return at once; and group commit must not
+ * acknowledge a write before an fsync that started after it. Simulated on
+ * MemEnv with WAL fsyncs that make durable what was written when they
+ * start and finish a while later, as a disk's do, then power cuts that
+ * keep only synced bytes.
  */
 import assert from "node:assert/strict";
 import type { Env, WritableFile } from "../../storage/env.ts";
@@ -11,7 +13,7 @@ import { MemEnv } from "../../storage/env_mem.ts";
 import { SYNC_INTERVAL_MS } from "../../storage/limits.ts";
 import { openStore } from "../../storage/mod.ts";
 import { Prng } from "../../util/mod.ts";
-import { text } from "../helpers.ts";
+import { testSeed, text } from "../helpers.ts";
 
 /** How long a slow fsync takes. */
 const SLOW_SYNC_MS = 300;
@@ -27,10 +29,14 @@ class SyncedOnly extends Prng {
 }
 
 /**
- * `mem` with the fsyncs of files matching `slow` taking SLOW_SYNC_MS, and
- * the set of those still running.
+ * `mem` with the fsyncs of files matching `slow` taking `ms()` (durable as
+ * of their start), and the set of those still running.
  */
-function slowSyncs(mem: MemEnv, slow: (path: string) => boolean) {
+function slowSyncs(
+  mem: MemEnv,
+  slow: (path: string) => boolean,
+  ms: () => number = () => SLOW_SYNC_MS,
+) {
   const pending = new Set<Promise<void>>();
   const openWritable = async (path: string): Promise<WritableFile> => {
     const file = await mem.openWritable(path);
@@ -39,8 +45,9 @@ function slowSyncs(mem: MemEnv, slow: (path: string) => boolean) {
       path: file.path,
       append: (bytes) => file.append(bytes),
       syncData: () => {
+        const started = file.syncData();
         const done = new Promise<void>((resolve, reject) => {
-          setTimeout(() => file.syncData().then(resolve, reject), SLOW_SYNC_MS);
+          setTimeout(() => started.then(resolve, reject), ms());
         });
         pending.add(done);
         done.finally(() => pending.delete(done)).catch(() => {});
@@ -75,6 +82,62 @@ Deno.test("interval mode: store.sync() waits for the interval's fsync in flight"
   const reopened = await openStore("/db", { env: after });
   assert.equal(text(await reopened.get("k")), "v", "lost after store.sync()");
   await reopened.close();
+});
+
+Deno.test("interval mode: store.sync() also covers a write made while the interval's fsync ran", async () => {
+  const mem = new MemEnv();
+  const { env, pending } = slowSyncs(mem, (p) => p.endsWith(".log"));
+  const store = await openStore("/db", { env, sync: "interval" });
+  await store.put("k1", "v1");
+  await sleep(SYNC_INTERVAL_MS + 50);
+  assert.ok(pending.size > 0, "the interval's fsync is running");
+  await store.put("k2", "v2"); // reaches the OS after that fsync started
+  await store.sync();
+  const after = mem.powerCut(new SyncedOnly());
+  await Promise.all(pending);
+  await store.close();
+  const reopened = await openStore("/db", { env: after });
+  assert.equal(text(await reopened.get("k2")), "v2", "lost after store.sync()");
+  await reopened.close();
+});
+
+Deno.test("always mode: concurrent writers are acknowledged only after an fsync that started after their write, at every acknowledgement", async () => {
+  const seed = testSeed("group commit cuts");
+  const rng = new Prng(seed);
+  const mem = new MemEnv();
+  const { env } = slowSyncs(
+    mem,
+    (p) => p.endsWith(".log"),
+    () => 1 + rng.int(5),
+  );
+  const store = await openStore("/db", { env, memtableBytes: 64 * 1024 });
+  const acked: string[] = [];
+  const cuts: Array<{ after: MemEnv; acked: number }> = [];
+  await Promise.all(
+    Array.from({ length: 16 }, async (_, w) => {
+      for (let i = 0; i < 20; i++) {
+        if (rng.chance(0.3)) await sleep(rng.int(3));
+        const key = `w${w}-${i}`;
+        await store.put(key, `v${i}`);
+        acked.push(key);
+        cuts.push({
+          after: mem.powerCut(new SyncedOnly()),
+          acked: acked.length,
+        });
+      }
+    }),
+  );
+  await store.close();
+  assert.ok(store.stats().wal.groupMax > 1, "writes shared fsyncs");
+  for (const [n, { after, acked: count }] of cuts.entries()) {
+    const reopened = await openStore("/db", { env: after });
+    const missing: string[] = [];
+    for (const key of acked.slice(0, count)) {
+      if ((await reopened.get(key)) === undefined) missing.push(key);
+    }
+    await reopened.close();
+    assert.deepEqual(missing, [], `seed ${seed}, cut at acknowledgement ${n}`);
+  }
 });
 
 for (const sync of ["interval", "none"] as const) {
