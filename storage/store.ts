@@ -403,8 +403,6 @@ export class Store {
       );
     this.#log.failWith(this.#failure);
     this.#drainStalled();
-    // The writes they wait for will never be applied: read without them.
-    this.#runReadsAfter(true);
   }
 
   #checkWritable(): void {
@@ -619,6 +617,7 @@ export class Store {
     this.#lastWrite = promise;
     return () => {
       this.#inFlight.delete(write);
+      if (this.#readsAfter.length > 0) this.#runReadsAfter();
       const index = this.#pendingByKey;
       if (!index) return;
       if (this.#inFlight.size === 0) {
@@ -718,15 +717,24 @@ export class Store {
   #applyOps(mem: Memtable, seq: number, ops: WalOp[]): void {
     for (const op of ops) mem.apply(seq++, op.key, op.value, op.expiry);
     this.#lastApplied = seq - 1;
-    if (this.#readsAfter.length > 0) this.#runReadsAfter(false);
+    if (this.#readsAfter.length > 0) this.#runReadsAfter();
   }
 
-  /** Runs the reads waiting for writes now applied (all, with `all`). */
-  #runReadsAfter(all: boolean): void {
+  /**
+   * Runs the reads waiting for writes now applied, or settled: a write
+   * that failed (the store failed) is never applied, and the reads behind
+   * it run once it and every write before it have settled. Not sooner: a
+   * group commit whose fsync was running when the store failed still
+   * succeeds, and a read issued after it must see it.
+   */
+  #runReadsAfter(): void {
+    // #inFlight is in issue order: its first write is the oldest unsettled.
+    const oldest = this.#inFlight.values().next().value?.seq ??
+      Number.POSITIVE_INFINITY;
     const ready: Array<() => void> = [];
     const waiting: Array<{ seq: number; run: () => void }> = [];
     for (const r of this.#readsAfter) {
-      if (all || r.seq <= this.#lastApplied) ready.push(r.run);
+      if (r.seq <= this.#lastApplied || r.seq < oldest) ready.push(r.run);
       else waiting.push(r);
     }
     this.#readsAfter = waiting;
@@ -868,7 +876,7 @@ export class Store {
         reject(error);
       }
     };
-    if (this.#lastApplied >= waitFor || this.#failure) run();
+    if (this.#lastApplied >= waitFor) run();
     else this.#readsAfter.push({ seq: waitFor, run });
     return promise;
   }

@@ -178,3 +178,46 @@ for (const sync of ["interval", "none"] as const) {
     assert.deepEqual(missing, [], "writes lost although store.sync() returned");
   });
 }
+
+Deno.test("always mode: a get behind a put whose fsync is running when the store fails elsewhere sees the put if it succeeds", async () => {
+  const mem = new MemEnv();
+  let failTables = false;
+  let slow = false;
+  const { env, pending } = slowSyncs(
+    mem,
+    (p) => p.endsWith(".log"),
+    () => slow ? SLOW_SYNC_MS : 0,
+  );
+  const failing = new Proxy(env, {
+    get(target, prop) {
+      if (prop === "openWritable") {
+        return (path: string) =>
+          failTables && path.endsWith(".sst.tmp")
+            ? Promise.reject(new Error("EIO: cannot create the table"))
+            : target.openWritable(path);
+      }
+      const value = Reflect.get(target, prop);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  }) as Env;
+  const store = await openStore("/db", {
+    env: failing,
+    memtableBytes: 4096,
+    background: "inline",
+    idleMergeMs: 0,
+  });
+  await store.put("k", "v1");
+  for (let i = 0; store.stats().memtableBytes < 4096; i++) {
+    await store.put(`f${i}`, "x".repeat(300));
+  }
+  failTables = slow = true;
+  // Freezes the memtable: its flush fails while the put's fsync runs.
+  const put = store.put("k", "v2");
+  const got = store.get("k").then(text);
+  await sleep(20);
+  assert.ok(pending.size > 0, "the put's fsync is running");
+  assert.match(String(store.stats().failure), /cannot create the table/);
+  await put;
+  assert.equal(await got, "v2", "a get issued after an acknowledged put");
+  await store.close().catch(() => {});
+});
