@@ -244,7 +244,9 @@ async function checkWal(
             );
           } else {
             report.problems.push(
-              `${name}: ${r.reason} at offset ${r.offset}, with valid records after it`,
+              after === -1
+                ? `${name}: ${r.reason} at offset ${r.offset}, and the data after it is too much like records to rule out valid ones`
+                : `${name}: ${r.reason} at offset ${r.offset}, with valid records after it`,
             );
           }
           break;

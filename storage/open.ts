@@ -6,7 +6,7 @@
 import { type Env, joinPath, type WritableFile } from "./env.ts";
 import { denoEnv } from "./env_deno.ts";
 import { CorruptionError, LockedError } from "./errors.ts";
-import { LOCK_FILE_NAME, MANIFEST_PREFIX } from "./format.ts";
+import { LOCK_FILE_NAME, MANIFEST_PREFIX, SSTABLE_SUFFIX } from "./format.ts";
 import {
   BLOCK_BYTES_DEFAULT,
   BLOCK_CACHE_BYTES_DEFAULT,
@@ -333,16 +333,40 @@ export async function openStore(
     }
     for (const s of segments) keep.add(s.name);
     keep.add(last.name);
+    let movedToLost = false;
     for (const name of names) {
       const obsolete =
         (NUMBERED.test(name) || name.startsWith(MANIFEST_PREFIX) ||
           name === "CURRENT.tmp") &&
         !keep.has(name);
-      if (obsolete) {
-        await env.remove(joinPath(dir, name)).catch(() => {});
-        report.removedFiles.push(name);
+      if (!obsolete) continue;
+      if (options.repair && name.endsWith(SSTABLE_SUFFIX)) {
+        // A complete table no manifest names: under repair, kept in lost/
+        // rather than deleted. A manifest whose last edit was damaged (and
+        // read as a torn write) no longer names the table a flush wrote,
+        // and the repair of the log that flush covered then dropped the
+        // only other copy of its data.
+        const file = await env.openReadable(joinPath(dir, name));
+        const bytes = file.size;
+        file.close();
+        await env.mkdirAll(joinPath(dir, "lost"));
+        await env.rename(
+          joinPath(dir, name),
+          joinPath(joinPath(dir, "lost"), `${name}.${env.now()}`),
+        );
+        movedToLost = true;
+        report.repaired.push({
+          file: name,
+          offset: 0,
+          bytes,
+          reason: "a table no manifest names, moved to lost/",
+        });
+        continue;
       }
+      await env.remove(joinPath(dir, name)).catch(() => {});
+      report.removedFiles.push(name);
     }
+    if (movedToLost) await env.syncDir(joinPath(dir, "lost"));
     await env.syncDir(dir);
     report.manifest = current;
     report.tables = opened.length;

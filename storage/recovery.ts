@@ -82,7 +82,7 @@ interface Damage {
   /** Known to be corruption, not a torn tail. */
   certain: boolean;
   /** Why it is corruption: a valid record follows, or the record's contents. */
-  evidence: "follows" | "contents";
+  evidence: "follows" | "contents" | "undecided";
 }
 
 /**
@@ -159,6 +159,7 @@ export async function recoverWal(
       if (damage && !damage.certain) {
         const after = await reader.validRecordAfter(damage.offset + 1);
         if (after !== undefined) damage.certain = true;
+        if (after === -1) damage.evidence = "undecided";
       }
     } finally {
       file.close();
@@ -166,11 +167,13 @@ export async function recoverWal(
   }
   if (damage) {
     if (!damage.certain) {
-      damage.certain = await anyValidRecord(
+      const after = await anyValidRecord(
         env,
         dir,
         found.slice(damage.segment + 1),
       );
+      damage.certain = after !== undefined;
+      if (after === -1) damage.evidence = "undecided";
     }
     await cut(env, dir, found, damage, repair, report);
   }
@@ -178,22 +181,25 @@ export async function recoverWal(
   return { report, segments };
 }
 
+/**
+ * Where a valid record starts in the `later` segments (as
+ * validRecordAfter answers: -1 when it could not decide), or undefined.
+ */
 async function anyValidRecord(
   env: Env,
   dir: string,
   later: Array<{ name: string }>,
-): Promise<boolean> {
+): Promise<number | undefined> {
   for (const { name } of later) {
     const file = await env.openReadable(joinPath(dir, name));
     try {
-      if ((await new SegmentReader(file).validRecordAfter(0)) !== undefined) {
-        return true;
-      }
+      const at = await new SegmentReader(file).validRecordAfter(0);
+      if (at !== undefined) return at;
     } finally {
       file.close();
     }
   }
-  return false;
+  return undefined;
 }
 
 /** Cuts the log at the damage: a torn tail, or corruption under repair. */
@@ -212,6 +218,8 @@ async function cut(
       `Cannot open the write-ahead log "${path}": ${damage.reason} at offset ${damage.offset}` +
         (damage.evidence === "follows"
           ? ", and valid records follow, so this is not a torn write. "
+          : damage.evidence === "undecided"
+          ? ", and the data after it is too much like records to tell a torn write from damage. "
           : " in a record whose checksum is valid. ") +
         "Run with --repair to keep the records before it (the rest is copied to lost/)",
       path,

@@ -255,6 +255,9 @@ function plausibleHeader(
   return length;
 }
 
+/** Bytes a search for a valid record may checksum beyond 8 per byte searched. */
+const SEARCH_CHECKSUM_BYTES = 64 * 1024 * 1024;
+
 /**
  * Whether the record framed in `buf[s, end)` has the checksum its header
  * names: CRC-32 when its type byte has `WAL_TYPE_CRC32`, else CRC-32C.
@@ -345,10 +348,16 @@ export class SegmentReader {
 
   /**
    * Whether any valid record starts at or after `from`. Used after damage:
-   * a valid record past it means the damage is not a torn tail.
+   * a valid record past it means the damage is not a torn tail. Returns its
+   * offset; or -1 when the search ran out of its checksum budget (about
+   * eight times the bytes searched, plus 64 MiB) without deciding, which
+   * callers treat as found: data whose every few bytes look like a record
+   * header (a value of small integers) made the search checksum a long
+   * candidate at each of them, and an open took minutes.
    */
   async validRecordAfter(from: number): Promise<number | undefined> {
     const size = this.file.size;
+    let budget = SEARCH_CHECKSUM_BYTES + 8 * Math.max(0, size - from);
     for (let at = from; at + WAL_HEADER_BYTES <= size;) {
       const window = Math.min(WAL_READ_CHUNK_BYTES, size - at);
       if (!(await this.#ensure(at, window))) return undefined;
@@ -358,6 +367,8 @@ export class SegmentReader {
         const h = at + i - this.#bufStart;
         const length = plausibleHeader(this.#buf, h, size - (at + i));
         if (length < 0) continue;
+        budget -= WAL_HEADER_BYTES + length;
+        if (budget < 0) return -1;
         if (!(await this.#ensure(at + i, WAL_HEADER_BYTES + length))) continue;
         const s = at + i - this.#bufStart;
         const end = s + WAL_HEADER_BYTES + length;
