@@ -234,6 +234,20 @@ export class TableReader {
         throw bad(footerAt, `unknown format version ${version}`);
       }
       const blocks: Uint8Array[] = [];
+      // The filter, properties and index blocks lie end to end before the
+      // footer, which has no checksum of its own: a handle that names
+      // another block (a filter handle naming the properties, say) fails
+      // here, not as wrong answers (a get finding no key a scan finds).
+      let expectedAt = -1;
+      for (let i = 2; i >= 0; i--) {
+        const offset = getFixed64(footer, i * 12);
+        const length = getFixed32(footer, i * 12 + 8);
+        const end = offset + length + BLOCK_TRAILER_BYTES;
+        if (end !== (i === 2 ? footerAt : expectedAt)) {
+          throw bad(footerAt, "footer handles do not tile the file");
+        }
+        expectedAt = offset;
+      }
       for (let i = 0; i < 3; i++) {
         const offset = getFixed64(footer, i * 12);
         const length = getFixed32(footer, i * 12 + 8);
@@ -251,8 +265,23 @@ export class TableReader {
       ];
       const props = decodeProps(path, propsBlock, getFixed64(footer, 12));
       const index = decodeIndexBlock(indexBlock, path, getFixed64(footer, 24));
+      // Data blocks, end to end from offset 0 to the filter block.
+      let dataAt = 0;
       for (let i = 0; i < index.keys.length; i++) {
         checkHandle(path, index.offsets[i]!, index.sizes[i]!, footerAt);
+        if (index.offsets[i] !== dataAt) {
+          throw bad(
+            index.offsets[i]!,
+            `data block ${i} is not where the one before it ends`,
+          );
+        }
+        dataAt += index.sizes[i]! + BLOCK_TRAILER_BYTES;
+      }
+      if (dataAt !== getFixed64(footer, 0)) {
+        throw bad(
+          dataAt,
+          "the data blocks do not end where the filter block starts",
+        );
       }
       return new TableReader(
         fileNumber,

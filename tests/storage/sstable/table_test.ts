@@ -425,6 +425,38 @@ Deno.test("the bloom filter answers most absent keys without reading a block", a
   t.close();
 });
 
+Deno.test("a footer whose handles name the wrong blocks (no checksum covers it) is a CorruptionError at open", async () => {
+  await using tmp = await tempDir();
+  const rng = new Prng(5);
+  await write(tmp.path, 3, rows(rng, 200), 512, 10);
+  const path = `${tmp.path}/${tableName(3)}`;
+  const good = await Deno.readFile(path);
+  const footerAt = good.length - TABLE_FOOTER_BYTES;
+  // Each splice copies one 12-byte handle over another: the filter handle
+  // naming the properties block made gets answer "absent" for keys a scan
+  // found.
+  for (const [from, to] of [[1, 0], [2, 1], [0, 1], [0, 2]]) {
+    const bad = good.slice();
+    bad.copyWithin(
+      footerAt + to! * 12,
+      footerAt + from! * 12,
+      footerAt + from! * 12 + 12,
+    );
+    await Deno.writeFile(path, bad);
+    await assert.rejects(
+      openTable(tmp.path, 3),
+      (error: unknown) => {
+        assert.ok(error instanceof CorruptionError, String(error));
+        assert.match(error.message, /footer handles do not tile the file/);
+        return true;
+      },
+      `handle ${from} over ${to}`,
+    );
+  }
+  await Deno.writeFile(path, good);
+  (await openTable(tmp.path, 3)).close();
+});
+
 Deno.test("a flipped bit anywhere in a table is a CorruptionError naming the file", async () => {
   const seed = testSeed("table bit flips");
   const rng = new Prng(seed);
