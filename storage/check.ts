@@ -9,7 +9,7 @@ import { type Env, joinPath } from "./env.ts";
 import { CorruptionError, LockedError } from "./errors.ts";
 import { LOCK_FILE_NAME } from "./format.ts";
 import { readCurrent, readManifest } from "./manifest.ts";
-import { listSegments } from "./recovery.ts";
+import { anyValidRecord, listSegments } from "./recovery.ts";
 import {
   BlockCache,
   type TableMeta,
@@ -234,14 +234,28 @@ async function checkWal(
         const r = await reader.next();
         if (r.kind === "end") break;
         if (r.kind === "damaged") {
-          const after = await reader.validRecordAfter(r.offset + 1);
-          const lastSegment = i === live.length - 1;
-          if (after === undefined && lastSegment) {
+          // Recovery's rule: a torn tail when no valid record follows, in
+          // this segment or a later one (which the next open then removes).
+          let after = await reader.validRecordAfter(r.offset + 1);
+          const later = live.slice(i + 1).map((s) => s.name);
+          if (after === undefined) {
+            after = await anyValidRecord(env, dir, live.slice(i + 1));
+          }
+          if (after === undefined) {
             report.notes.push(
               `${name}: torn tail of ${
                 file.size - r.offset
-              } bytes at offset ${r.offset} (${r.reason}; cut at the next open)`,
+              } bytes at offset ${r.offset} (${r.reason}; cut at the next open${
+                later.length > 0
+                  ? `, which also removes ${
+                    later.join(", ")
+                  }, holding no valid record`
+                  : ""
+              })`,
             );
+            for (const l of later) named.add(l);
+            report.walSegments += later.length;
+            return;
           } else {
             report.problems.push(
               after === -1

@@ -185,7 +185,7 @@ export async function recoverWal(
  * Where a valid record starts in the `later` segments (as
  * validRecordAfter answers: -1 when it could not decide), or undefined.
  */
-async function anyValidRecord(
+export async function anyValidRecord(
   env: Env,
   dir: string,
   later: Array<{ name: string }>,

@@ -102,6 +102,24 @@ Deno.test("WAL damage with records after it is a problem; a torn tail is a note"
   );
 });
 
+Deno.test("a torn tail in a segment whose later segments hold no valid record is a note, as open cuts it", async () => {
+  await using tmp = await tempDir();
+  let store = await openStore(tmp.path, { background: "inline" });
+  for (let i = 0; i < 10; i++) await store.put(`k${i}`, `v${i}`);
+  await store.close();
+  const segment = `${tmp.path}/000001.log`;
+  const bytes = await Deno.readFile(segment);
+  await Deno.writeFile(segment, bytes.subarray(0, bytes.length - 3));
+  await Deno.writeFile(`${tmp.path}/000007.log`, new Uint8Array(4096));
+  const report = await checkStore(denoEnv, tmp.path);
+  assert.deepEqual(report.problems, []);
+  assert.match(report.notes.join("\n"), /torn tail.*also removes 000007\.log/);
+  store = await openStore(tmp.path, { background: "inline" });
+  assert.equal(await store.count(), 9);
+  assert.equal(store.stats().recovery!.truncated.length, 1);
+  await store.close();
+});
+
 Deno.test("bit rot in any file never reads back wrong data: a checksum error names the file", async () => {
   const seed = testSeed("bit rot");
   const rng = new Prng(seed);
