@@ -399,10 +399,19 @@ export async function readManifest(
   while (at < bytes.length) {
     const frame = frameAt(bytes, at);
     if (frame === undefined) {
+      // As the WAL's search: checksumming a candidate at every offset took
+      // time in the bytes times their length fields; past a budget, valid
+      // edits cannot be ruled out, and the damage is not a torn write.
+      const budget = { bytes: 64 * 1024 * 1024 + 8 * (bytes.length - at) };
       for (let later = at + 1; later < bytes.length; later++) {
-        if (frameAt(bytes, later) !== undefined) {
+        const found = frameAt(bytes, later, budget);
+        if (found !== undefined || budget.bytes < 0) {
           throw new CorruptionError(
-            `Corrupt manifest "${path}" at offset ${at}: bad frame, and valid edits follow`,
+            `Corrupt manifest "${path}" at offset ${at}: bad frame, and ${
+              found
+                ? "valid edits follow"
+                : "what follows is too much like edits to tell a torn write from damage"
+            }`,
             path,
             at,
           );
@@ -433,6 +442,7 @@ export async function readManifest(
 function frameAt(
   bytes: Uint8Array,
   at: number,
+  budget?: { bytes: number },
 ): { start: number; end: number } | undefined {
   if (bytes.length - at < MANIFEST_HEADER_BYTES) return undefined;
   const length = getFixed32(bytes, at + 4);
@@ -440,6 +450,7 @@ function frameAt(
   const start = at + MANIFEST_HEADER_BYTES;
   const end = start + length;
   if (end > bytes.length || length === 0) return undefined;
+  if (budget && (budget.bytes -= length + 4) < 0) return undefined;
   if (crc32c(bytes, at + 4, end) !== unmaskCrc(getFixed32(bytes, at))) {
     return undefined;
   }

@@ -21,6 +21,7 @@ import {
   type ManifestState,
   ManifestWriter,
   readCurrent,
+  readManifest,
   SNAPSHOT_EDIT_BYTES,
   snapshotEdits,
   writeCurrent,
@@ -185,4 +186,26 @@ Deno.test("a leftover file that cannot be removed fails the creation of CURRENT,
   const manifest = await ManifestWriter.create(mem, "/db", 8, emptyState());
   manifest.close();
   assert.equal(await readCurrent(mem, "/db"), "MANIFEST-000008");
+});
+
+Deno.test("a bad frame followed by edit-like bytes is decided within a search budget as damage, not searched for minutes", async () => {
+  const env = new MemEnv();
+  await env.mkdirAll("/db");
+  const manifest = await ManifestWriter.create(env, "/db", 2, emptyState());
+  manifest.close();
+  const file = await env.openWritable("/db/MANIFEST-000002");
+  // A frame whose checksum fails, then 256 KiB whose every fourth offset
+  // reads as a frame of 200 KiB.
+  file.append(new Uint8Array([1, 2, 3, 4, 10, 0, 0, 0, 9, 9]));
+  const pattern = new Uint8Array(256 * 1024);
+  for (let i = 0; i < pattern.length; i += 4) {
+    pattern.set([0x00, 0x20, 0x03, 0x00], i);
+  }
+  file.append(pattern);
+  await file.syncData();
+  file.close();
+  await assert.rejects(
+    readManifest(env, "/db", "MANIFEST-000002"),
+    /too much like edits to tell a torn write from damage/,
+  );
 });
