@@ -104,6 +104,13 @@ function checkInt(
 const NUMBERED = /^(\d{6,})\.(log|sst)(\.tmp)?$/;
 
 /**
+ * The lock files this process holds, per Env, so that a second open of a
+ * directory from the same process is told so rather than blamed on
+ * another process (for the same spelling of the path).
+ */
+const heldLocks = new WeakMap<Env, Set<string>>();
+
+/**
  * Opens (creating if needed) the store in `dir`: takes its lock, reads its
  * manifest and tables, and replays its write-ahead log.
  *
@@ -193,12 +200,25 @@ export async function openStore(
     1024 * 1024 * 1024,
   );
   await env.mkdirAll(dir);
-  const lock = await env.tryLock(joinPath(dir, LOCK_FILE_NAME));
-  if (!lock) {
+  const lockPath = joinPath(dir, LOCK_FILE_NAME);
+  const taken = await env.tryLock(lockPath);
+  let held = heldLocks.get(env);
+  if (!taken) {
     throw new LockedError(
-      `data directory "${dir}" is in use by another process`,
+      held?.has(lockPath)
+        ? `data directory "${dir}" is already open in this process`
+        : `data directory "${dir}" is in use by another process`,
     );
   }
+  if (!held) heldLocks.set(env, held = new Set());
+  held.add(lockPath);
+  const heldHere = held;
+  const lock = {
+    release() {
+      heldHere.delete(lockPath);
+      taken.release();
+    },
+  };
   const opened: TableReader[] = [];
   let file: WritableFile | undefined;
   try {

@@ -682,7 +682,7 @@ Deno.test("a second open of a locked directory fails and touches nothing", async
     assert.ok(error instanceof LockedError);
     assert.equal(
       error.message,
-      `data directory "${tmp.path}" is in use by another process`,
+      `data directory "${tmp.path}" is already open in this process`,
     );
     return true;
   });
