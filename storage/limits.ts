@@ -59,6 +59,17 @@ export const LOG_SPARE_CHUNKS_MAX = 24;
  */
 export const LOG_QUEUED_BYTES_MAX = 256 * 1024 * 1024;
 
+/**
+ * Bytes a search for a valid WAL record or manifest edit after damage may
+ * checksum, for `searched` bytes searched: 64 MiB plus eight per byte. Data
+ * whose every few bytes look like a header (a value of small integers) made
+ * a search checksum a long candidate at each of them, for minutes; past the
+ * budget, a valid record cannot be ruled out, and the damage is corruption.
+ */
+export function damageSearchBudget(searched: number): number {
+  return 64 * 1024 * 1024 + 8 * Math.max(0, searched);
+}
+
 /** Longest gap between fsyncs under `--sync interval`, in milliseconds. */
 export const SYNC_INTERVAL_MS = 100;
 

@@ -38,7 +38,11 @@ import {
   MANIFEST_PREFIX,
   TEMP_SUFFIX,
 } from "./format.ts";
-import { MANIFEST_BYTES_MAX, MANIFEST_EDIT_BYTES_MAX } from "./limits.ts";
+import {
+  damageSearchBudget,
+  MANIFEST_BYTES_MAX,
+  MANIFEST_EDIT_BYTES_MAX,
+} from "./limits.ts";
 import type { TableMeta } from "./sstable/mod.ts";
 
 /** Number of levels a version can hold. */
@@ -399,10 +403,8 @@ export async function readManifest(
   while (at < bytes.length) {
     const frame = frameAt(bytes, at);
     if (frame === undefined) {
-      // As the WAL's search: checksumming a candidate at every offset took
-      // time in the bytes times their length fields; past a budget, valid
-      // edits cannot be ruled out, and the damage is not a torn write.
-      const budget = { bytes: 64 * 1024 * 1024 + 8 * (bytes.length - at) };
+      // Within a budget, as the WAL's search (see damageSearchBudget).
+      const budget = { bytes: damageSearchBudget(bytes.length - at) };
       for (let later = at + 1; later < bytes.length; later++) {
         const found = frameAt(bytes, later, budget);
         if (found !== undefined || budget.bytes < 0) {

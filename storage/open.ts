@@ -29,7 +29,12 @@ import {
   readManifest,
 } from "./manifest.ts";
 import { Memtable } from "./memtable.ts";
-import { listSegments, recoverWal, segmentName } from "./recovery.ts";
+import {
+  listSegments,
+  moveToLost,
+  recoverWal,
+  segmentName,
+} from "./recovery.ts";
 import {
   BlockCache,
   type FilterStats,
@@ -369,11 +374,7 @@ export async function openStore(
         const file = await env.openReadable(joinPath(dir, name));
         const bytes = file.size;
         file.close();
-        await env.mkdirAll(joinPath(dir, "lost"));
-        await env.rename(
-          joinPath(dir, name),
-          joinPath(joinPath(dir, "lost"), `${name}.${env.now()}`),
-        );
+        await moveToLost(env, dir, name);
         movedToLost = true;
         report.repaired.push({
           file: name,

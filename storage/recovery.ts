@@ -202,6 +202,22 @@ export async function anyValidRecord(
   return undefined;
 }
 
+/**
+ * Moves file `name` of `dir` into `dir/lost/` as `name.<ms>` (so nothing
+ * earlier is overwritten). The caller syncs both directories.
+ */
+export async function moveToLost(
+  env: Env,
+  dir: string,
+  name: string,
+): Promise<void> {
+  await env.mkdirAll(joinPath(dir, "lost"));
+  await env.rename(
+    joinPath(dir, name),
+    joinPath(joinPath(dir, "lost"), `${name}.${env.now()}`),
+  );
+}
+
 /** Cuts the log at the damage: a torn tail, or corruption under repair. */
 async function cut(
   env: Env,
@@ -245,12 +261,7 @@ async function cut(
         dropped,
       );
     }
-    for (const l of later) {
-      await env.rename(
-        joinPath(dir, l),
-        joinPath(joinPath(dir, "lost"), `${l}.${env.now()}`),
-      );
-    }
+    for (const l of later) await moveToLost(env, dir, l);
     await env.syncDir(joinPath(dir, "lost"));
     await env.syncDir(dir);
     report.repaired.push({

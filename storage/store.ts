@@ -611,7 +611,7 @@ export class Store {
         // No read has needed it for a while: the next one rebuilds it.
         this.#pendingByKey = undefined;
       } else {
-        for (let i = 0; i < ops.length; i++) index.set(ops[i]!.key, seq + i);
+        indexOps(index, ops, seq);
       }
     }
     this.#lastWrite = promise;
@@ -640,9 +640,7 @@ export class Store {
     let index = this.#pendingByKey;
     if (!index) {
       index = this.#pendingByKey = new Map();
-      for (const { ops, seq } of this.#inFlight) {
-        for (let i = 0; i < ops.length; i++) index.set(ops[i]!.key, seq + i);
-      }
+      for (const { ops, seq } of this.#inFlight) indexOps(index, ops, seq);
     }
     this.#pendingIndexIdleOps = 0;
     return index.get(key);
@@ -915,17 +913,14 @@ export class Store {
     if (this.#closed) throw new StoreClosedError();
     const { range, limit } = scanRange(options);
     const { view } = this.#pinAtIssue();
-    return releaseIfAbandoned(
-      new ScanIterator<Entry>(
-        view,
-        range,
-        limit,
-        true,
-        false,
-        this.#readTurn,
-        this.#isClosed,
-      ),
+    return new ScanIterator<Entry>(
       view,
+      range,
+      limit,
+      true,
+      false,
+      this.#readTurn,
+      this.#isClosed,
     );
   }
 
@@ -934,17 +929,14 @@ export class Store {
     if (this.#closed) throw new StoreClosedError();
     const { range, limit } = scanRange(options);
     const { view } = this.#pinAtIssue();
-    return releaseIfAbandoned(
-      new ScanIterator<Uint8Array>(
-        view,
-        range,
-        limit,
-        true,
-        true,
-        this.#readTurn,
-        this.#isClosed,
-      ),
+    return new ScanIterator<Uint8Array>(
       view,
+      range,
+      limit,
+      true,
+      true,
+      this.#readTurn,
+      this.#isClosed,
     );
   }
 
@@ -1573,6 +1565,15 @@ function batchOp(op: BatchOp): WalOp {
   throw new TypeError('It must have type "put" or "delete"');
 }
 
+/** Maps each of `ops`' keys to its sequence number (from `seq`). */
+function indexOps(
+  index: Map<string, number>,
+  ops: readonly WalOp[],
+  seq: number,
+): void {
+  for (let i = 0; i < ops.length; i++) index.set(ops[i]!.key, seq + i);
+}
+
 /** `error`, of the same kind, saying it is about batch operation `i`. */
 function inOperation(error: unknown, i: number): unknown {
   if (!(error instanceof Error)) return error;
@@ -1639,44 +1640,22 @@ function scanRange(options: ScanOptions): {
 }
 
 /**
- * Releases the views of scans that were dropped without being finished or
- * broken out of (the generator was garbage collected), so that forgetting
- * a scan cannot pin memtable versions and table files forever.
- */
-const abandonedScans = new FinalizationRegistry<View | Promise<View>>(
-  (pinned) => {
-    void Promise.resolve(pinned).then((view) => view.release());
-  },
-);
-
-/** Registers a scan's generator with {@linkcode abandonedScans}. */
-function releaseIfAbandoned<T extends object>(
-  generator: T,
-  view: View | Promise<View>,
-): T {
-  // The generator is its own unregister token: a scan that finishes lets
-  // go of its registration (see ScanIterator's #finish), so the registry
-  // runs no callback for it later.
-  abandonedScans.register(generator, view, generator);
-  return generator;
-}
-
-/**
- * What a snapshot's scan holds on the snapshot's view, once it has
- * started: let go by the scan as it finishes, or by
- * {@linkcode abandonedSnapshotScans} if it is dropped unfinished.
+ * What a scan must let go of when it ends: the view it pinned (a scan of
+ * the store, from the start), or its hold on a snapshot's view (once it
+ * has started).
  */
 interface HoldBox {
   letGo: (() => void) | undefined;
 }
 
 /**
- * Lets go of the holds of snapshot scans dropped without being finished
- * or broken out of: else releasing the snapshot would never free its view
- * (tables kept open and on disk, memtables pinned, and their old versions
- * kept) until the store closed.
+ * Lets go of what scans dropped without being finished or broken out of
+ * (their iterator garbage collected) hold, so that forgetting a scan
+ * cannot pin memtable versions and table files forever: a snapshot's
+ * scan kept the snapshot's view after its release, its tables open and
+ * on disk, until the store closed.
  */
-const abandonedSnapshotScans = new FinalizationRegistry<HoldBox>((box) => {
+const abandonedScans = new FinalizationRegistry<HoldBox>((box) => {
   const letGo = box.letGo;
   box.letGo = undefined;
   letGo?.();
@@ -1691,9 +1670,8 @@ const abandonedSnapshotScans = new FinalizationRegistry<HoldBox>((box) => {
  */
 class ScanIterator<T extends Entry | Uint8Array> implements AsyncGenerator<T> {
   #entries: MergeCursor | undefined;
-  /** The hold on a snapshot's view (not `own`), once started. */
+  /** What the scan lets go of as it ends (see HoldBox). */
   readonly #hold: HoldBox = { letGo: undefined };
-  #view: View | undefined;
   #starting: Promise<void> | undefined;
   #n = 0;
   #done = false;
@@ -1709,7 +1687,13 @@ class ScanIterator<T extends Entry | Uint8Array> implements AsyncGenerator<T> {
     /** Whether the store is closed (or closing): then it reads nothing. */
     private readonly closed: () => boolean,
   ) {
-    if (!own) abandonedSnapshotScans.register(this, this.#hold, this);
+    if (own) {
+      this.#hold.letGo = () =>
+        void Promise.resolve(pinned).then((view) => view.release());
+    }
+    // The iterator is its own unregister token: one that finishes lets go
+    // of its registration (see #finish).
+    abandonedScans.register(this, this.#hold, this);
   }
 
   next(): Promise<IteratorResult<T, undefined>> {
@@ -1746,8 +1730,10 @@ class ScanIterator<T extends Entry | Uint8Array> implements AsyncGenerator<T> {
       // Returned before it started: nothing to read.
       if (this.#done) return letGo();
       this.#hold.letGo = letGo;
+    } else if (this.#hold.letGo) {
+      // Pinned now: released at once when the scan ends.
+      this.#hold.letGo = () => view.release();
     }
-    this.#view = view;
     if (view.settled) await view.settled.catch(() => {});
     if (this.#done) return;
     this.#entries = mergedEntries(view, view.seq, this.range);
@@ -1774,15 +1760,10 @@ class ScanIterator<T extends Entry | Uint8Array> implements AsyncGenerator<T> {
     if (!this.#done) {
       this.#done = true;
       abandonedScans.unregister(this);
-      abandonedSnapshotScans.unregister(this);
       this.#entries?.close();
       const letGo = this.#hold.letGo;
       this.#hold.letGo = undefined;
       letGo?.();
-      if (this.own) {
-        if (this.#view) this.#view.release();
-        else void Promise.resolve(this.pinned).then((v) => v.release());
-      }
     }
     return { done: true, value: undefined };
   }

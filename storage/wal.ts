@@ -31,7 +31,11 @@ import {
   WAL_TYPE_CRC32,
   WalRecordType,
 } from "./format.ts";
-import { WAL_READ_CHUNK_BYTES, WAL_RECORD_BYTES_MAX } from "./limits.ts";
+import {
+  damageSearchBudget,
+  WAL_READ_CHUNK_BYTES,
+  WAL_RECORD_BYTES_MAX,
+} from "./limits.ts";
 import type { ReadableFile } from "./env.ts";
 import { valuePool } from "./input.ts";
 
@@ -255,9 +259,6 @@ function plausibleHeader(
   return length;
 }
 
-/** Bytes a search for a valid record may checksum beyond 8 per byte searched. */
-const SEARCH_CHECKSUM_BYTES = 64 * 1024 * 1024;
-
 /**
  * Whether the record framed in `buf[s, end)` has the checksum its header
  * names: CRC-32 when its type byte has `WAL_TYPE_CRC32`, else CRC-32C.
@@ -349,15 +350,12 @@ export class SegmentReader {
   /**
    * Whether any valid record starts at or after `from`. Used after damage:
    * a valid record past it means the damage is not a torn tail. Returns its
-   * offset; or -1 when the search ran out of its checksum budget (about
-   * eight times the bytes searched, plus 64 MiB) without deciding, which
-   * callers treat as found: data whose every few bytes look like a record
-   * header (a value of small integers) made the search checksum a long
-   * candidate at each of them, and an open took minutes.
+   * offset; or -1 when the search ran out of its checksum budget
+   * (damageSearchBudget) without deciding, which callers treat as found.
    */
   async validRecordAfter(from: number): Promise<number | undefined> {
     const size = this.file.size;
-    let budget = SEARCH_CHECKSUM_BYTES + 8 * Math.max(0, size - from);
+    let budget = damageSearchBudget(size - from);
     for (let at = from; at + WAL_HEADER_BYTES <= size;) {
       const window = Math.min(WAL_READ_CHUNK_BYTES, size - at);
       if (!(await this.#ensure(at, window))) return undefined;

@@ -194,23 +194,21 @@ Deno.test("SIGKILL during flushes and merges (tiny memtable) loses no acknowledg
   assert.ok(withTables > 0, "no crash round reopened with a flushed table");
 });
 
-Deno.test("SIGKILL under --sync interval loses no acknowledged write", async () => {
-  await replCrashes("repl crash, interval", [
-    "--sync",
-    "interval",
-    "--memtable-size",
-    "8K",
-  ], { seeds: Math.ceil(SEEDS / 2) });
-});
-
-Deno.test("SIGKILL under --sync none leaves a prefix of the writes", async () => {
-  await replCrashes("repl crash, none", [
-    "--sync",
-    "none",
-    "--memtable-size",
-    "8K",
-  ], { ackedDurable: false, seeds: Math.ceil(SEEDS / 2) });
-});
+for (
+  const [mode, ackedDurable, what] of [
+    ["interval", true, "loses no acknowledged write"],
+    ["none", false, "leaves a prefix of the writes"],
+  ] as const
+) {
+  Deno.test(`SIGKILL under --sync ${mode} ${what}`, async () => {
+    await replCrashes(`repl crash, ${mode}`, [
+      "--sync",
+      mode,
+      "--memtable-size",
+      "8K",
+    ], { ackedDurable, seeds: Math.ceil(SEEDS / 2) });
+  });
+}
 
 Deno.test("SIGKILL during 64 concurrent library writers loses no acknowledged write", async () => {
   const base = testSeed("library crash");

@@ -1,7 +1,24 @@
 /**
  * Shared test helpers: temporary directories, seeds, small assertions.
  */
+import type { Env } from "../storage/env.ts";
 import { randomSeed } from "../util/mod.ts";
+
+/**
+ * `env` with the methods in `overrides` replaced (to slow down or fail
+ * some operations); its other methods are its own, bound to it.
+ */
+export function overriding(env: Env, overrides: Partial<Env>): Env {
+  return new Proxy(env, {
+    get(target, prop) {
+      if (Object.hasOwn(overrides, prop)) {
+        return overrides[prop as keyof Env];
+      }
+      const value = Reflect.get(target, prop);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
 
 /** A fresh temporary directory, removed by the returned disposer. */
 export async function tempDir(): Promise<{ path: string } & AsyncDisposable> {

@@ -679,6 +679,25 @@ Deno.test("a burst of unawaited durable writes still freezes and flushes memtabl
   await store.close();
 });
 
+/**
+ * Which of `files` are still in `dir` after forcing garbage collections
+ * (up to 50, 10 ms apart) until none is.
+ */
+async function collectUntilGone(
+  gc: () => void,
+  dir: string,
+  files: string[],
+): Promise<string[]> {
+  const left = async () => (await names(dir)).filter((n) => files.includes(n));
+  let still = await left();
+  for (let attempt = 0; attempt < 50 && still.length > 0; attempt++) {
+    gc();
+    await new Promise((r) => setTimeout(r, 10));
+    still = await left();
+  }
+  return still;
+}
+
 Deno.test("a scan dropped without being read releases its view once collected", async () => {
   // Needs --v8-flags=--expose-gc (the test task passes it) to force a GC.
   const gc = (globalThis as { gc?: () => void }).gc;
@@ -710,16 +729,7 @@ Deno.test("a scan dropped without being read releases its view once collected", 
   await store.settle();
   // Without the release on collection, the dropped scan would pin the old
   // tables forever (it may already have been collected by now).
-  let stillThere = (await names(tmp.path)).filter((n) =>
-    tablesBefore.includes(n)
-  );
-  for (let attempt = 0; attempt < 50 && stillThere.length > 0; attempt++) {
-    gc();
-    await new Promise((r) => setTimeout(r, 10));
-    stillThere = (await names(tmp.path)).filter((n) =>
-      tablesBefore.includes(n)
-    );
-  }
+  const stillThere = await collectUntilGone(gc, tmp.path, tablesBefore);
   assert.deepEqual(stillThere, [], "collected scan released its tables");
   await store.close();
 });
@@ -757,16 +767,7 @@ Deno.test("a snapshot's scan, started and dropped unfinished, lets go of the vie
   })();
   snap.release();
   await fill("w");
-  let stillThere = (await names(tmp.path)).filter((n) =>
-    tablesBefore.includes(n)
-  );
-  for (let attempt = 0; attempt < 50 && stillThere.length > 0; attempt++) {
-    gc();
-    await new Promise((r) => setTimeout(r, 10));
-    stillThere = (await names(tmp.path)).filter((n) =>
-      tablesBefore.includes(n)
-    );
-  }
+  const stillThere = await collectUntilGone(gc, tmp.path, tablesBefore);
   assert.deepEqual(stillThere, [], "the collected scan let go of its tables");
   await store.close();
 });

@@ -7,7 +7,6 @@
  * rather than being appended to.
  */
 import assert from "node:assert/strict";
-import type { Env } from "../../storage/env.ts";
 import { MemEnv } from "../../storage/env_mem.ts";
 import {
   KEY_BYTES_MAX,
@@ -29,7 +28,7 @@ import {
 import { openStore } from "../../storage/mod.ts";
 import { type TableMeta, TableWriter } from "../../storage/sstable/mod.ts";
 import { Prng } from "../../util/mod.ts";
-import { testSeed, text } from "../helpers.ts";
+import { overriding, testSeed, text } from "../helpers.ts";
 
 Deno.test("a snapshot is written as edits within SNAPSHOT_EDIT_BYTES that rebuild the state, tables in their order", () => {
   const seed = testSeed("snapshot edits");
@@ -157,22 +156,16 @@ Deno.test("a leftover file that cannot be removed fails the creation of CURRENT,
   }
   // Removal refused (as on a directory without write permission); the
   // files themselves can still be opened for appending.
-  const env = new Proxy(mem, {
-    get(target, prop) {
-      if (prop === "remove") {
-        return (path: string) =>
-          leftovers.includes(path)
-            ? Promise.reject(
-              Object.assign(new Error("EACCES: permission denied"), {
-                code: "EACCES",
-              }),
-            )
-            : target.remove(path);
-      }
-      const value = Reflect.get(target, prop);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  }) as Env;
+  const env = overriding(mem, {
+    remove: (path) =>
+      leftovers.includes(path)
+        ? Promise.reject(
+          Object.assign(new Error("EACCES: permission denied"), {
+            code: "EACCES",
+          }),
+        )
+        : mem.remove(path),
+  });
   await assert.rejects(writeCurrent(env, "/db", "MANIFEST-000003"), /EACCES/);
   await assert.rejects(
     ManifestWriter.create(env, "/db", 7, emptyState()),

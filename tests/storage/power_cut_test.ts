@@ -14,10 +14,9 @@
  */
 import assert from "node:assert/strict";
 import { checkStore, openStore, type Store } from "../../storage/mod.ts";
-import type { Env } from "../../storage/env.ts";
 import { MemEnv } from "../../storage/env_mem.ts";
 import { Prng } from "../../util/mod.ts";
-import { testSeed, text } from "../helpers.ts";
+import { overriding, testSeed, text } from "../helpers.ts";
 
 const DIR = "/db";
 // A 256-byte manifest limit makes manifest rotation (write a snapshot,
@@ -309,13 +308,7 @@ Deno.test("after a manifest edit fails, no other edit is appended to the manifes
       };
     };
     // MemEnv's methods, bound to it, with manifest files watched.
-    const env = new Proxy(inner, {
-      get(target, prop) {
-        if (prop === "openWritable") return openManifestWatched;
-        const value = Reflect.get(target, prop);
-        return typeof value === "function" ? value.bind(target) : value;
-      },
-    }) as Env;
+    const env = overriding(inner, { openWritable: openManifestWatched });
     const store = await openStore(DIR, {
       env,
       memtableBytes: 4096,

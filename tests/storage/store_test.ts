@@ -22,7 +22,7 @@ import { ReadKey } from "../../storage/input.ts";
 import { readCurrent, readManifest } from "../../storage/manifest.ts";
 import { tableName } from "../../storage/sstable/mod.ts";
 import { Prng } from "../../util/mod.ts";
-import { names, tempDir, testSeed, text } from "../helpers.ts";
+import { names, overriding, tempDir, testSeed, text } from "../helpers.ts";
 
 const enc = new TextEncoder();
 
@@ -518,23 +518,17 @@ Deno.test("under sync none, writes acknowledged to a segment whose file is still
   let failTables = false;
   // New WAL segments take 50 ms to open (a busy disk), and a flush cannot
   // create its table: the store fails while the new segment is opening.
-  const env = new Proxy(mem, {
-    get(target, prop) {
-      if (prop === "openWritable") {
-        return async (path: string) => {
-          if (slowLogs && path.endsWith(".log")) {
-            await new Promise((r) => setTimeout(r, 50));
-          }
-          if (failTables && path.endsWith(".sst.tmp")) {
-            throw new Error("EIO: cannot create the table");
-          }
-          return await target.openWritable(path);
-        };
+  const env = overriding(mem, {
+    openWritable: async (path) => {
+      if (slowLogs && path.endsWith(".log")) {
+        await new Promise((r) => setTimeout(r, 50));
       }
-      const value = Reflect.get(target, prop);
-      return typeof value === "function" ? value.bind(target) : value;
+      if (failTables && path.endsWith(".sst.tmp")) {
+        throw new Error("EIO: cannot create the table");
+      }
+      return await mem.openWritable(path);
     },
-  }) as Env;
+  });
   const options = {
     env,
     background: "inline" as const,

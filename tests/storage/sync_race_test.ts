@@ -8,12 +8,12 @@
  * keep only synced bytes.
  */
 import assert from "node:assert/strict";
-import type { Env, WritableFile } from "../../storage/env.ts";
+import type { WritableFile } from "../../storage/env.ts";
 import { MemEnv } from "../../storage/env_mem.ts";
 import { SYNC_INTERVAL_MS } from "../../storage/limits.ts";
 import { openStore } from "../../storage/mod.ts";
 import { Prng } from "../../util/mod.ts";
-import { testSeed, text } from "../helpers.ts";
+import { overriding, testSeed, text } from "../helpers.ts";
 
 /** How long a slow fsync takes. */
 const SLOW_SYNC_MS = 300;
@@ -56,13 +56,7 @@ function slowSyncs(
       close: () => file.close(),
     };
   };
-  const env = new Proxy(mem, {
-    get(target, prop) {
-      if (prop === "openWritable") return openWritable;
-      const value = Reflect.get(target, prop);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  }) as Env;
+  const env = overriding(mem, { openWritable });
   return { env, pending };
 }
 
@@ -188,18 +182,12 @@ Deno.test("always mode: a get behind a put whose fsync is running when the store
     (p) => p.endsWith(".log"),
     () => slow ? SLOW_SYNC_MS : 0,
   );
-  const failing = new Proxy(env, {
-    get(target, prop) {
-      if (prop === "openWritable") {
-        return (path: string) =>
-          failTables && path.endsWith(".sst.tmp")
-            ? Promise.reject(new Error("EIO: cannot create the table"))
-            : target.openWritable(path);
-      }
-      const value = Reflect.get(target, prop);
-      return typeof value === "function" ? value.bind(target) : value;
-    },
-  }) as Env;
+  const failing = overriding(env, {
+    openWritable: (path) =>
+      failTables && path.endsWith(".sst.tmp")
+        ? Promise.reject(new Error("EIO: cannot create the table"))
+        : env.openWritable(path),
+  });
   const store = await openStore("/db", {
     env: failing,
     memtableBytes: 4096,
