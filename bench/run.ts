@@ -263,6 +263,27 @@ async function rawAsync(ms: number): Promise<Measurement> {
 }
 
 /**
+ * kv's own pattern: a synchronous append, then an awaited syncData. Faster
+ * here than the all-async pattern (one awaited op instead of two), so the
+ * durable-writer targets are measured against it: the strictest raw rate.
+ */
+async function rawMixed(ms: number): Promise<Measurement> {
+  const path = freshPath("raw-mixed");
+  const file = await openAppend(path);
+  try {
+    const op = async () => {
+      writeAllSync(file, rawRecord);
+      await file.syncData();
+    };
+    await timedLoop(WARMUP_MS, op);
+    return await timedLoop(ms, op);
+  } finally {
+    file.close();
+    await Deno.remove(path);
+  }
+}
+
+/**
  * One append of WRITERS records and one syncData, counted as WRITERS ops:
  * the disk's ceiling for a group commit of that size.
  */
@@ -466,6 +487,11 @@ const workloads: Workload[] = [
     run: rawAsync,
   },
   {
+    id: "rawMixed",
+    label: "raw writeSync+syncData (kv's pattern), append 120 B",
+    run: rawMixed,
+  },
+  {
     id: "rawSync",
     label: "raw writeSync+syncDataSync, append 120 B",
     run: rawSync,
@@ -575,13 +601,14 @@ interface Row {
 }
 
 const rows: Row[] = [
-  { id: "rawAsync" },
-  { id: "rawSync", vs: "rawAsync" },
-  { id: "kvOne", vs: "rawAsync", target: { ratio: 0.8 } },
-  { id: "kvMany", vs: "rawAsync", target: { ratio: 25 } },
-  { id: "rawGroup", vs: "rawAsync" },
-  { id: "dkvOne", vs: "rawAsync" },
-  { id: "dkvMany", vs: "rawAsync" },
+  { id: "rawMixed" },
+  { id: "rawAsync", vs: "rawMixed" },
+  { id: "rawSync", vs: "rawMixed" },
+  { id: "kvOne", vs: "rawMixed", target: { ratio: 0.8 } },
+  { id: "kvMany", vs: "rawMixed", target: { ratio: 25 } },
+  { id: "rawGroup", vs: "rawMixed" },
+  { id: "dkvOne", vs: "rawMixed" },
+  { id: "dkvMany", vs: "rawMixed" },
   { id: "mapSet" },
   { id: "kvNone", vs: "mapSet", target: { opsPerSec: 300_000 } },
   { id: "kvNoneMem", vs: "mapSet", target: { opsPerSec: 300_000 } },
@@ -599,7 +626,7 @@ const rows: Row[] = [
 
 /** Short names of the baselines, for the ratio column. */
 const BASELINE_NAMES: Record<string, string> = {
-  rawAsync: "raw async",
+  rawMixed: "raw",
   mapSet: "Map.set",
   mapGet: "Map.get",
 };
@@ -751,7 +778,7 @@ for (const row of rows) {
       })`;
     }
     if (row.target && "ratio" in row.target) {
-      target = `≥ ${row.target.ratio}x raw async`;
+      target = `≥ ${row.target.ratio}x raw`;
       met = r >= row.target.ratio ? "yes" : "**no**";
     }
   }
@@ -788,9 +815,13 @@ const ratioOf = (a: string, b: string) =>
     : "—";
 out.push(
   "",
-  `Against the raw sync-API rate instead: kv 1 writer ` +
-    `${ratioOf("kvOne", "rawSync")}, ${WRITERS} writers ` +
-    `${ratioOf("kvMany", "rawSync")}.`,
+  `Against the raw async-API rate instead: kv 1 writer ` +
+    `${ratioOf("kvOne", "rawAsync")}, ${WRITERS} writers ` +
+    `${ratioOf("kvMany", "rawAsync")}; against the raw sync-API rate: ` +
+    `${ratioOf("kvOne", "rawSync")} and ${ratioOf("kvMany", "rawSync")}.`,
+  `${WRITERS} writers against the disk's ceiling for groups of ${WRITERS} ` +
+    `(one write of ${WRITERS} records and one syncData): ` +
+    `${ratioOf("kvMany", "rawGroup")}.`,
   `kv ÷ Deno KV: 1 durable writer ${ratioOf("kvOne", "dkvOne")}, ` +
     `${WRITERS} durable writers ${ratioOf("kvMany", "dkvMany")}, ` +
     `get ${ratioOf("kvGet", "dkvGet")}, ` +

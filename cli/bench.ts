@@ -5,9 +5,16 @@
  *
  * Workloads (as in db_bench): fillseq and fillrandom write `num` keys into
  * a fresh store (in batches of `batch`); overwrite rewrites random keys of
- * the existing store; readrandom reads existing keys in random order;
- * readmissing reads absent keys; readseq scans the whole store;
+ * the existing store; readrandom reads random keys of the key space (all
+ * present after fillseq; fillrandom and overwrite leave some unwritten, and
+ * such reads are counted, the same for every store); readmissing reads
+ * absent keys; readseq scans the whole store;
  * seekrandom seeks to a random key and reads the next 100 entries.
+ *
+ * Every put writes a different value: a window of `valueSize` bytes moving
+ * through a megabyte of seeded random bytes (db_bench's values come from a
+ * pool the same way). Random bytes do not compress, so a store that
+ * compresses its blocks (LevelDB) writes about as much as one that does not.
  */
 import { Prng } from "../util/mod.ts";
 
@@ -83,9 +90,34 @@ export function benchKey(i: number): string {
   return String(i).padStart(16, "0");
 }
 
-function percentile(sorted: Float64Array, p: number): number {
+/** Bytes of random data the values are taken from. */
+export const VALUE_POOL_BYTES = 1024 * 1024;
+
+/** The values puts write: a window moving through seeded random bytes. */
+export class ValueSource {
+  #pool: Uint8Array;
+  #at = 0;
+  #span: number;
+
+  constructor(rng: Prng, readonly size: number) {
+    this.#pool = rng.bytes(VALUE_POOL_BYTES + size);
+    this.#span = VALUE_POOL_BYTES;
+  }
+
+  /** The next value: `size` bytes at the window's next position. */
+  next(): Uint8Array {
+    const at = this.#at;
+    // A step past the value: consecutive values share no bytes.
+    this.#at = (at + this.size + 7) % this.#span;
+    return this.#pool.subarray(at, at + this.size);
+  }
+}
+
+/** The nearest-rank percentile `p` (0 < p <= 1) of sorted samples. */
+export function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return 0;
-  return sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * p))]!;
+  const rank = Math.ceil(sorted.length * p);
+  return sorted[Math.min(sorted.length, Math.max(1, rank)) - 1]!;
 }
 
 class Timer {
@@ -123,18 +155,18 @@ async function fill(
   name: string,
   config: BenchConfig,
   order: (i: number) => number,
-  value: Uint8Array,
+  values: ValueSource,
 ): Promise<BenchResult> {
   const { num, batch } = config;
   const timer = new Timer(Math.ceil(num / batch));
   for (let i = 0; i < num; i += batch) {
     const t = performance.now();
     if (batch === 1) {
-      await engine.put(benchKey(order(i)), value);
+      await engine.put(benchKey(order(i)), values.next());
     } else {
       const entries: Array<[string, Uint8Array]> = [];
       for (let j = i; j < Math.min(num, i + batch); j++) {
-        entries.push([benchKey(order(j)), value]);
+        entries.push([benchKey(order(j)), values.next()]);
       }
       await engine.batch(entries);
     }
@@ -153,7 +185,7 @@ export async function runBench(
   report: (r: BenchResult) => void = () => {},
 ): Promise<BenchResult[]> {
   const rng = new Prng(config.seed);
-  const value = rng.bytes(config.valueSize);
+  const values = new ValueSource(rng, config.valueSize);
   const results: BenchResult[] = [];
   let engine: BenchEngine | undefined;
   let loaded = false;
@@ -168,7 +200,7 @@ export async function runBench(
     let r: BenchResult;
     switch (name) {
       case "fillseq":
-        r = await fill(await ensure(true), name, config, (i) => i, value);
+        r = await fill(await ensure(true), name, config, (i) => i, values);
         loaded = true;
         break;
       case "fillrandom":
@@ -177,7 +209,7 @@ export async function runBench(
           name,
           config,
           () => rng.int(config.num),
-          value,
+          values,
         );
         loaded = true;
         break;
@@ -188,7 +220,7 @@ export async function runBench(
           name,
           config,
           () => rng.int(config.num),
-          value,
+          values,
         );
         break;
       case "readrandom":
