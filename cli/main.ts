@@ -7,6 +7,7 @@ import {
   type CheckReport,
   checkStore,
   denoEnv,
+  limits,
   openStore,
   type StoreOptions,
   SYNC_MODES,
@@ -20,6 +21,7 @@ import {
   SEEK_NEXT,
 } from "./bench.ts";
 import { runKvBench } from "./bench_kv.ts";
+import { describeRecovery } from "./render.ts";
 import { runRepl, writeOut } from "./repl.ts";
 import { VERSION } from "./version.ts";
 
@@ -228,10 +230,6 @@ export async function main(args: string[]): Promise<number> {
     return 2;
   }
   const { values, positionals } = parsed;
-  if (values.version) {
-    writeOut(`kv ${VERSION}\n`);
-    return 0;
-  }
   const [name, ...rest] = positionals;
   if (
     name !== undefined && !(name in ONESHOT_ARITY) && name !== "repl" &&
@@ -239,6 +237,21 @@ export async function main(args: string[]): Promise<number> {
   ) {
     printErr(`Error: unknown command "${name}"`);
     printErr('Run "kv --help" for usage');
+    return 2;
+  }
+  if (values.version) {
+    writeOut(`kv ${VERSION}\n`);
+    return 0;
+  }
+  if (name !== "bench") {
+    const misplaced = BENCH_FLAGS.find((flag) => values[flag] !== undefined);
+    if (misplaced !== undefined) {
+      printErr(`Error: --${misplaced} applies to kv bench only`);
+      return 2;
+    }
+  }
+  if (values.data === "") {
+    printErr("Error: --data needs a directory");
     return 2;
   }
   if (values.help) {
@@ -272,9 +285,13 @@ export async function main(args: string[]): Promise<number> {
   let memtableBytes: number | undefined;
   if (values["memtable-size"] !== undefined) {
     memtableBytes = parseSize(values["memtable-size"]);
-    if (memtableBytes === undefined || memtableBytes < 1024) {
+    if (
+      memtableBytes === undefined ||
+      memtableBytes < limits.MEMTABLE_BYTES_MIN ||
+      memtableBytes > limits.MEMTABLE_BYTES_MAX
+    ) {
       printErr(
-        `Error: --memtable-size needs a size of at least 1K, like 4194304, 512K or 4M, got "${
+        `Error: --memtable-size needs a size from 1K to 1024M, like 4194304, 512K or 4M, got "${
           values["memtable-size"]
         }"`,
       );
@@ -318,29 +335,55 @@ export async function main(args: string[]): Promise<number> {
     printErr(`Error: ${(error as Error).message}`);
     return 1;
   }
+  const interactive = (name === undefined || name === "repl") &&
+    Deno.stdin.isTerminal() && Deno.stdout.isTerminal();
+  if (!interactive && store.recovery.repaired.length > 0) {
+    // What --repair dropped, where a script's output does not mix with it
+    // (the terminal REPL prints it in its banner).
+    printErr(`Recovery: ${describeRecovery(store.stats())}`);
+  }
+  let code: number;
   try {
     if (name === undefined || name === "repl") {
-      await runRepl(store);
-      return 0;
+      code = await runRepl(store, interactive);
+    } else {
+      code = await runOneShot(store, name, rest, {
+        out: (line) => writeOut(line + "\n"),
+        err: printErr,
+      }, limit);
     }
-    return await runOneShot(store, name, rest, {
-      out: (line) => writeOut(line + "\n"),
-      err: printErr,
-    }, limit);
   } catch (error) {
     // The reader of our output went away (`kv scan | head`): stop quietly,
     // with the status a shell gives a process that SIGPIPE ends.
-    if (error instanceof Deno.errors.BrokenPipe) return EXIT_BROKEN_PIPE;
-    printErr(`Error: ${(error as Error).message}`);
-    return 1;
-  } finally {
-    try {
-      await store.close();
-    } catch (error) {
+    if (error instanceof Deno.errors.BrokenPipe) {
+      code = EXIT_BROKEN_PIPE;
+    } else {
       printErr(`Error: ${(error as Error).message}`);
+      code = 1;
     }
   }
+  try {
+    await store.close();
+  } catch (error) {
+    // A failed close may have lost writes acknowledged under --sync
+    // interval or none: never report success after it.
+    printErr(`Error: ${(error as Error).message}`);
+    if (code === 0) code = 1;
+  }
+  return code;
 }
+
+/** Flags only `kv bench` takes. */
+const BENCH_FLAGS = [
+  "num",
+  "reads",
+  "value-size",
+  "batch",
+  "benchmarks",
+  "seed",
+  "bench-dir",
+  "cache-size",
+] as const;
 
 /** Exit status when stdout's reader has gone: 128 + SIGPIPE. */
 const EXIT_BROKEN_PIPE = 141;
@@ -349,8 +392,8 @@ const EXIT_BROKEN_PIPE = 141;
 const READ_ONLY = new Set<string | undefined>(["get", "scan", "stats"]);
 
 /**
- * Why `dir` cannot hold the store, or undefined: an empty path, a path that
- * is not a directory, or (for a command that only reads, which must not
+ * Why `dir` cannot hold the store, or undefined: a path that is not a
+ * directory, or (for a command that only reads, which must not
  * create a store where a mistyped path points) a directory that does not
  * exist.
  */
@@ -358,7 +401,6 @@ async function dataDirProblem(
   dir: string,
   readOnly: boolean,
 ): Promise<string | undefined> {
-  if (dir === "") return "--data needs a directory";
   try {
     const info = await Deno.stat(dir);
     if (!info.isDirectory) return `--data "${dir}" is not a directory`;

@@ -10,7 +10,7 @@ import type { Store } from "../storage/mod.ts";
 import { COMMAND_NAMES } from "./command.ts";
 import { readLines } from "./lines.ts";
 import { describeRecovery } from "./render.ts";
-import { drain, issueLine, runPipelined } from "./session.ts";
+import { drain, issueLine, type Response, runPipelined } from "./session.ts";
 import { VERSION } from "./version.ts";
 
 /** Most history lines kept in the history file and in memory. */
@@ -51,10 +51,48 @@ function saveHistory(path: string | undefined, history: string[]): void {
   if (!path) return;
   try {
     const lines = history.slice(0, HISTORY_LINES_MAX).reverse();
-    Deno.writeTextFileSync(path, lines.join("\n") + "\n");
+    // Private to the user, as redis-cli keeps its history: it holds values.
+    Deno.writeTextFileSync(path, lines.join("\n") + "\n", { mode: 0o600 });
+    Deno.chmodSync(path, 0o600);
   } catch {
     // History is a convenience; failing to save it must not fail the REPL.
   }
+}
+
+/** Exit status after SIGTERM: 128 + 15, as a shell reports it. */
+export const EXIT_TERMINATED = 143;
+
+/**
+ * Longest a terminal response prints without letting the event loop turn:
+ * a long SCAN still sees Ctrl+C within about this long.
+ */
+const INTERRUPT_CHECK_MS = 50;
+
+/**
+ * Calls `emit` with each line of a response, letting the event loop turn
+ * every INTERRUPT_CHECK_MS so that Ctrl+C reaches readline; stops early,
+ * closing the response (a scan lets go of its view), once `stop()` holds.
+ * Returns whether it stopped early.
+ */
+async function drainUnlessStopped(
+  response: Response,
+  emit: (line: string) => void,
+  stop: () => boolean,
+): Promise<boolean> {
+  if (response instanceof Promise) {
+    await drain(response, emit);
+    return false;
+  }
+  let turned = performance.now();
+  for await (const line of response) {
+    emit(line);
+    if (performance.now() - turned >= INTERRUPT_CHECK_MS) {
+      await new Promise((resolve) => setTimeout(resolve, 0));
+      turned = performance.now();
+      if (stop()) return true;
+    }
+  }
+  return false;
 }
 
 /** Completes the command name at the start of a line. */
@@ -67,15 +105,28 @@ export function complete(line: string): [string[], string] {
   return [hits.map((h) => (lower ? h.toLowerCase() : h) + " "), word];
 }
 
-/** Runs the REPL on stdin/stdout until QUIT, EOF or Ctrl+C. */
-export async function runRepl(store: Store): Promise<void> {
-  if (!Deno.stdin.isTerminal()) {
+/**
+ * Runs the REPL until QUIT, EOF, Ctrl+C or SIGTERM: on stdin/stdout as a
+ * terminal when `interactive`, else pipelined. Returns the exit status.
+ *
+ * On a terminal, every line accepted before Ctrl+D is run and answered
+ * before "Shutting down...". Ctrl+C stops a running SCAN or RANGE and
+ * shuts down without running lines typed or pasted after the command that
+ * was running (it says how many); a write already issued completes.
+ * SIGTERM does the same and exits with status 143, leaving the terminal
+ * as it found it and the history saved.
+ */
+export async function runRepl(
+  store: Store,
+  interactive: boolean,
+): Promise<number> {
+  if (!interactive) {
     await runPipelined(
       store,
       readLines(Deno.stdin.readable),
       (line) => writeOut(line + "\n"),
     );
-    return;
+    return 0;
   }
   const r = store.recovery;
   writeOut(
@@ -97,26 +148,54 @@ export async function runRepl(store: Store): Promise<void> {
     completer: complete,
   });
   rl.on("history", (h: string[]) => history = h);
-  const closed = new Promise<void>((resolve) => rl.once("close", resolve));
-  rl.on("SIGINT", () => rl.close());
-  rl.prompt();
-  const lines = (async function* () {
-    for await (const line of rl) yield line as string;
-  })();
+  let interrupted = false;
+  let terminated = false;
+  let closed = false;
+  rl.once("close", () => closed = true);
+  rl.on("SIGINT", () => {
+    interrupted = true;
+    rl.close();
+  });
+  const onTerm = () => {
+    terminated = interrupted = true;
+    rl.close();
+  };
+  Deno.addSignalListener("SIGTERM", onTerm);
   let quit = false;
-  const done = (async () => {
-    for await (const line of lines) {
-      const issued = issueLine(store, line);
-      await drain(issued.response, (l) => writeOut(l + "\n"));
+  let skipped = 0;
+  try {
+    rl.prompt();
+    // Lines readline accepted before it closed still come, in order.
+    for await (const line of rl) {
+      if (interrupted) {
+        skipped++;
+        continue;
+      }
+      const issued = issueLine(store, line as string);
+      const emit = (l: string) => writeOut(l + "\n");
+      if (await drainUnlessStopped(issued.response, emit, () => interrupted)) {
+        emit("(interrupted)");
+      }
       if (issued.quit) {
         quit = true;
         break;
       }
-      rl.prompt();
+      if (!closed) rl.prompt();
     }
-  })();
-  await Promise.race([done, closed]);
-  if (!quit) writeOut("\nShutting down...\n");
-  rl.close();
-  saveHistory(path, history);
+  } finally {
+    Deno.removeSignalListener("SIGTERM", onTerm);
+    rl.close();
+    saveHistory(path, history);
+  }
+  if (!quit) {
+    if (interrupted && skipped > 0) {
+      writeOut(
+        `\n(${skipped} ${
+          skipped === 1 ? "command" : "commands"
+        } not run: interrupted)`,
+      );
+    }
+    writeOut("\nShutting down...\n");
+  }
+  return terminated ? EXIT_TERMINATED : 0;
 }

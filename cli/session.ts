@@ -8,7 +8,7 @@
  */
 import type { Store } from "../storage/mod.ts";
 import { type Command, parseCommand } from "./command.ts";
-import { LINE_BYTES_MAX, LINE_TOO_LONG } from "./lines.ts";
+import { BadLine, type Line } from "./lines.ts";
 import { renderBytes, renderHelp, renderValue, statsLines } from "./render.ts";
 
 /** Most commands issued but not yet answered; reading pauses beyond it. */
@@ -127,12 +127,10 @@ export function issue(store: Store, command: Command): Issued {
 }
 
 /** Parses and issues one input line. */
-export function issueLine(store: Store, line: string): Issued {
-  if (line === LINE_TOO_LONG) {
+export function issueLine(store: Store, line: Line): Issued {
+  if (line instanceof BadLine) {
     return {
-      response: Promise.resolve([
-        `Error: line longer than ${LINE_BYTES_MAX} bytes (LINE_BYTES_MAX); skipped`,
-      ]),
+      response: Promise.resolve([`Error: ${line.message}`]),
       quit: false,
     };
   }
@@ -144,6 +142,11 @@ export function issueLine(store: Store, line: string): Issued {
     };
   }
   return issue(store, command);
+}
+
+/** Whether `line` is a STATS command. */
+function isStats(line: Line): boolean {
+  return typeof line === "string" && /^\s*stats\s*$/i.test(line);
 }
 
 /** Calls `emit` with each line of a response, in order. */
@@ -166,7 +169,7 @@ export async function drain(
  */
 export async function runPipelined(
   store: Store,
-  input: AsyncIterable<string>,
+  input: AsyncIterable<Line>,
   emit: (line: string) => void,
 ): Promise<void> {
   const queue: Array<Response | undefined> = [];
@@ -174,6 +177,9 @@ export async function runPipelined(
   let ended = false;
   let wakePrinter: (() => void) | undefined;
   let wakeReader: (() => void) | undefined;
+  /** Responses issued, and emitted in full. */
+  let issuedCount = 0;
+  let emitted = 0;
   let printerFailure: { error: unknown } | undefined;
   // Settles when the printer fails, so that a reader waiting for a line
   // that may never come (input that does not end) stops at once.
@@ -187,6 +193,7 @@ export async function runPipelined(
         const response = queue[head]!;
         queue[head++] = undefined;
         await drain(response, emit);
+        emitted++;
         wakeReader?.();
         wakeReader = undefined;
       } else if (ended) {
@@ -202,20 +209,33 @@ export async function runPipelined(
     wakeReader?.();
     wakeReader = undefined;
   });
+  /** Waits until every response issued so far has been emitted. */
+  const caughtUp = async () => {
+    while (!printerFailure && emitted < issuedCount) {
+      await new Promise<void>((resolve) => wakeReader = resolve);
+    }
+  };
   const lines = input[Symbol.asyncIterator]();
   try {
     for (;;) {
       const next = await Promise.race([lines.next(), failure]);
       if (next === "failed" || next.done) break;
+      // STATS describes the store as of its place in the script: it is
+      // issued once everything before it has completed, and nothing after
+      // it until it has.
+      const barrier = isStats(next.value);
+      if (barrier) await caughtUp();
       const issued = issueLine(store, next.value);
       if (head > 1024 && head * 2 > queue.length) {
         queue.splice(0, head);
         head = 0;
       }
       queue.push(issued.response);
+      issuedCount++;
       wakePrinter?.();
       wakePrinter = undefined;
       if (issued.quit) break;
+      if (barrier) await caughtUp();
       while (!printerFailure && queue.length - head >= PIPELINE_DEPTH_MAX) {
         await new Promise<void>((resolve) => wakeReader = resolve);
       }

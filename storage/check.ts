@@ -32,8 +32,32 @@ export interface CheckReport {
   walRecords: number;
 }
 
-/** Checks the data directory `dir`; takes its lock while it reads. */
+/** Whether `name` is a file only a kv data directory holds. */
+function isStoreFile(name: string): boolean {
+  return name === "CURRENT" || name.startsWith("MANIFEST-") ||
+    /^\d{6,}\.(log|sst)$/.test(name);
+}
+
+/**
+ * Checks the data directory `dir`; takes its lock while it reads. A
+ * directory holding none of a store's files is an error, and is left as it
+ * was (no LOCK file is created in it).
+ */
 export async function checkStore(env: Env, dir: string): Promise<CheckReport> {
+  let names: string[];
+  try {
+    names = await env.list(dir);
+  } catch (error) {
+    if ((error as { code?: string }).code === "ENOENT") {
+      throw new Error(`data directory "${dir}" does not exist`);
+    }
+    throw new Error(`data directory "${dir}": ${describe(error)}`);
+  }
+  if (!names.some(isStoreFile)) {
+    throw new Error(
+      `"${dir}" is not a kv data directory (no CURRENT, manifest, log or table file)`,
+    );
+  }
   const lock = await env.tryLock(joinPath(dir, LOCK_FILE_NAME));
   if (!lock) {
     throw new LockedError(
@@ -115,9 +139,7 @@ async function check(env: Env, dir: string): Promise<CheckReport> {
   }
   await checkWal(env, dir, names, logNumber, lastSeq, named, report);
   for (const name of names) {
-    const numbered = /^\d{6,}\.(log|sst)$/.test(name) ||
-      name.startsWith("MANIFEST-");
-    if (numbered && !named.has(name)) {
+    if (isStoreFile(name) && name !== "CURRENT" && !named.has(name)) {
       report.notes.push(
         `${name}: not needed by the manifest (removed at the next open)`,
       );

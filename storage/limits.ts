@@ -121,6 +121,9 @@ export const WAL_SEGMENT_MEMTABLE_RATIO = 2;
 /** Smallest memtable size a store accepts (tests use tiny ones). */
 export const MEMTABLE_BYTES_MIN = 1024;
 
+/** Largest memtable size a store accepts (1 GiB). */
+export const MEMTABLE_BYTES_MAX = 1024 * 1024 * 1024;
+
 /**
  * Most frozen memtables waiting for flush. Once the memtable is full and
  * this many are frozen, writes wait (stall) for a flush: memory stays

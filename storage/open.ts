@@ -17,6 +17,7 @@ import {
   MANIFEST_BYTES_MAX,
   MANIFEST_ROTATE_BYTES,
   MEMTABLE_BYTES_DEFAULT,
+  MEMTABLE_BYTES_MAX,
   MEMTABLE_BYTES_MIN,
   TABLE_BYTES_TARGET,
 } from "./limits.ts";
@@ -154,7 +155,7 @@ export async function openStore(
     "memtableBytes",
     options.memtableBytes ?? MEMTABLE_BYTES_DEFAULT,
     MEMTABLE_BYTES_MIN,
-    1024 * 1024 * 1024,
+    MEMTABLE_BYTES_MAX,
   );
   const blockBytes = checkInt(
     "blockBytes",

@@ -37,10 +37,15 @@ export function spawnKv(args: string[]): Deno.ChildProcess {
 }
 
 /** Runs kv with `args`, feeding `input` on stdin; waits for it to exit. */
-export async function runKv(args: string[], input = ""): Promise<KvResult> {
+export async function runKv(
+  args: string[],
+  input: string | Uint8Array = "",
+): Promise<KvResult> {
   const child = spawnKv(args);
   const writer = child.stdin.getWriter();
-  await writer.write(new TextEncoder().encode(input));
+  await writer.write(
+    typeof input === "string" ? new TextEncoder().encode(input) : input,
+  );
   await writer.close();
   const out = await child.output();
   const dec = new TextDecoder();

@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { openStore } from "../../storage/mod.ts";
 import { runPipelined } from "../../cli/session.ts";
-import { runKv, spawnKv } from "../kv_process.ts";
+import { kvArgs, runKv, spawnKv } from "../kv_process.ts";
 import { names, tempDir, text } from "../helpers.ts";
 
 Deno.test("a piped session prints exactly one response per command, in order", async () => {
@@ -178,7 +178,7 @@ Deno.test("reading commands on a missing directory say so and create nothing; a 
   }
   assert.deepEqual(await names(tmp.path), [], "nothing created");
   assert.deepEqual(await runKv(["--data", "", "stats"]), {
-    code: 1,
+    code: 2,
     stdout: "",
     stderr: "Error: --data needs a directory\n",
   });
@@ -370,4 +370,115 @@ Deno.test("kv bench runs every db_bench workload and reports a row for each", as
   const badCache = await runKv(["bench", "--cache-size", "lots"]);
   assert.equal(badCache.code, 2);
   assert.match(badCache.stderr, /--cache-size needs a size/);
+});
+
+Deno.test("a line that is not valid UTF-8 gets an error and stores nothing; the session goes on", async () => {
+  await using tmp = await tempDir();
+  const enc = new TextEncoder();
+  const input = new Uint8Array([
+    ...enc.encode("PUT k "),
+    0xff,
+    0xfe,
+    ...enc.encode("\nGET k\nPUT j ok\nGET j\n"),
+  ]);
+  const r = await runKv(["--data", tmp.path], input);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.trimEnd().split("\n");
+  assert.equal(lines.length, 4, r.stdout);
+  assert.match(lines[0]!, /^Error: line is not valid UTF-8; nothing was run/);
+  assert.deepEqual(lines.slice(1), ["Error: key not found", "OK", "ok"]);
+});
+
+Deno.test("STATS in a pipelined script counts the writes before it and none after it", async () => {
+  await using tmp = await tempDir();
+  const puts = (from: number, n: number) =>
+    Array.from({ length: n }, (_, i) => `PUT k${from + i} v\n`).join("");
+  const script = puts(0, 300) + "STATS\n" + puts(300, 2000) + "STATS\n";
+  const r = await runKv(["--data", tmp.path, "--sync", "none"], script);
+  assert.equal(r.code, 0, r.stderr);
+  const field = (name: string) =>
+    [...r.stdout.matchAll(new RegExp(`^  ${name}: (\\d+)$`, "gm"))].map((m) =>
+      Number(m[1])
+    );
+  assert.deepEqual(field("num_keys"), [300, 2300]);
+  assert.deepEqual(field("last_sequence"), [300, 2300]);
+});
+
+Deno.test("kv check refuses a directory that holds no store and leaves it untouched", async () => {
+  await using tmp = await tempDir();
+  await Deno.writeTextFile(`${tmp.path}/notes.txt`, "hi\n");
+  const r = await runKv(["check", tmp.path]);
+  assert.equal(r.code, 1);
+  assert.match(r.stderr, /is not a kv data directory/);
+  assert.deepEqual(await names(tmp.path), ["notes.txt"]);
+  const missing = await runKv(["check", `${tmp.path}/nope`]);
+  assert.equal(missing.code, 1);
+  assert.match(missing.stderr, /data directory ".*nope" does not exist/);
+});
+
+Deno.test("flag mistakes are usage errors (exit 2) that name the flag", async () => {
+  await using tmp = await tempDir();
+  const data = `${tmp.path}/d`;
+  const cases: Array<[string[], RegExp]> = [
+    [
+      ["--data", data, "--memtable-size", "999999999999", "put", "x", "y"],
+      /--memtable-size needs a size from 1K to 1024M/,
+    ],
+    [["--data", "", "get", "x"], /--data needs a directory/],
+    [
+      ["--data", data, "--num", "5", "get", "x"],
+      /--num applies to kv bench only/,
+    ],
+    [["frob", "--version"], /unknown command "frob"/],
+  ];
+  for (const [args, message] of cases) {
+    const r = await runKv(args);
+    assert.equal(r.code, 2, `${args.join(" ")}: ${r.stderr}`);
+    assert.match(r.stderr, message);
+  }
+  assert.deepEqual(await names(tmp.path), [], "nothing created");
+});
+
+/** bash, to run kv under a file size limit; absent on some machines. */
+const hasBash = await new Deno.Command("bash", {
+  args: ["-c", "true"],
+  stdout: "null",
+  stderr: "null",
+}).output().then((o) => o.success, () => false);
+
+Deno.test("a store that fails to close makes kv exit non-zero", async () => {
+  if (!hasBash) {
+    console.log(
+      "SKIPPED: bash is not installed, so no file size limit can be set",
+    );
+    return;
+  }
+  await using tmp = await tempDir();
+  // Under --sync none the PUTs are acknowledged from memory; the log can
+  // only grow to 200 KiB (ulimit -f, with SIGXFSZ ignored so that a write
+  // past it fails with EFBIG), so the writes at close fail.
+  const script = Array.from(
+    { length: 40 },
+    (_, i) => `PUT k${i} ${"v".repeat(10_000)}\n`,
+  ).join("");
+  const quote = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
+  const command = [
+    Deno.execPath(),
+    ...kvArgs(["--data", tmp.path, "--sync", "none"]),
+  ]
+    .map(quote).join(" ");
+  const child = new Deno.Command("bash", {
+    args: ["-c", `ulimit -f 200; trap '' XFSZ; exec ${command}`],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "piped",
+    env: { KV_HISTORY: "/dev/null", NO_COLOR: "1" },
+  }).spawn();
+  const writer = child.stdin.getWriter();
+  await writer.write(new TextEncoder().encode(script));
+  await writer.close();
+  const out = await child.output();
+  const stderr = new TextDecoder().decode(out.stderr);
+  assert.match(stderr, /File too large/);
+  assert.equal(out.code, 1, stderr);
 });
