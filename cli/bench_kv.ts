@@ -42,11 +42,20 @@ export async function runKvBench(
   parent: string | undefined,
   out: (line: string) => void,
 ): Promise<number> {
-  const base = await Deno.makeTempDir(
-    parent === undefined
-      ? { prefix: "kv-bench-" }
-      : { dir: parent, prefix: "kv-bench-" },
-  );
+  let base: string;
+  try {
+    base = await Deno.makeTempDir(
+      parent === undefined
+        ? { prefix: "kv-bench-" }
+        : { dir: parent, prefix: "kv-bench-" },
+    );
+  } catch (error) {
+    throw new Error(
+      `cannot make a directory for the benchmark in ${
+        parent === undefined ? "the system temp dir" : `--bench-dir "${parent}"`
+      }: ${(error as Error).message}`,
+    );
+  }
   try {
     out(
       `kv bench: ${config.num} keys, ${config.valueSize}-byte values, batch ${config.batch}, ` +

@@ -437,6 +437,9 @@ Deno.test("flag mistakes are usage errors (exit 2) that name the flag", async ()
     assert.match(r.stderr, message);
   }
   assert.deepEqual(await names(tmp.path), [], "nothing created");
+  const bench = await runKv(["bench", "--bench-dir", `${tmp.path}/nope`]);
+  assert.equal(bench.code, 1);
+  assert.match(bench.stderr, /--bench-dir ".*nope"/);
 });
 
 /** bash, to run kv under a file size limit; absent on some machines. */
