@@ -39,9 +39,9 @@ function isStoreFile(name: string): boolean {
 }
 
 /**
- * Checks the data directory `dir`; takes its lock while it reads. A
- * directory holding none of a store's files is an error, and is left as it
- * was (no LOCK file is created in it).
+ * Checks the data directory `dir`; takes its lock while it reads. An empty
+ * directory is reported as holding no store yet; one holding files but none
+ * of a store's is an error. Neither gets a LOCK file.
  */
 export async function checkStore(env: Env, dir: string): Promise<CheckReport> {
   let names: string[];
@@ -53,7 +53,20 @@ export async function checkStore(env: Env, dir: string): Promise<CheckReport> {
     }
     throw new Error(`data directory "${dir}": ${describe(error)}`);
   }
-  if (!names.some(isStoreFile)) {
+  if (names.length === 0) {
+    // What a crash before a new store's first file leaves: nothing to check.
+    return {
+      problems: [],
+      notes: ["empty directory: no store yet"],
+      manifest: undefined,
+      tables: 0,
+      tableEntries: 0,
+      blocks: 0,
+      walSegments: 0,
+      walRecords: 0,
+    };
+  }
+  if (!names.some((n) => n === LOCK_FILE_NAME || isStoreFile(n))) {
     throw new Error(
       `"${dir}" is not a kv data directory (no CURRENT, manifest, log or table file)`,
     );
