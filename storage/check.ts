@@ -55,16 +55,9 @@ export async function checkStore(env: Env, dir: string): Promise<CheckReport> {
   }
   if (names.length === 0) {
     // What a crash before a new store's first file leaves: nothing to check.
-    return {
-      problems: [],
-      notes: ["empty directory: no store yet"],
-      manifest: undefined,
-      tables: 0,
-      tableEntries: 0,
-      blocks: 0,
-      walSegments: 0,
-      walRecords: 0,
-    };
+    const report = emptyReport();
+    report.notes.push("empty directory: no store yet");
+    return report;
   }
   if (!names.some((n) => n === LOCK_FILE_NAME || isStoreFile(n))) {
     throw new Error(
@@ -78,7 +71,7 @@ export async function checkStore(env: Env, dir: string): Promise<CheckReport> {
     );
   }
   try {
-    return await check(env, dir);
+    return await check(env, dir, names);
   } finally {
     lock.release();
   }
@@ -88,8 +81,9 @@ function describe(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
-async function check(env: Env, dir: string): Promise<CheckReport> {
-  const report: CheckReport = {
+/** A report of nothing checked yet. */
+function emptyReport(): CheckReport {
+  return {
     problems: [],
     notes: [],
     manifest: undefined,
@@ -99,7 +93,15 @@ async function check(env: Env, dir: string): Promise<CheckReport> {
     walSegments: 0,
     walRecords: 0,
   };
-  const names = await env.list(dir);
+}
+
+/** Checks `dir`, whose file names are `names`. */
+async function check(
+  env: Env,
+  dir: string,
+  names: string[],
+): Promise<CheckReport> {
+  const report = emptyReport();
   let current: string | undefined;
   try {
     current = await readCurrent(env, dir);

@@ -14,22 +14,27 @@ const ANSI_ESCAPE = new RegExp(
   "g",
 );
 
+/** Starts kv with `args` under a pty made by script(1); stdin and stdout piped. */
+function spawnOnTerminal(args: string[], history: string): Deno.ChildProcess {
+  const command = [Deno.execPath(), ...kvArgs(args)].map((a) =>
+    `'${a.replaceAll("'", "'\\''")}'`
+  ).join(" ");
+  return new Deno.Command("script", {
+    args: ["-qec", command, "/dev/null"],
+    stdin: "piped",
+    stdout: "piped",
+    stderr: "null",
+    env: { KV_HISTORY: history, NO_COLOR: "1", TERM: "xterm" },
+  }).spawn();
+}
+
 /** Runs kv under a pty with `input` typed; the output with escapes removed. */
 async function onTerminal(
   args: string[],
   input: string,
   history: string,
 ): Promise<{ code: number; out: string }> {
-  const command = [Deno.execPath(), ...kvArgs(args)].map((a) =>
-    `'${a.replaceAll("'", "'\\''")}'`
-  ).join(" ");
-  const child = new Deno.Command("script", {
-    args: ["-qec", command, "/dev/null"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "piped",
-    env: { KV_HISTORY: history, NO_COLOR: "1", TERM: "xterm" },
-  }).spawn();
+  const child = spawnOnTerminal(args, history);
   const w = child.stdin.getWriter();
   await w.write(new TextEncoder().encode(input));
   await w.close();
@@ -119,16 +124,7 @@ Deno.test("on a terminal, lines pasted before Ctrl+D are all run before shutting
  * matching a pattern, and to collect the rest once it exits.
  */
 function startOnTerminal(args: string[], history: string) {
-  const command = [Deno.execPath(), ...kvArgs(args)].map((a) =>
-    `'${a.replaceAll("'", "'\\''")}'`
-  ).join(" ");
-  const child = new Deno.Command("script", {
-    args: ["-qec", command, "/dev/null"],
-    stdin: "piped",
-    stdout: "piped",
-    stderr: "null",
-    env: { KV_HISTORY: history, NO_COLOR: "1", TERM: "xterm" },
-  }).spawn();
+  const child = spawnOnTerminal(args, history);
   const writer = child.stdin.getWriter();
   const reader = child.stdout.pipeThrough(new TextDecoderStream())
     .getReader();
