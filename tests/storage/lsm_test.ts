@@ -32,6 +32,9 @@ async function readState(dir: string): Promise<ManifestState> {
 
 type Model = Map<string, string>;
 
+/** Endings of the model's shorter and longer keys. */
+const KEY_SUFFIXES = ["", "0", "00", "\0", "\0x", "é", "~", "5é0"];
+
 function sortedEntries(
   model: Model,
   start: string | undefined,
@@ -70,9 +73,40 @@ async function runModel(
   let store: Store = await openStore(dir, options);
   const model: Model = new Map();
   const snapshots: Array<{ snap: Snapshot; model: Model }> = [];
-  const key = () => `k${String(rng.int(300)).padStart(3, "0")}`;
+  // Keys of several lengths, some the prefix of others, with bytes below
+  // and above the digits ("\0", "é" is two bytes in UTF-8): prefix
+  // compression and bytewise order are exercised, not only fixed-width
+  // keys. Code-unit order of these strings is their UTF-8 byte order.
+  const key = () => {
+    const base = `k${String(rng.int(300)).padStart(3, "0")}`;
+    return rng.chance(0.75) ? base : base.slice(0, 1 + rng.int(4)) +
+      KEY_SUFFIXES[rng.int(KEY_SUFFIXES.length)];
+  };
+  // Some values empty: an empty value is a value, not a delete.
   const value = (step: number) =>
-    `v${step}-${"x".repeat(rng.int(rng.chance(0.05) ? 3000 : 80))}`;
+    rng.chance(0.05)
+      ? ""
+      : `v${step}-${"x".repeat(rng.int(rng.chance(0.05) ? 3000 : 80))}`;
+  const scanOptions = () => {
+    const start = rng.chance(0.7) ? key() : undefined;
+    const end = rng.chance(0.5) ? key() : undefined;
+    const reverse = rng.chance(0.4);
+    const limit = rng.chance(0.5) ? rng.int(30) : undefined;
+    const opts: {
+      start?: string;
+      end?: string;
+      reverse: boolean;
+      limit?: number;
+    } = { reverse };
+    if (start !== undefined) opts.start = start;
+    if (end !== undefined) opts.end = end;
+    if (limit !== undefined) opts.limit = limit;
+    return opts;
+  };
+  const expect = (m: Model, opts: ReturnType<typeof scanOptions>) => {
+    const all = sortedEntries(m, opts.start, opts.end, opts.reverse);
+    return opts.limit === undefined ? all : all.slice(0, opts.limit);
+  };
   try {
     for (let step = 0; step < steps; step++) {
       const r = rng.next();
@@ -112,28 +146,26 @@ async function runModel(
         assert.deepEqual(got, ks.map((k) => model.get(k)), `${where} getMany`);
         transcript.push(`getMany ${got.join(",")}`);
       } else if (r < 0.84) {
-        const start = rng.chance(0.7) ? key() : undefined;
-        const end = rng.chance(0.5) ? key() : undefined;
-        const reverse = rng.chance(0.4);
-        const limit = rng.chance(0.5) ? rng.int(30) : undefined;
-        const opts: {
-          start?: string;
-          end?: string;
-          reverse: boolean;
-          limit?: number;
-        } = { reverse };
-        if (start !== undefined) opts.start = start;
-        if (end !== undefined) opts.end = end;
-        if (limit !== undefined) opts.limit = limit;
-        let expected = sortedEntries(model, start, end, reverse);
-        if (limit !== undefined) expected = expected.slice(0, limit);
-        const got = await collect(store.scan(opts));
-        assert.deepEqual(
-          got,
-          expected,
-          `${where} scan ${JSON.stringify(opts)}`,
-        );
-        transcript.push(`scan ${got.length} ${got.at(0)?.[0]}`);
+        const opts = scanOptions();
+        const expected = expect(model, opts);
+        if (rng.chance(0.25)) {
+          const got: string[] = [];
+          for await (const k of store.keys(opts)) got.push(text(k)!);
+          assert.deepEqual(
+            got,
+            expected.map(([k]) => k),
+            `${where} keys ${JSON.stringify(opts)}`,
+          );
+          transcript.push(`keys ${got.length} ${got.at(0)}`);
+        } else {
+          const got = await collect(store.scan(opts));
+          assert.deepEqual(
+            got,
+            expected,
+            `${where} scan ${JSON.stringify(opts)}`,
+          );
+          transcript.push(`scan ${got.length} ${got.at(0)?.[0]}`);
+        }
       } else if (r < 0.88) {
         if (snapshots.length < 3) {
           snapshots.push({ snap: store.snapshot(), model: new Map(model) });
@@ -153,11 +185,12 @@ async function runModel(
             ks.map((k) => s.model.get(k)),
             `${where} snapshot getMany`,
           );
-          const got = await collect(s.snap.scan({ start: k }));
+          const opts = scanOptions();
+          const got = await collect(s.snap.scan(opts));
           assert.deepEqual(
             got,
-            sortedEntries(s.model, k, undefined, false),
-            `${where} snapshot scan`,
+            expect(s.model, opts),
+            `${where} snapshot scan ${JSON.stringify(opts)}`,
           );
           s.snap.release();
         }
