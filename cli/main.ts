@@ -13,7 +13,13 @@ import {
   SYNC_MODES,
   type SyncMode,
 } from "../storage/mod.ts";
-import { ONESHOT_ARITY, ONESHOT_USAGE, runOneShot } from "./oneshot.ts";
+import { isStoreFile } from "../storage/check.ts";
+import {
+  ONESHOT_ARITY,
+  ONESHOT_USAGE,
+  oneShotArgsProblem,
+  runOneShot,
+} from "./oneshot.ts";
 import {
   type BenchConfig,
   BENCHMARK_NAMES,
@@ -275,7 +281,7 @@ export async function main(args: string[]): Promise<number> {
     if (name !== "scan" || !/^\d{1,15}$/.test(values.limit)) {
       printErr(
         name === "scan"
-          ? `Error: --limit needs a non-negative integer, got "${values.limit}"`
+          ? `Error: --limit needs a non-negative integer of at most 15 digits, got "${values.limit}"`
           : "Error: --limit applies to scan only",
       );
       return 2;
@@ -315,6 +321,11 @@ export async function main(args: string[]): Promise<number> {
     if (rest.length < min || rest.length > max) {
       printErr(`Error: wrong number of arguments for ${name}`);
       printErr(commandUsage(name));
+      return 2;
+    }
+    const argsProblem = oneShotArgsProblem(name, rest);
+    if (argsProblem !== undefined) {
+      printErr(`Error: ${argsProblem}`);
       return 2;
     }
   } else if (rest.length > 0) {
@@ -395,7 +406,7 @@ const READ_ONLY = new Set<string | undefined>(["get", "scan", "stats"]);
  * Why `dir` cannot hold the store, or undefined: a path that is not a
  * directory, or (for a command that only reads, which must not
  * create a store where a mistyped path points) a directory that does not
- * exist.
+ * exist or holds no store.
  */
 async function dataDirProblem(
   dir: string,
@@ -404,6 +415,12 @@ async function dataDirProblem(
   try {
     const info = await Deno.stat(dir);
     if (!info.isDirectory) return `--data "${dir}" is not a directory`;
+    if (readOnly) {
+      for await (const entry of Deno.readDir(dir)) {
+        if (isStoreFile(entry.name)) return undefined;
+      }
+      return `data directory "${dir}" holds no kv store (put, delete and the REPL create one)`;
+    }
   } catch (error) {
     if (!(error instanceof Deno.errors.NotFound)) {
       return `--data "${dir}": ${(error as Error).message}`;

@@ -4,6 +4,8 @@
  * output through the given functions.
  */
 import type { Store } from "../storage/mod.ts";
+import { keyToBinary } from "../storage/input.ts";
+import { VALUE_BYTES_MAX } from "../storage/limits.ts";
 import { renderBytes, renderValue, statsLines } from "./render.ts";
 
 /** Output channels of a one-shot command. */
@@ -35,6 +37,45 @@ export const ONESHOT_USAGE: Readonly<Record<string, string>> = {
   check:
     "kv check [DIR]        verify every checksum and file of a closed store (default --data)",
 };
+
+/**
+ * Why the arguments of one-shot command `name` cannot be used, or
+ * undefined: checked before the store is opened, so that a bad key is a
+ * usage error (exit 2) that creates and changes nothing.
+ *
+ * Arguments are text: Deno decodes the command line as UTF-8, replacing
+ * bytes that are not with U+FFFD, so two different byte strings could
+ * reach kv as one key. An argument holding U+FFFD is refused (a real
+ * U+FFFD cannot be told from a replaced byte); the REPL's "\xNN" escapes
+ * and the library take any bytes.
+ */
+export function oneShotArgsProblem(
+  name: string,
+  args: readonly string[],
+): string | undefined {
+  for (const [i, arg] of args.entries()) {
+    if (arg.includes("\uFFFD")) {
+      return `argument ${
+        i + 1
+      } holds U+FFFD: the command line was not valid UTF-8 there, ` +
+        'or held a U+FFFD kv cannot tell from one (use the REPL\'s "\\xNN" escapes, or the library)';
+    }
+  }
+  if (name === "get" || name === "put" || name === "delete") {
+    try {
+      keyToBinary(args[0]!);
+    } catch (error) {
+      return (error as Error).message;
+    }
+  }
+  if (name === "put") {
+    const bytes = encoder.encode(args[1]!).length;
+    if (bytes > VALUE_BYTES_MAX) {
+      return `Value is ${bytes} bytes; the limit is ${VALUE_BYTES_MAX} (VALUE_BYTES_MAX)`;
+    }
+  }
+  return undefined;
+}
 
 /** Runs one command; returns the process exit code. */
 export async function runOneShot(

@@ -33,7 +33,7 @@ export interface CheckReport {
 }
 
 /** Whether `name` is a file only a kv data directory holds. */
-function isStoreFile(name: string): boolean {
+export function isStoreFile(name: string): boolean {
   return name === "CURRENT" || name.startsWith("MANIFEST-") ||
     /^\d{6,}\.(log|sst)$/.test(name);
 }

@@ -177,6 +177,23 @@ Deno.test("reading commands on a missing directory say so and create nothing; a 
     }, command[0]);
   }
   assert.deepEqual(await names(tmp.path), [], "nothing created");
+  // An existing directory without a store (empty, or a mistyped path to
+  // someone's files) is not made into one by a read.
+  const other = `${tmp.path}/other`;
+  await Deno.mkdir(`${other}/empty`, { recursive: true });
+  await Deno.writeTextFile(`${other}/notes.txt`, "x");
+  for (const dir of [other, `${other}/empty`]) {
+    for (const command of [["get", "k"], ["scan"], ["stats"]]) {
+      assert.deepEqual(await runKv(["--data", dir, ...command]), {
+        code: 1,
+        stdout: "",
+        stderr:
+          `Error: data directory "${dir}" holds no kv store (put, delete and the REPL create one)\n`,
+      }, `${command[0]} ${dir}`);
+    }
+  }
+  assert.deepEqual(await names(other), ["empty", "notes.txt"], "nothing added");
+  assert.deepEqual(await names(`${other}/empty`), [], "nothing added");
   assert.deepEqual(await runKv(["--data", "", "stats"]), {
     code: 2,
     stdout: "",
@@ -449,6 +466,68 @@ const hasBash = await new Deno.Command("bash", {
   stderr: "null",
 }).output().then((o) => o.success, () => false);
 
+/** Quotes `a` for bash. */
+const shellQuote = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
+
+Deno.test("bad one-shot arguments are usage errors that create and change nothing", async () => {
+  await using tmp = await tempDir();
+  const dir = `${tmp.path}/store`;
+  const d = ["--data", dir];
+  const cases: Array<[string[], string]> = [
+    [["put", "", "v"], "Error: Key must not be empty\n"],
+    [["delete", ""], "Error: Key must not be empty\n"],
+    [["get", ""], "Error: Key must not be empty\n"],
+    [
+      ["put", "k".repeat(65_537), "v"],
+      "Error: Key is 65537 bytes; the limit is 65536 (KEY_BYTES_MAX)\n",
+    ],
+    [
+      ["put", "k", "a\uFFFDb"],
+      "Error: argument 2 holds U+FFFD: the command line was not valid UTF-8 there, " +
+      'or held a U+FFFD kv cannot tell from one (use the REPL\'s "\\xNN" escapes, or the library)\n',
+    ],
+    [
+      ["scan", "--limit", "1234567890123456"],
+      'Error: --limit needs a non-negative integer of at most 15 digits, got "1234567890123456"\n',
+    ],
+  ];
+  for (const [args, stderr] of cases) {
+    assert.deepEqual(
+      await runKv([...d, ...args]),
+      { code: 2, stdout: "", stderr },
+      args.join(" ").slice(0, 40),
+    );
+  }
+  assert.deepEqual(await names(tmp.path), [], "no directory created");
+  // Bytes that are not UTF-8 on the command line reach kv as U+FFFD: two
+  // different keys would have become one, the second put overwriting the
+  // first. Refused instead.
+  if (!hasBash) {
+    console.log("SKIPPED (bytes on the command line): bash is not installed");
+    return;
+  }
+  assert.equal((await runKv([...d, "put", "k", "v"])).code, 0);
+  const kv = [Deno.execPath(), ...kvArgs(d)].map(shellQuote).join(" ");
+  for (const bytes of ["\\xff", "\\xfe"]) {
+    const out = await new Deno.Command("bash", {
+      args: ["-c", `${kv} put $'${bytes}' one`],
+      stdout: "piped",
+      stderr: "piped",
+      env: { KV_HISTORY: "/dev/null", NO_COLOR: "1" },
+    }).output();
+    assert.equal(out.code, 2, new TextDecoder().decode(out.stderr));
+    assert.match(
+      new TextDecoder().decode(out.stderr),
+      /^Error: argument 1 holds U\+FFFD/,
+    );
+  }
+  assert.deepEqual(await runKv([...d, "scan"]), {
+    code: 0,
+    stdout: "k\tv\n",
+    stderr: "",
+  });
+});
+
 Deno.test("a store that fails to close makes kv exit non-zero", async () => {
   if (!hasBash) {
     console.log(
@@ -464,12 +543,11 @@ Deno.test("a store that fails to close makes kv exit non-zero", async () => {
     { length: 40 },
     (_, i) => `PUT k${i} ${"v".repeat(10_000)}\n`,
   ).join("");
-  const quote = (a: string) => `'${a.replaceAll("'", "'\\''")}'`;
   const command = [
     Deno.execPath(),
     ...kvArgs(["--data", tmp.path, "--sync", "none"]),
   ]
-    .map(quote).join(" ");
+    .map(shellQuote).join(" ");
   const child = new Deno.Command("bash", {
     args: ["-c", `ulimit -f 200; trap '' XFSZ; exec ${command}`],
     stdin: "piped",
