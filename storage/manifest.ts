@@ -329,6 +329,18 @@ export function snapshotEdits(state: ManifestState): VersionEdit[] {
   return edits;
 }
 
+/**
+ * The edit a manifest's snapshot ends with: NEXT_FILE alone, at the value
+ * the snapshot set (applying it changes nothing). Fsynced with the
+ * snapshot before CURRENT names the manifest, it puts a valid frame after
+ * every snapshot edit: a snapshot edit damaged later is then read as
+ * damage ("valid edits follow"), never as a torn final frame, which read
+ * a snapshot's damaged last edit as never committed and lost its tables.
+ */
+export function snapshotEnd(state: ManifestState): VersionEdit {
+  return { nextFile: state.nextFile, added: [], removed: [] };
+}
+
 /** Throws unless a manifest of `bytes` is one a reader accepts. */
 function checkManifestBytes(bytes: number): void {
   if (bytes > MANIFEST_BYTES_MAX) {
@@ -538,7 +550,10 @@ export class ManifestWriter {
     const name = manifestName(fileNumber);
     const path = joinPath(dir, name);
     // Made before the file, so that a snapshot too big leaves none behind.
-    const frames = snapshotEdits(state).map((e) => frameEdit(encodeEdit(e)));
+    const frames = [
+      ...snapshotEdits(state),
+      snapshotEnd(state),
+    ].map((e) => frameEdit(encodeEdit(e)));
     const bytes = frames.reduce((n, f) => n + f.length, 0);
     checkManifestBytes(bytes);
     await removeLeftover(env, path);

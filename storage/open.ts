@@ -260,9 +260,14 @@ export async function openStore(
         return error;
       }
       const path = joinPath(dir, current!);
+      // The log's own advice (keep its records before the damage) would
+      // misdescribe what --repair does here: the log is whole.
+      const why = error.message.replace(/\s*Run with --repair.*$/, "");
       return new CorruptionError(
         `Corrupt manifest "${path}": its last edit (at offset ${manifestRead.validBytes}) ` +
-          `fails its checksum, and the state before it does not match the directory (${error.message})`,
+          `fails its checksum, and the state before it does not match the directory (${why}). ` +
+          "--repair opens the state before that edit and moves the tables and log records " +
+          "written after it to lost/",
         path,
         manifestRead.validBytes,
       );

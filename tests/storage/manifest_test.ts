@@ -25,10 +25,11 @@ import {
   snapshotEdits,
   writeCurrent,
 } from "../../storage/manifest.ts";
-import { openStore } from "../../storage/mod.ts";
+import { CorruptionError, openStore } from "../../storage/mod.ts";
+import { denoEnv } from "../../storage/env_deno.ts";
 import { type TableMeta, TableWriter } from "../../storage/sstable/mod.ts";
 import { Prng } from "../../util/mod.ts";
-import { overriding, testSeed, text } from "../helpers.ts";
+import { overriding, tempDir, testSeed, text } from "../helpers.ts";
 
 Deno.test("a snapshot is written as edits within SNAPSHOT_EDIT_BYTES that rebuild the state, tables in their order", () => {
   const seed = testSeed("snapshot edits");
@@ -201,4 +202,68 @@ Deno.test("a bad frame followed by edit-like bytes is decided within a search bu
     readManifest(env, "/db", "MANIFEST-000002"),
     /too much like edits to tell a torn write from damage/,
   );
+});
+
+/** Offsets and lengths of the frames of manifest bytes `m`. */
+function frames(m: Uint8Array): Array<{ at: number; length: number }> {
+  const out: Array<{ at: number; length: number }> = [];
+  const view = new DataView(m.buffer, m.byteOffset, m.byteLength);
+  for (let at = 0; at + 8 <= m.length;) {
+    const length = view.getUint32(at + 4, true);
+    out.push({ at, length });
+    at += 8 + length;
+  }
+  return out;
+}
+
+Deno.test("a damaged last edit of a snapshot is damage, not a torn write: the snapshot's tables are not dropped", async () => {
+  await using tmp = await tempDir();
+  const state: ManifestState = { ...emptyState(), nextFile: 500, lastSeq: 9 };
+  // Tables with long keys: a snapshot of several edits.
+  for (let i = 0; i < 40; i++) {
+    const smallest = `${String(i).padStart(4, "0")}${"k".repeat(60_000)}`;
+    state.levels[1]!.push({
+      fileNumber: 10 + i,
+      size: 1000,
+      entries: 1,
+      tombstones: 0,
+      smallest,
+      largest: smallest + "z",
+      minSeq: 1,
+      maxSeq: 9,
+    });
+  }
+  const edits = snapshotEdits(state).length;
+  assert.ok(edits >= 2, `${edits} snapshot edits`);
+  const writer = await ManifestWriter.create(denoEnv, tmp.path, 2, state);
+  writer.close();
+  const path = `${tmp.path}/MANIFEST-000002`;
+  const whole = await Deno.readFile(path);
+  const framed = frames(whole);
+  // The snapshot's edits, then the edit that ends it.
+  assert.equal(framed.length, edits + 1);
+  assert.deepEqual(
+    (await readManifest(denoEnv, tmp.path, "MANIFEST-000002")).state,
+    state,
+  );
+  // A bit flipped in the snapshot's last edit: refused, whatever follows.
+  const last = framed[edits - 1]!;
+  const bad = whole.slice();
+  bad[last.at + 8 + (last.length >> 1)]! ^= 0x10;
+  await Deno.writeFile(path, bad);
+  await assert.rejects(
+    readManifest(denoEnv, tmp.path, "MANIFEST-000002"),
+    (e: Error) =>
+      e instanceof CorruptionError &&
+      /at offset \d+: bad frame, and valid edits follow/.test(e.message),
+  );
+  // The ending edit damaged instead reads as a torn tail: the snapshot is
+  // whole without it.
+  const end = framed[edits]!;
+  const torn = whole.slice();
+  torn[end.at + 8]! ^= 0x10;
+  await Deno.writeFile(path, torn);
+  const read = await readManifest(denoEnv, tmp.path, "MANIFEST-000002");
+  assert.deepEqual(read.state, state);
+  assert.equal(read.tornBytes, 8 + end.length);
 });
