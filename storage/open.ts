@@ -323,6 +323,21 @@ export async function openStore(
           0,
         );
       }
+      // The properties block is read anyway: a table swapped for another
+      // of the same size (a copy, a restore gone wrong) is not trusted.
+      const p = reader.props;
+      if (
+        p.entries !== meta.entries || p.tombstones !== meta.tombstones ||
+        p.minSeq !== meta.minSeq || p.maxSeq !== meta.maxSeq ||
+        p.smallest !== meta.smallest || p.largest !== meta.largest
+      ) {
+        const path = joinPath(dir, tableName(meta.fileNumber));
+        throw new CorruptionError(
+          `Table "${path}" is not the table manifest "${current}" recorded: its properties (entries, sequence numbers, key range) differ`,
+          path,
+          0,
+        );
+      }
       tables[level]!.push(reader);
     }
     const mem = new Memtable();

@@ -314,3 +314,36 @@ Deno.test("--repair keeps in lost/ a table the manifest no longer names (its las
     `in lost/: ${lost.join(" ")}`,
   );
 });
+
+Deno.test("a table swapped for another of the same size is refused at open, not read", async () => {
+  await using tmp = await tempDir();
+  const options = { memtableBytes: 4096, l0MergeTrigger: 1000, idleMergeMs: 0 };
+  const store = await openStore(tmp.path, options);
+  for (let i = 0; i < 400; i++) {
+    await store.put(
+      `key${String(i).padStart(5, "0")}`,
+      `value-${i}`.padEnd(60),
+    );
+  }
+  await store.settle();
+  await store.close();
+  // Two tables of the same size (flushes of equal memtables).
+  const bySize = new Map<number, string[]>();
+  for (
+    const name of (await names(tmp.path)).filter((n) => n.endsWith(".sst"))
+  ) {
+    const size = (await Deno.stat(`${tmp.path}/${name}`)).size;
+    bySize.set(size, [...(bySize.get(size) ?? []), name]);
+  }
+  const pair = [...bySize.values()].find((names) => names.length >= 2);
+  assert.ok(pair, `two tables of one size: ${JSON.stringify([...bySize])}`);
+  await Deno.copyFile(`${tmp.path}/${pair[1]}`, `${tmp.path}/${pair[0]}`);
+  await assert.rejects(
+    openStore(tmp.path, options),
+    (e: Error) =>
+      e instanceof CorruptionError &&
+      e.message.startsWith(
+        `Table "${tmp.path}/${pair[0]}" is not the table manifest`,
+      ),
+  );
+});
