@@ -109,12 +109,16 @@ async function check(
     report.problems.push(describe(error));
     return report;
   }
-  let lastSeq = 0;
+  // undefined while the state is unknown (no readable manifest): then the
+  // log's first sequence number is not checked, and no file is called
+  // unneeded (an open refuses such a directory; it removes nothing).
+  let lastSeq: number | undefined = 0;
   let logNumber = 0;
   const named = new Set<string>();
   if (current === undefined) {
     if (names.some((n) => n.endsWith(".sst"))) {
       report.problems.push(`"${dir}" holds tables but no CURRENT file`);
+      lastSeq = undefined;
     } else {
       report.notes.push("no manifest yet (a store that has never flushed)");
     }
@@ -150,11 +154,15 @@ async function check(
       }
     } catch (error) {
       report.problems.push(describe(error));
+      lastSeq = undefined;
     }
   }
+  const stateKnown = lastSeq !== undefined;
   await checkWal(env, dir, names, logNumber, lastSeq, named, report);
   for (const name of names) {
-    if (isStoreFile(name) && name !== "CURRENT" && !named.has(name)) {
+    if (
+      stateKnown && isStoreFile(name) && name !== "CURRENT" && !named.has(name)
+    ) {
       report.notes.push(
         `${name}: not needed by the manifest (removed at the next open)`,
       );
@@ -253,11 +261,14 @@ async function checkWal(
   dir: string,
   names: string[],
   logNumber: number,
-  lastSeq: number,
+  lastSeq: number | undefined,
   named: Set<string>,
   report: CheckReport,
 ): Promise<void> {
   const live = listSegments(names).filter((s) => s.number >= logNumber);
+  // The last sequence number before the next record, when known: not after
+  // a damaged segment (whose later records are not read), so that the
+  // segment after it is not blamed for the damage again.
   let seq = lastSeq;
   for (let i = 0; i < live.length; i++) {
     const { name } = live[i]!;
@@ -300,6 +311,7 @@ async function checkWal(
                 : `${name}: ${r.reason} at offset ${r.offset}, with valid records after it`,
             );
           }
+          seq = undefined;
           break;
         }
         const record = decodePayload(r.type, r.payload);
@@ -307,12 +319,14 @@ async function checkWal(
           report.problems.push(
             `${name}: record at offset ${r.offset} does not decode: ${record}`,
           );
+          seq = undefined;
           break;
         }
-        if (record.seq !== seq + 1) {
+        if (seq !== undefined && record.seq !== seq + 1) {
           report.problems.push(
             `${name}: sequence number ${record.seq} at offset ${r.offset} does not follow ${seq}`,
           );
+          seq = undefined;
           break;
         }
         seq = record.seq + record.ops.length - 1;

@@ -91,6 +91,20 @@ Deno.test("WAL damage with records after it is a problem; a torn tail is a note"
   let r = await checkStore(denoEnv, tmp.path);
   assert.deepEqual(r.problems, []);
   assert.ok(r.notes.some((n) => n.includes("torn tail")), r.notes.join("\n"));
+  // --repair would be a promise check does not keep: it changes nothing.
+  assert.deepEqual(await runKv(["check", "--repair", tmp.path]), {
+    code: 2,
+    stdout: "",
+    stderr:
+      "Error: --repair does not apply to check, which reads a store without changing it\n",
+  });
+  // The CLI does not claim every checksum verified: the tail's did not.
+  const cli = await runKv(["check", tmp.path]);
+  assert.equal(cli.code, 0, cli.stderr);
+  assert.match(
+    cli.stdout,
+    /^OK: nothing damaged \(only the torn tails noted\), nothing missing or inconsistent$/m,
+  );
   await Deno.writeFile(path, good);
   await flip(path, 20);
   r = await checkStore(denoEnv, tmp.path);
@@ -181,5 +195,41 @@ Deno.test("bit rot in any file never reads back wrong data: a checksum error nam
     for (const [n, bytes] of pristine) {
       await Deno.writeFile(`${tmp.path}/${n}`, bytes);
     }
+  }
+});
+
+Deno.test("without a readable manifest, check calls no table unneeded and no log out of sequence", async () => {
+  await using tmp = await tempDir();
+  await makeStore(tmp.path);
+  const current = (await Deno.readTextFile(`${tmp.path}/CURRENT`)).trim();
+  const manifest = await Deno.readFile(`${tmp.path}/${current}`);
+  // CURRENT gone; then a manifest damaged with valid edits after it.
+  const damages: Array<[string, () => Promise<void>, RegExp]> = [
+    [
+      "no CURRENT",
+      () => Deno.remove(`${tmp.path}/CURRENT`),
+      /holds tables but no CURRENT file/,
+    ],
+    [
+      "a bad manifest frame",
+      async () => {
+        await Deno.writeTextFile(`${tmp.path}/CURRENT`, `${current}\n`);
+        const bad = manifest.slice();
+        bad[10]! ^= 0x20;
+        await Deno.writeFile(`${tmp.path}/${current}`, bad);
+      },
+      /bad frame, and valid edits follow/,
+    ],
+  ];
+  for (const [what, damage, problem] of damages) {
+    await damage();
+    const r = await checkStore(denoEnv, tmp.path);
+    assert.equal(r.problems.length, 1, `${what}: ${r.problems.join("\n")}`);
+    assert.match(r.problems[0]!, problem, what);
+    assert.deepEqual(
+      r.notes.filter((n) => n.includes("not needed")),
+      [],
+      `${what}: a table an open keeps is not called unneeded`,
+    );
   }
 });
