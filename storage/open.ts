@@ -116,6 +116,42 @@ const NUMBERED = /^(\d{6,})\.(log|sst)(\.tmp)?$/;
  */
 const heldLocks = new WeakMap<Env, Set<string>>();
 
+/** The options openStore knows: any other is a mistake (a misspelling). */
+const OPTION_NAMES: ReadonlySet<string> = new Set<keyof StoreOptions>([
+  "sync",
+  "repair",
+  "env",
+  "memtableBytes",
+  "blockBytes",
+  "bloomBitsPerKey",
+  "blockCacheBytes",
+  "l0MergeTrigger",
+  "idleMergeMs",
+  "l1Bytes",
+  "tableBytes",
+  "manifestRotateBytes",
+  "background",
+]);
+
+/** Throws a TypeError for options that are not an object of known names. */
+function checkOptions(options: StoreOptions): void {
+  if (typeof options !== "object" || options === null) {
+    throw new TypeError("Store options must be an object");
+  }
+  for (const name of Object.keys(options)) {
+    if (!OPTION_NAMES.has(name)) {
+      throw new TypeError(
+        `Unknown store option "${name}"; known: ${
+          [...OPTION_NAMES].join(", ")
+        }`,
+      );
+    }
+  }
+  if (options.repair !== undefined && typeof options.repair !== "boolean") {
+    throw new TypeError("Store option repair must be true or false");
+  }
+}
+
 /**
  * Opens (creating if needed) the store in `dir`: takes its lock, reads its
  * manifest and tables, and replays its write-ahead log.
@@ -132,6 +168,7 @@ export async function openStore(
   dir: string,
   options: StoreOptions = {},
 ): Promise<Store> {
+  checkOptions(options);
   const env = options.env ?? denoEnv;
   const background = options.background ??
     (env === denoEnv ? "worker" : "inline");

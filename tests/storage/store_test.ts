@@ -13,6 +13,7 @@ import {
   type ReadableFile,
   StoreClosedError,
   StoreFailedError,
+  type StoreOptions,
   type SyncMode,
   type WritableFile,
 } from "../../storage/mod.ts";
@@ -1089,4 +1090,25 @@ Deno.test("random operations with reopens match a sorted model", async () => {
     }
   }
   await store.close();
+});
+
+Deno.test("options that are not an object of known names are refused before anything is touched", async () => {
+  await using tmp = await tempDir();
+  const dir = `${tmp.path}/db`;
+  const cases: Array<[unknown, RegExp]> = [
+    [null, /^Store options must be an object$/],
+    [
+      { sync: "none", memtableByte: 4096 },
+      /^Unknown store option "memtableByte"; known: sync, repair, env, memtableBytes,/,
+    ],
+    [{ repair: "yes" }, /^Store option repair must be true or false$/],
+  ];
+  for (const [options, message] of cases) {
+    await assert.rejects(
+      openStore(dir, options as StoreOptions),
+      (e: Error) => e instanceof TypeError && message.test(e.message),
+      JSON.stringify(options),
+    );
+  }
+  assert.deepEqual(await names(tmp.path), [], "nothing created");
 });
