@@ -166,6 +166,12 @@ async function check(
       report.notes.push(
         `${name}: not needed by the manifest (removed at the next open)`,
       );
+    } else if (
+      name === "CURRENT.tmp" || /^\d{6,}\.(log|sst)\.tmp$/.test(name)
+    ) {
+      report.notes.push(
+        `${name}: left by a write a crash interrupted (removed at the next open)`,
+      );
     }
   }
   return report;

@@ -38,6 +38,7 @@ Deno.test("a healthy store checks clean", async () => {
   await makeStore(tmp.path);
   const r = await checkStore(denoEnv, tmp.path);
   assert.deepEqual(r.problems, []);
+  assert.deepEqual(r.notes, []);
   assert.ok(r.tables > 0 && r.blocks > 0 && r.tableEntries > 0);
   assert.ok(r.walRecords > 0);
   const cli = await runKv(["check", tmp.path]);
@@ -232,4 +233,26 @@ Deno.test("without a readable manifest, check calls no table unneeded and no log
       `${what}: a table an open keeps is not called unneeded`,
     );
   }
+});
+
+Deno.test("files a crash left half written are notes, as the next open removes them", async () => {
+  await using tmp = await tempDir();
+  await makeStore(tmp.path);
+  for (const name of ["CURRENT.tmp", "000999.sst.tmp", "000998.log.tmp"]) {
+    await Deno.writeTextFile(`${tmp.path}/${name}`, "half");
+  }
+  const r = await checkStore(denoEnv, tmp.path);
+  assert.deepEqual(r.problems, []);
+  assert.deepEqual(r.notes.toSorted(), [
+    "000998.log.tmp: left by a write a crash interrupted (removed at the next open)",
+    "000999.sst.tmp: left by a write a crash interrupted (removed at the next open)",
+    "CURRENT.tmp: left by a write a crash interrupted (removed at the next open)",
+  ]);
+  const store = await openStore(tmp.path);
+  await store.close();
+  assert.deepEqual(
+    (await names(tmp.path)).filter((n) => n.endsWith(".tmp")),
+    [],
+    "removed at open",
+  );
 });
