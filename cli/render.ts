@@ -2,7 +2,11 @@
  * Rendering of values, keys and statistics for the REPL and one-shot
  * commands. Pure functions.
  */
-import type { Store, StoreStats } from "../storage/mod.ts";
+import {
+  CorruptionError,
+  type Store,
+  type StoreStats,
+} from "../storage/mod.ts";
 import { USAGE } from "./command.ts";
 
 // ignoreBOM: a leading U+FEFF is part of the bytes, not a marker to drop.
@@ -94,6 +98,8 @@ export function renderStats(
   stats: StoreStats,
   numKeys: number,
   exact = true,
+  /** Why the count is not exact when counting failed. */
+  countFailed?: string,
 ): string[] {
   const r = stats.recovery;
   const truncatedBytes = r.truncated.reduce((n, c) => n + c.bytes, 0);
@@ -102,7 +108,11 @@ export function renderStats(
     ["num_keys", numKeys],
     [
       "num_keys_exact",
-      exact ? "yes" : "no (an upper bound; COUNT gives the exact number)",
+      exact
+        ? "yes"
+        : countFailed !== undefined
+        ? `no (an upper bound: counting failed: ${countFailed})`
+        : "no (an upper bound; COUNT gives the exact number)",
     ],
     ["last_sequence", stats.lastSequence],
     ["memtable_bytes", stats.memtableBytes],
@@ -150,10 +160,22 @@ export const STATS_EXACT_COUNT_MAX = 1_000_000;
 /** The STATS lines for `store`: an exact key count when it is cheap enough. */
 export async function statsLines(store: Store): Promise<string[]> {
   const estimate = store.stats();
-  const exact = estimate.numKeysExact ||
+  let exact = estimate.numKeysExact ||
     estimate.numKeys <= STATS_EXACT_COUNT_MAX;
-  const n = exact ? await store.count() : estimate.numKeys;
-  return renderStats(store.stats(), n, exact);
+  let n = estimate.numKeys;
+  let failed: string | undefined;
+  if (exact) {
+    try {
+      n = await store.count();
+    } catch (error) {
+      // One damaged block makes the count fail, not the rest of the
+      // statistics (the recovery report among them): the estimate stands.
+      if (!(error instanceof CorruptionError)) throw error;
+      exact = false;
+      failed = error.message;
+    }
+  }
+  return renderStats(store.stats(), n, exact, failed);
 }
 
 /** One sentence on what the last open's recovery did. */
