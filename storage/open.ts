@@ -289,7 +289,10 @@ export async function openStore(
     // edit were a torn write. If the state before it does not fit the
     // directory (a missing table, a WAL that does not follow), the edit was
     // committed and then damaged: say so, naming the manifest.
-    const blameManifest = (error: unknown): unknown => {
+    const blameManifest = (
+      error: unknown,
+      logDoesNotFollow: boolean,
+    ): unknown => {
       if (
         !(error instanceof CorruptionError) || !manifestRead ||
         manifestRead.tornBytes === 0
@@ -298,13 +301,17 @@ export async function openStore(
       }
       const path = joinPath(dir, current!);
       // The log's own advice (keep its records before the damage) would
-      // misdescribe what --repair does here: the log is whole.
+      // misdescribe what --repair does here: the log is whole. Repair helps
+      // only when the log is what does not follow: it cannot bring back a
+      // table the lost edit's merge deleted.
       const why = error.message.replace(/\s*Run with --repair.*$/, "");
       return new CorruptionError(
         `Corrupt manifest "${path}": its last edit (at offset ${manifestRead.validBytes}) ` +
           `fails its checksum, and the state before it does not match the directory (${why}). ` +
-          "--repair opens the state before that edit and moves the tables and log records " +
-          "written after it to lost/",
+          (logDoesNotFollow
+            ? "--repair opens the state before that edit and moves the tables and log records " +
+              "written after it to lost/"
+            : "--repair cannot open it: the state before that edit names tables no longer there"),
         path,
         manifestRead.validBytes,
       );
@@ -348,6 +355,7 @@ export async function openStore(
           path,
           0,
         ),
+        false,
       );
     }
     for (const [i, { level, meta }] of wanted.entries()) {
@@ -395,7 +403,7 @@ export async function openStore(
         }
       },
     ).catch((error) => {
-      throw blameManifest(error);
+      throw blameManifest(error, true);
     });
     let last = segments.at(-1);
     if (!last) {

@@ -347,3 +347,35 @@ Deno.test("a table swapped for another of the same size is refused at open, not 
       ),
   );
 });
+
+Deno.test("a lost last edit of a merge (its inputs deleted) is refused, without the advice to --repair", async () => {
+  await using tmp = await tempDir();
+  const options = {
+    memtableBytes: 1024,
+    l0MergeTrigger: 2,
+    idleMergeMs: 0,
+    background: "inline" as const,
+  };
+  const store = await openStore(tmp.path, options);
+  // Overlapping keys: level 0's two tables are merged (rewritten and
+  // deleted), not moved down.
+  for (let i = 0; store.stats().merges === 0; i++) {
+    await store.put(`key${i % 50}`, `value ${i}`.padEnd(40));
+    await store.settle();
+  }
+  await store.close();
+  const current = (await Deno.readTextFile(`${tmp.path}/CURRENT`)).trim();
+  const manifest = await Deno.readFile(`${tmp.path}/${current}`);
+  manifest[manifest.length - 1]! ^= 0x01;
+  await Deno.writeFile(`${tmp.path}/${current}`, manifest);
+  for (const repair of [false, true]) {
+    await assert.rejects(
+      openStore(tmp.path, { ...options, repair }),
+      (e: Error) =>
+        e instanceof CorruptionError &&
+        /is missing\)\. --repair cannot open it: the state before that edit names tables no longer there$/
+          .test(e.message),
+      `repair ${repair}`,
+    );
+  }
+});
