@@ -30,6 +30,11 @@ export interface CheckReport {
   blocks: number;
   walSegments: number;
   walRecords: number;
+  /**
+   * Torn tails noted (a manifest's last edit, a log's last records): they
+   * fail their checksums but were never acknowledged, and open cuts them.
+   */
+  tornTails: number;
 }
 
 /** Whether `name` is a file only a kv data directory holds. */
@@ -92,6 +97,7 @@ function emptyReport(): CheckReport {
     blocks: 0,
     walSegments: 0,
     walRecords: 0,
+    tornTails: 0,
   };
 }
 
@@ -128,6 +134,7 @@ async function check(
     try {
       const read = await readManifest(env, dir, current);
       if (read.tornBytes > 0) {
+        report.tornTails++;
         report.notes.push(
           `${current}: torn final edit of ${read.tornBytes} bytes (never committed; ignored at open)`,
         );
@@ -296,6 +303,7 @@ async function checkWal(
             after = await anyValidRecord(env, dir, live.slice(i + 1));
           }
           if (after === undefined) {
+            report.tornTails++;
             report.notes.push(
               `${name}: torn tail of ${
                 file.size - r.offset
