@@ -318,24 +318,36 @@ export class TableReader {
     const cached = this.cache.get(this.#slots, i);
     if (cached) return cached;
     const offset = this.index.offsets[i]!;
-    const raw = this.cache.buffer(this.index.sizes[i]! + BLOCK_TRAILER_BYTES);
+    const n = this.index.sizes[i]! + BLOCK_TRAILER_BYTES;
+    const frame = this.cache.frame(n);
+    const raw = frame.subarray(0, n);
     this.#readInto(offset, raw, "a data block");
     return this.#insert(
       i,
       verifyBlock(this.path, raw, offset, this.checksum),
-      raw.length,
+      n,
+      frame,
     );
   }
 
-  /** Caches verified contents `raw` (read into `bytes` bytes) as block `i`. */
-  #insert(i: number, raw: Uint8Array, bytes: number): CachedBlock {
+  /**
+   * Caches verified contents `raw` (read into `bytes` bytes of `frame`)
+   * as block `i`.
+   */
+  #insert(
+    i: number,
+    raw: Uint8Array,
+    bytes: number,
+    frame: Uint8Array,
+  ): CachedBlock {
     const block: CachedBlock = {
       raw,
       decoded: undefined,
       bytes: bytes + 64,
-      ref: true,
+      at: -1,
       pins: 0,
       evicted: false,
+      frame,
       slots: this.#slots,
       index: i,
     };
@@ -387,23 +399,32 @@ export class TableReader {
     }
     const both = pairBuffer.subarray(0, n + m);
     this.#readInto(offset, both, "data blocks");
-    const raw = this.cache.buffer(n);
+    const frame = this.cache.frame(n);
+    const raw = frame.subarray(0, n);
     raw.set(both.subarray(0, n));
     const c = this.#insert(
       i,
       verifyBlock(this.path, raw, offset, this.checksum),
       n,
+      frame,
     );
     this.cache.pin(c);
-    const nextRaw = this.cache.buffer(m);
-    nextRaw.set(both.subarray(n));
     let contents: Uint8Array | undefined;
     try {
-      contents = verifyBlock(this.path, nextRaw, offset + n, this.checksum);
+      contents = verifyBlock(
+        this.path,
+        both.subarray(n),
+        offset + n,
+        this.checksum,
+      );
     } catch {
       // Left uncached: reported when a scan reads it (see above).
     }
-    if (contents !== undefined) this.#insert(next, contents, m);
+    if (contents !== undefined) {
+      const nextFrame = this.cache.frame(m);
+      nextFrame.set(both.subarray(n));
+      this.#insert(next, nextFrame.subarray(0, contents.length), m, nextFrame);
+    }
     return c;
   }
 
@@ -443,9 +464,9 @@ export class TableReader {
       // buffer (a view into the read-ahead buffer would keep all of it
       // alive): a scan over data that fits warms the cache for what
       // follows, and evicts nothing.
-      const own = this.cache.buffer(n);
+      const own = this.cache.frame(n);
       own.set(raw);
-      const c = this.#insert(i, own.subarray(0, contents.length), n);
+      const c = this.#insert(i, own.subarray(0, contents.length), n, own);
       this.cache.pin(c);
       return { contents: c.raw, pinned: c };
     }

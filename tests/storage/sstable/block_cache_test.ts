@@ -12,18 +12,25 @@ import {
 } from "../../../storage/sstable/mod.ts";
 
 function block(cache: BlockCache, n: number, fill: number): CachedBlock {
-  const raw = cache.buffer(n);
+  const frame = cache.frame(n);
+  const raw = frame.subarray(0, n);
   raw.fill(fill);
   return {
     raw,
     decoded: undefined,
     bytes: n,
-    ref: true,
+    at: -1,
     pins: 0,
     evicted: false,
+    frame,
     slots: [],
     index: 0,
   };
+}
+
+/** Whether two buffers start at the same memory. */
+function same(a: Uint8Array, b: Uint8Array): boolean {
+  return a.buffer === b.buffer && a.byteOffset === b.byteOffset;
 }
 
 const DECODED: DataBlock = {
@@ -54,10 +61,10 @@ Deno.test("evicted blocks that were never decoded lend their buffers to new ones
   assert.equal(evicted.length, 1);
   const next = cache.buffer(1000);
   if (evicted[0] === a) {
-    assert.notEqual(next.buffer, a.raw.buffer, "a decoded block's buffer");
+    assert.ok(!same(next, a.raw), "a decoded block's buffer");
     assert.ok(a.raw.every((x) => x === 1));
   } else {
-    assert.equal(next.buffer, evicted[0]!.raw.buffer, "recycled");
+    assert.ok(same(next, evicted[0]!.raw), "recycled");
   }
   // Every live block keeps its own bytes.
   for (const [i, x] of slots.entries()) {
@@ -76,7 +83,7 @@ Deno.test("a block being inserted is never evicted or recycled by its own insert
       cache.set(slots, i, x);
       assert.equal(slots[i], x, `capacity ${capacity}, block ${i} evicted`);
       const other = cache.buffer(x.raw.length);
-      assert.notEqual(other.buffer, x.raw.buffer, `block ${i} recycled`);
+      assert.ok(!same(other, x.raw), `block ${i} recycled`);
       assert.ok(x.raw.every((v) => v === (i & 0xff)));
       assert.ok(cache.stats().bytes <= capacity);
     }
@@ -91,10 +98,10 @@ Deno.test("an evicted block a cursor is in is recycled only once the cursor leav
   cache.pin(a);
   for (let i = 1; i < 4; i++) cache.set(slots, i, block(cache, 1000, i + 1));
   assert.equal(a.evicted, true, "evicted while pinned");
-  assert.notEqual(cache.buffer(1000).buffer, a.raw.buffer, "not recycled");
+  assert.ok(!same(cache.buffer(1000), a.raw), "not recycled");
   assert.ok(a.raw.every((x) => x === 1), "its bytes stay its own");
   cache.unpin(a);
-  assert.equal(cache.buffer(1000).buffer, a.raw.buffer, "recycled at unpin");
+  assert.ok(same(cache.buffer(1000), a.raw), "recycled at unpin");
   // A block unpinned while still cached is recycled when evicted.
   const b = slots.find((x) => x !== undefined)!;
   cache.pin(b);
@@ -124,11 +131,7 @@ Deno.test("a block that needs several evictions to fit is never one of them, wha
           assert.ok(!b.evicted, `${what}: not evicted`);
           assert.ok(cache.stats().bytes <= 3072, `${what}: within capacity`);
           const next = cache.buffer(b.raw.length);
-          assert.notEqual(
-            next.buffer,
-            b.raw.buffer,
-            `${what}: buffer lent out`,
-          );
+          assert.ok(!same(next, b.raw), `${what}: buffer lent out`);
           next.fill(7);
           assert.ok(
             b.raw.every((x) => x === 100 + round),
@@ -144,9 +147,10 @@ Deno.test("a block that needs several evictions to fit is never one of them, wha
 Deno.test("recycled buffers kept for reuse are bounded in bytes, whatever their sizes", () => {
   // 480 blocks of 16 sizes (256-byte steps from 4 KiB), then one block as
   // big as the cache, which evicts them all: without a bound in bytes the
-  // free lists would keep every one (up to 64 of each size), 2.3 MB.
+  // free lists would keep every one (up to 64 of each size), 2.3 MB. (No
+  // arena: its frames are bounded by the arena; see the next test.)
   const capacity = 4 * 1024 * 1024;
-  const cache = new BlockCache(capacity);
+  const cache = new BlockCache(capacity, 0);
   const slots: Array<CachedBlock | undefined> = [];
   const sizes = Array.from({ length: 16 }, (_, i) => 4096 + 256 * i);
   const lent = new Set<ArrayBufferLike>();
@@ -176,4 +180,57 @@ Deno.test("recycled buffers kept for reuse are bounded in bytes, whatever their 
   );
   // The bound is filled, not refused outright.
   assert.ok(kept > FREE_BUFFER_BYTES_MAX - 8192, `${kept} bytes kept`);
+});
+
+Deno.test("new frames come from the arena until it is used up, and its frames are all kept for reuse", () => {
+  const capacity = 64 * 1024;
+  const arena = 16 * 1024;
+  const cache = new BlockCache(capacity, arena);
+  const slots: Array<CachedBlock | undefined> = [];
+  // 1000-byte blocks take 1024-byte frames: 16 fit the arena.
+  const blocks = Array.from({ length: 24 }, (_, i) => block(cache, 1000, i));
+  const inArena = blocks.filter((b) => b.raw.buffer === blocks[0]!.raw.buffer);
+  assert.equal(inArena.length, 16, "frames carved from the arena");
+  assert.equal(inArena[0]!.raw.buffer.byteLength, arena);
+  for (const [i, b] of inArena.entries()) {
+    assert.equal(b.raw.byteOffset, i * 1024, `frame ${i} in order`);
+  }
+  for (const b of blocks.slice(16)) {
+    assert.equal(b.raw.buffer.byteLength, 1024, "then single allocations");
+  }
+  for (const [i, b] of blocks.entries()) cache.set(slots, i, b);
+  // One block as big as the cache evicts all 24: every arena frame is
+  // kept, whatever FREE_BUFFER_BYTES_MAX would allow, and handed out again
+  // before anything new is allocated.
+  cache.set(slots, 24, block(cache, capacity, 99));
+  assert.equal(cache.stats().blocks, 1);
+  const again = new Set<number>();
+  for (let i = 0; i < 24; i++) {
+    const f = cache.buffer(1000);
+    assert.ok(blocks.some((b) => same(b.raw, f)), `frame ${i} is reused`);
+    if (f.buffer === inArena[0]!.raw.buffer) again.add(f.byteOffset);
+  }
+  assert.equal(again.size, 16, "every arena frame reused");
+});
+
+Deno.test("a block hit since the hand last passed outlives one that was not", () => {
+  const cache = new BlockCache(4000, 0);
+  const slots: Array<CachedBlock | undefined> = [];
+  for (let i = 0; i < 4; i++) cache.set(slots, i, block(cache, 1000, i));
+  // The fifth block clears every bit on the hand's first pass and evicts
+  // block 0; the sixth finds block 1 unreferenced, unless it was hit.
+  cache.set(slots, 4, block(cache, 1000, 4));
+  assert.equal(slots[0], undefined, "block 0 evicted first");
+  assert.ok(cache.get(slots, 1), "block 1 hit");
+  cache.set(slots, 5, block(cache, 1000, 5));
+  assert.ok(slots[1] !== undefined, "block 1 kept: it was hit");
+  assert.equal(slots[2], undefined, "block 2 evicted in its place");
+  // A table's dropped blocks go before any referenced block.
+  const other: Array<CachedBlock | undefined> = [];
+  cache.set(other, 0, block(cache, 1000, 6));
+  for (let i = 0; i < 6; i++) if (slots[i]) cache.get(slots, i);
+  cache.dropAll(other);
+  cache.set(slots, 6, block(cache, 1000, 7));
+  const kept = slots.filter((b) => b !== undefined).length;
+  assert.equal(kept, 4, "the dropped block made the room");
 });
