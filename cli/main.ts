@@ -367,7 +367,10 @@ export async function main(args: string[]): Promise<number> {
   }
   const interactive = (name === undefined || name === "repl") &&
     Deno.stdin.isTerminal() && Deno.stdout.isTerminal();
-  if (!interactive && store.recovery.repaired.length > 0) {
+  const r = store.recovery;
+  if (
+    !interactive && (r.repaired.length > 0 || r.missingSegments.length > 0)
+  ) {
     // What --repair dropped, where a script's output does not mix with it
     // (the terminal REPL prints it in its banner).
     printErr(`Recovery: ${describeRecovery(store.stats())}`);

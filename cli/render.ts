@@ -203,6 +203,11 @@ export function describeRecovery(stats: StoreStats): string {
   if (r.removedSegments.length > 0) {
     parts.push(`set aside later segments ${r.removedSegments.join(", ")}`);
   }
+  for (const s of r.missingSegments) {
+    parts.push(
+      `repair opened without missing WAL segment ${s} (writes it held that were in no table are lost)`,
+    );
+  }
   return parts.join("; ");
 }
 

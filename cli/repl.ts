@@ -132,7 +132,10 @@ export async function runRepl(
   writeOut(
     `kv ${VERSION}: data directory "${store.dir}", sync ${store.stats().syncMode}. Type HELP for commands.\n`,
   );
-  if (r.truncated.length > 0 || r.repaired.length > 0) {
+  if (
+    r.truncated.length > 0 || r.repaired.length > 0 ||
+    r.missingSegments.length > 0
+  ) {
     writeOut(`Recovery: ${describeRecovery(store.stats())}\n`);
   }
   const path = historyPath();

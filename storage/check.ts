@@ -9,7 +9,7 @@ import { type Env, joinPath } from "./env.ts";
 import { CorruptionError, LockedError } from "./errors.ts";
 import { LOCK_FILE_NAME } from "./format.ts";
 import { readCurrent, readManifest } from "./manifest.ts";
-import { anyValidRecord, listSegments } from "./recovery.ts";
+import { anyValidRecord, listSegments, missingLogSegment } from "./recovery.ts";
 import {
   BlockCache,
   type TableMeta,
@@ -283,6 +283,16 @@ async function checkWal(
   // a damaged segment (whose later records are not read), so that the
   // segment after it is not blamed for the damage again.
   let seq = lastSeq;
+  const missing = lastSeq === undefined
+    ? undefined
+    : missingLogSegment(names, logNumber);
+  if (missing !== undefined) {
+    report.problems.push(
+      `${missing}: missing, and the manifest needs it for writes that are in no table (an open refuses the store; --repair opens it without them)`,
+    );
+    // The next segment's first sequence number follows a gap: not blamed.
+    seq = undefined;
+  }
   for (let i = 0; i < live.length; i++) {
     const { name } = live[i]!;
     named.add(name);

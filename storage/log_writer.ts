@@ -125,6 +125,14 @@ export class LogWriter {
     }
   }
 
+  /**
+   * Settles once the segment file is open (for a new segment, once its
+   * directory entry is synced too) or opening it failed.
+   */
+  get opened(): Promise<void> {
+    return this.#ready;
+  }
+
   /** Bytes queued in memory, not yet handed to the OS. */
   get queuedBytes(): number {
     return this.#length;

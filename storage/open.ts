@@ -32,6 +32,7 @@ import {
 import { Memtable } from "./memtable.ts";
 import {
   listSegments,
+  missingLogSegment,
   moveToLost,
   recoverWal,
   segmentName,
@@ -393,6 +394,21 @@ export async function openStore(
       const s = listSegments([n])[0];
       return s !== undefined && s.number >= state.logNumber;
     });
+    const lostSegment = missingLogSegment(names, state.logNumber);
+    if (lostSegment !== undefined && !options.repair) {
+      // After a damaged last manifest edit, the segment its flush covered
+      // (then deleted) is what the state before it needs: the manifest is
+      // blamed.
+      const path = joinPath(dir, lostSegment);
+      throw blameManifest(
+        new CorruptionError(
+          `WAL segment "${path}" is missing: manifest "${current}" needs it for writes that are in no table. Run with --repair to open the store without them (they are lost)`,
+          path,
+          0,
+        ),
+        true,
+      );
+    }
     const { report, segments } = await recoverWal(
       env,
       dir,
@@ -408,11 +424,16 @@ export async function openStore(
     ).catch((error) => {
       throw blameManifest(error, true);
     });
+    if (lostSegment !== undefined) report.missingSegments.push(lostSegment);
     let last = segments.at(-1);
     if (!last) {
       const number = state.nextFile++;
       last = { number, name: segmentName(number), size: 0 };
     }
+    // No segment before the first one left is needed (nor on disk): the
+    // new manifest says so, so that the next open does not look for one
+    // that --repair did without, nor one a new store never had.
+    state.logNumber = (segments[0] ?? last).number;
     file = await env.openWritable(joinPath(dir, last.name));
     const manifest = await ManifestWriter.create(
       env,

@@ -38,6 +38,11 @@ export interface RecoveryReport {
   repaired: RecoveryCut[];
   /** Later segments removed because of a cut before them. */
   removedSegments: string[];
+  /**
+   * The segment the manifest needs that was missing, when --repair opened
+   * the store without it (its writes are lost).
+   */
+  missingSegments: string[];
   /** The manifest the store opened from (none for a new store). */
   manifest: string | undefined;
   /** Tables the manifest named, all opened and verified. */
@@ -75,6 +80,24 @@ export function listSegments(names: string[]): Array<{
   return out.sort((a, b) => a.number - b.number);
 }
 
+/**
+ * The name of the WAL segment that state `logNumber` says is the oldest
+ * still needed, when it is not among `names`; else undefined. The store
+ * creates a segment, and syncs its directory entry, before any manifest
+ * edit names it, so a missing one was lost or deleted, with any writes it
+ * held that are in no table: the sequence numbers of the segments after it
+ * cannot show that when it was the last. 0 names none (a store that has
+ * never flushed).
+ */
+export function missingLogSegment(
+  names: string[],
+  logNumber: number,
+): string | undefined {
+  if (logNumber === 0) return undefined;
+  const found = listSegments(names).some((s) => s.number === logNumber);
+  return found ? undefined : segmentName(logNumber);
+}
+
 interface Damage {
   segment: number;
   offset: number;
@@ -107,6 +130,7 @@ export async function recoverWal(
     truncated: [],
     repaired: [],
     removedSegments: [],
+    missingSegments: [],
     manifest: undefined,
     tables: 0,
     removedFiles: [],

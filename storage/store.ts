@@ -1241,6 +1241,14 @@ export class Store {
     }
     const frozen = this.#imms[0]!;
     const metas = await frozen.tables!;
+    // The segment the edit names as the oldest still needed is on disk
+    // before the edit (created, its directory entry synced): a power cut
+    // could otherwise keep an edit naming a segment that no open finds,
+    // which an open refuses as lost writes (missingLogSegment). The next
+    // frozen memtable's segment is, once closed; the active one once
+    // opened (should a freeze come meanwhile, it is the next frozen one).
+    const next = this.#imms[1];
+    await (next ? next.closed : this.#log.opened).catch(() => {});
     const logNumber = this.#imms[1]?.segment ?? this.#segment;
     await this.#commit({
       added: metas.map((meta) => ({ level: 0, meta })),

@@ -332,6 +332,28 @@ Deno.test("a corrupt log fails to open with the file and offset, and --repair op
   assert.match(repaired.stdout, /recovery_repaired_bytes: \d+/);
 });
 
+Deno.test("a deleted log fails to open, naming it, and --repair says what it opened without", async () => {
+  await using tmp = await tempDir();
+  const d = ["--data", tmp.path];
+  await runKv(d, "PUT a 1\n");
+  await runKv(d, "PUT b 2\n");
+  await Deno.remove(`${tmp.path}/000001.log`);
+  const r = await runKv([...d, "get", "a"]);
+  assert.equal(r.code, 1);
+  assert.match(
+    r.stderr,
+    /^Error: WAL segment ".*000001\.log" is missing: manifest "MANIFEST-\d+" needs it for writes that are in no table\. Run with --repair/,
+  );
+  const repaired = await runKv([...d, "--repair", "get", "a"]);
+  assert.equal(repaired.code, 1, "a was in the lost segment");
+  assert.match(
+    repaired.stderr,
+    /^Recovery: .*repair opened without missing WAL segment 000001\.log/m,
+  );
+  const after = await runKv([...d, "stats"]);
+  assert.equal(after.code, 0, after.stderr);
+});
+
 Deno.test("kv bench runs every db_bench workload and reports a row for each", async () => {
   const r = await runKv([
     "bench",

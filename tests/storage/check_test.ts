@@ -273,3 +273,25 @@ Deno.test("stats still answers with a damaged table, saying why its count is not
   );
   assert.match(stats.stdout, /^ {2}last_sequence: 1500$/m);
 });
+
+Deno.test("a deleted live WAL segment is a problem, and the next one is not blamed for the gap", async () => {
+  await using tmp = await tempDir();
+  const store = await openStore(tmp.path, { memtableBytes: 4096 });
+  for (let i = 0; i < 100; i++) await store.put(`k${i}`, "v".repeat(30));
+  await store.close();
+  const segments = (await names(tmp.path)).filter((n) => n.endsWith(".log"));
+  assert.ok(segments.length >= 1, segments.join(" "));
+  // The oldest segment the manifest needs.
+  await Deno.remove(`${tmp.path}/${segments[0]}`);
+  const r = await checkStore(denoEnv, tmp.path);
+  assert.ok(
+    r.problems.some((p) => p.startsWith(`${segments[0]}: missing`)),
+    r.problems.join("\n"),
+  );
+  assert.ok(
+    !r.problems.some((p) => p.includes("does not follow")),
+    r.problems.join("\n"),
+  );
+  const cli = await runKv(["check", tmp.path]);
+  assert.equal(cli.code, 1, cli.stdout + cli.stderr);
+});

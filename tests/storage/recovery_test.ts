@@ -379,3 +379,70 @@ Deno.test("a lost last edit of a merge (its inputs deleted) is refused, without 
     );
   }
 });
+
+Deno.test("a deleted live WAL segment is refused at open, not read as no writes; --repair opens without it, once", async () => {
+  await using tmp = await tempDir();
+  const options = { memtableBytes: 4096, idleMergeMs: 0 };
+  const store = await openStore(tmp.path, options);
+  // Flushed writes (in tables), then writes only the active segment holds.
+  for (let i = 0; i < 200; i++) {
+    await store.put(`old${String(i).padStart(3, "0")}`, "x".repeat(40));
+  }
+  await store.settle();
+  for (let i = 0; i < 5; i++) await store.put(`new${i}`, `value ${i}`);
+  await store.close();
+  const segments = (await names(tmp.path)).filter((n) => n.endsWith(".log"));
+  assert.equal(segments.length, 1, segments.join(" "));
+  const segment = segments[0]!;
+  await Deno.remove(`${tmp.path}/${segment}`);
+  await assert.rejects(
+    openStore(tmp.path, options),
+    (e: Error) =>
+      e instanceof CorruptionError &&
+      e.file === `${tmp.path}/${segment}` &&
+      e.message.startsWith(`WAL segment "${tmp.path}/${segment}" is missing`) &&
+      e.message.includes("Run with --repair"),
+  );
+  // Refusing changed nothing.
+  assert.deepEqual(
+    (await names(tmp.path)).filter((n) => n.endsWith(".log")),
+    [],
+  );
+  const repaired = await openStore(tmp.path, { ...options, repair: true });
+  assert.deepEqual(repaired.recovery.missingSegments, [segment]);
+  // What reached tables reads back (a prefix of the writes); what only
+  // the lost segment held is gone.
+  const kept = [];
+  for await (const e of repaired.scan({ prefix: "old" })) {
+    assert.equal(text(e.value), "x".repeat(40));
+    kept.push(text(e.key));
+  }
+  assert.ok(kept.length > 0 && kept.length < 200, `${kept.length} kept`);
+  assert.equal(kept.at(-1), `old${String(kept.length - 1).padStart(3, "0")}`);
+  assert.equal(await repaired.get("new0"), undefined);
+  await repaired.put("after", "repair");
+  await repaired.close();
+  // The repaired store's manifest no longer needs the lost segment.
+  const again = await openStore(tmp.path, options);
+  assert.deepEqual(again.recovery.missingSegments, []);
+  assert.equal(text(await again.get("after")), "repair");
+  await again.close();
+});
+
+Deno.test("a store that never flushed still notices its deleted log", async () => {
+  await using tmp = await tempDir();
+  const store = await openStore(tmp.path);
+  await store.put("k", "v");
+  await store.close();
+  // The first open's manifest already names the segment it created.
+  const reopened = await openStore(tmp.path);
+  assert.equal(text(await reopened.get("k")), "v");
+  await reopened.close();
+  for (const n of await names(tmp.path)) {
+    if (n.endsWith(".log")) await Deno.remove(`${tmp.path}/${n}`);
+  }
+  await assert.rejects(
+    openStore(tmp.path),
+    (e: Error) => e instanceof CorruptionError && /is missing/.test(e.message),
+  );
+});
