@@ -246,7 +246,21 @@ export async function openStore(
     1024,
     1024 * 1024 * 1024,
   );
-  await env.mkdirAll(dir);
+  try {
+    await env.mkdirAll(dir);
+  } catch (error) {
+    // Deno's own message names mkdir and an errno, not what is wrong.
+    const name = (error as Error).name;
+    if (name === "AlreadyExists" || name === "NotADirectory") {
+      throw new Error(
+        name === "AlreadyExists"
+          ? `Cannot open a store in "${dir}": it is a file, not a directory`
+          : `Cannot open a store in "${dir}": a file stands where a directory on its path should be`,
+        { cause: error },
+      );
+    }
+    throw error;
+  }
   const lockPath = joinPath(dir, LOCK_FILE_NAME);
   const taken = await env.tryLock(lockPath);
   let held = heldLocks.get(env);

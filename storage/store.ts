@@ -946,6 +946,15 @@ export class Store {
   ): Promise<number> {
     if (this.#closed) throw new StoreClosedError();
     const { range } = scanRange(options);
+    for (const name of ["limit", "reverse"] as const) {
+      // A count capped by a limit would be a different answer, not a
+      // faster one: refused rather than ignored.
+      if ((options as ScanOptions)[name] !== undefined) {
+        throw new TypeError(
+          `count takes prefix, start and end, not ${name}`,
+        );
+      }
+    }
     const whole = options.start === undefined && options.end === undefined &&
       options.prefix === undefined;
     if (
@@ -1618,7 +1627,11 @@ function scanRange(options: ScanOptions): {
   ) {
     throw new RangeError(
       `Scan limit must be a non-negative integer, got ${
-        typeof limit === "string" ? JSON.stringify(limit) : String(limit)
+        typeof limit === "string"
+          ? JSON.stringify(limit)
+          : typeof limit === "bigint"
+          ? `${limit}n (a bigint)`
+          : String(limit)
       }`,
     );
   }

@@ -355,12 +355,21 @@ Deno.test("limits reject bad input with clear errors and store nothing", async (
     () => store.scan({ limit: "2" as never }),
     /non-negative integer, got "2"/,
   );
+  // Not "got 2", which would read as a valid limit refused.
+  assert.throws(
+    () => store.scan({ limit: 2n as never }),
+    /non-negative integer, got 2n \(a bigint\)$/,
+  );
   assert.throws(
     () => store.scan({ reverse: "yes" as never }),
     /Scan reverse must be a boolean, got yes/,
   );
   assert.throws(() => store.scan(null as never), /options must be an object/);
   await assert.rejects(store.count(null as never), /options must be an object/);
+  await assert.rejects(
+    store.count({ limit: 5 } as never),
+    /^TypeError: count takes prefix, start and end, not limit$/,
+  );
   // A bad operation of a batch is named, and nothing of the batch is kept.
   await assert.rejects(
     store.batch([
@@ -1111,4 +1120,23 @@ Deno.test("options that are not an object of known names are refused before anyt
     );
   }
   assert.deepEqual(await names(tmp.path), [], "nothing created");
+});
+
+Deno.test("a store path that is a file, or under one, is refused in words, not as a mkdir errno", async () => {
+  await using tmp = await tempDir();
+  const file = `${tmp.path}/file`;
+  await Deno.writeTextFile(file, "not a store");
+  await assert.rejects(
+    openStore(file),
+    (e: Error) =>
+      e.message ===
+        `Cannot open a store in "${file}": it is a file, not a directory`,
+  );
+  await assert.rejects(
+    openStore(`${file}/sub`),
+    (e: Error) =>
+      e.message ===
+        `Cannot open a store in "${file}/sub": a file stands where a directory on its path should be`,
+  );
+  assert.equal(await Deno.readTextFile(file), "not a store");
 });
