@@ -20,12 +20,21 @@ interface Held {
 /** An immutable set of tables per level. */
 export class Version {
   #refs = 1;
+  /**
+   * Per level, its tables' smallest and largest keys, in the level's order:
+   * a get's search for the table of a level reads these arrays, not each
+   * table's properties object (two loads fewer per step).
+   */
+  readonly smallest: ReadonlyArray<readonly string[]>;
+  readonly largest: ReadonlyArray<readonly string[]>;
 
   constructor(
     readonly levels: ReadonlyArray<readonly TableReader[]>,
     private readonly owner: TableSet,
   ) {
     for (const level of levels) for (const t of level) owner.hold(t);
+    this.smallest = levels.map((l) => l.map((t) => t.props.smallest));
+    this.largest = levels.map((l) => l.map((t) => t.props.largest));
   }
 
   /** Pins the version (a scan or snapshot starting). */

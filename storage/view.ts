@@ -19,7 +19,11 @@ import {
   TableReverse,
   TableScan,
 } from "./merge.ts";
-import { putBloomHashesOfBytes, type TableReader } from "./sstable/mod.ts";
+import {
+  putBloomHashesOfBytes,
+  tableHit,
+  type TableReader,
+} from "./sstable/mod.ts";
 import { ReadKey } from "./input.ts";
 import type { Version } from "./version.ts";
 import { bufferPool, putBinary, resultPool } from "../util/mod.ts";
@@ -31,22 +35,28 @@ export interface Sources {
   version: Version;
 }
 
-/** The table of a sorted, non-overlapping level that may hold `key`. */
+/**
+ * The table of sorted, non-overlapping level `l` of `version` that may
+ * hold `key`.
+ */
 function tableFor(
-  level: readonly TableReader[],
+  version: Version,
+  l: number,
   key: string,
 ): TableReader | undefined {
   // Tables sorted by smallest key: the candidate is the last one starting
   // at or before key.
+  const smallest = version.smallest[l]!;
   let lo = 0;
-  let hi = level.length;
+  let hi = smallest.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (level[mid]!.props.smallest <= key) lo = mid + 1;
+    if (smallest[mid]! <= key) lo = mid + 1;
     else hi = mid;
   }
-  const t = level[lo - 1];
-  return t !== undefined && key <= t.props.largest ? t : undefined;
+  return lo > 0 && key <= version.largest[l]![lo - 1]!
+    ? version.levels[l]![lo - 1]
+    : undefined;
 }
 
 /**
@@ -79,21 +89,33 @@ export function lookup(
       if (iv !== -1) return imm.copyValue(iv, resultPool);
     }
   }
-  const levels = sources.version.levels;
+  const version = sources.version;
+  const levels = version.levels;
   const h2 = h2s[0]!;
   const k = key.binary;
   const l0 = levels[0]!;
   for (let i = l0.length - 1; i >= 0; i--) {
-    const e = l0[i]!.get(k, h1, h2);
-    if (e && e.seq <= seq) return copyOut(e.value);
+    const c = l0[i]!.find(k, h1, h2);
+    if (c !== undefined && tableHit.seq <= seq) return copyHit(c);
   }
   for (let l = 1; l < levels.length; l++) {
-    const t = tableFor(levels[l]!, k);
+    const t = tableFor(version, l, k);
     if (!t) continue;
-    const e = t.get(k, h1, h2);
-    if (e && e.seq <= seq) return copyOut(e.value);
+    const c = t.find(k, h1, h2);
+    if (c !== undefined && tableHit.seq <= seq) return copyHit(c);
   }
   return undefined;
+}
+
+/**
+ * A copy (from the pool of results) of the value of the entry a table's
+ * find() just found in block contents `c`; undefined for a tombstone.
+ */
+function copyHit(c: Uint8Array): Uint8Array | undefined {
+  const { valueAt, valueLength } = tableHit;
+  return valueLength < 0
+    ? undefined
+    : resultPool.copy(c, valueAt, valueAt + valueLength);
 }
 
 /** Where {@linkcode lookup} puts a key's filter hashes. */
@@ -110,11 +132,6 @@ export function lookupBinary(
   seq: number,
 ): Uint8Array | undefined {
   return lookup(sources, binaryKey.setBinary(key), seq);
-}
-
-/** A copy of a value (from the pool of results), or undefined. */
-export function copyOut(value: Uint8Array | undefined): Uint8Array | undefined {
-  return value === undefined ? undefined : resultPool.copy(value);
 }
 
 /**

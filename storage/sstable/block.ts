@@ -507,7 +507,7 @@ export function parseFieldInto(
   out.valueLength = kind === EntryTag.PUT ? end - at : -1;
 }
 
-/** Result slot of parseValueInto's field parse. */
+/** Result slot of parseValueInto's field parse, and of searchDataBlock's. */
 const field: DataField = { seq: 0, expiry: 0, valueAt: 0, valueLength: -1 };
 
 /** Parses a data entry's value field into `out`, the value as a view. */
@@ -605,6 +605,31 @@ export function searchDataBlock(
   file: string,
   offset: number,
 ): DataValue | undefined {
+  const f = field;
+  if (!findInDataBlock(contents, key, file, offset, f)) return undefined;
+  return {
+    seq: f.seq,
+    value: f.valueLength < 0
+      ? undefined
+      : contents.subarray(f.valueAt, f.valueAt + f.valueLength),
+    expiry: f.expiry,
+  };
+}
+
+/**
+ * {@linkcode searchDataBlock} that allocates nothing: true when `key` is
+ * in the block, its entry's fields then in `out` (the value where it lies
+ * in `contents`). A point lookup copies the value straight from the block:
+ * an entry object and a view per hit were a tenth of a cached get's time,
+ * collections included.
+ */
+export function findInDataBlock(
+  contents: Uint8Array,
+  key: string,
+  file: string,
+  offset: number,
+  out: DataField,
+): boolean {
   searched.file = file;
   searched.offset = offset;
   const bad = searchBad;
@@ -637,26 +662,25 @@ export function searchDataBlock(
           ? key.charCodeAt(shared + j) < contents[body + j]!
           : rest < unshared
       ) {
-        return undefined;
+        return false;
       }
       if (j === n && rest === unshared) {
         const valueStart = body + unshared;
-        const out: DataValue = { seq: 0, value: undefined, expiry: 0 };
-        parseValueInto(
+        parseFieldInto(
           contents,
           valueStart,
           valueStart + valueLength,
           searchEntryBad,
           out,
         );
-        return out;
+        return true;
       }
       matched = shared + j;
     }
     lastLength = shared + unshared;
     at = body + unshared + valueLength;
   }
-  return undefined;
+  return false;
 }
 
 const NO_BYTES = new Uint8Array(0);

@@ -24,6 +24,7 @@ export {
   ReadAhead,
   type ScanBlock,
   type TableEntry,
+  tableHit,
   type TableProps,
   TableReader,
 } from "./table_reader.ts";

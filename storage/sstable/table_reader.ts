@@ -35,10 +35,11 @@ import {
 } from "../format.ts";
 import {
   type DataBlock,
+  type DataField,
   decodeDataBlock,
   decodeIndexBlock,
+  findInDataBlock,
   type IndexBlock,
-  searchDataBlock,
 } from "./block.ts";
 import type { BlockCache, CachedBlock } from "./block_cache.ts";
 import { bloomHash1, bloomHash2, bloomMayContain } from "./bloom.ts";
@@ -73,6 +74,17 @@ export interface TableEntry {
 }
 
 const scratch: VarintResult = { value: 0, offset: 0 };
+
+/**
+ * The fields of the entry {@linkcode TableReader.find} last found (one
+ * slot serves every lookup: each is done before another starts).
+ */
+export const tableHit: DataField = {
+  seq: 0,
+  expiry: 0,
+  valueAt: 0,
+  valueLength: -1,
+};
 
 /**
  * Bytes a sequential scan reads at a time. A merge holds one such buffer per
@@ -563,6 +575,29 @@ export class TableReader {
     h1: number = bloomHash1(key),
     h2: number = bloomHash2(key),
   ): TableEntry | undefined {
+    const contents = this.find(key, h1, h2);
+    if (contents === undefined) return undefined;
+    const { seq, expiry, valueAt, valueLength } = tableHit;
+    return {
+      seq,
+      value: valueLength < 0
+        ? undefined
+        : contents.subarray(valueAt, valueAt + valueLength),
+      expiry,
+    };
+  }
+
+  /**
+   * {@linkcode get} that allocates nothing: the contents of the block
+   * holding `key`'s entry (a tombstone included), the entry's fields then
+   * in {@linkcode tableHit}, or undefined. The contents are valid until
+   * the next read of any table.
+   */
+  find(
+    key: string,
+    h1: number = bloomHash1(key),
+    h2: number = bloomHash2(key),
+  ): Uint8Array | undefined {
     if (key < this.props.smallest || key > this.props.largest) return undefined;
     if (!bloomMayContain(this.filter, key, h1, h2)) {
       this.filterStats.negatives++;
@@ -570,13 +605,18 @@ export class TableReader {
     }
     const b = this.#blockWithin(key);
     if (b < this.blocks) {
-      const e = searchDataBlock(
-        this.#cached(b).raw,
-        key,
-        this.path,
-        this.index.offsets[b]!,
-      );
-      if (e) return e;
+      const contents = this.#cached(b).raw;
+      if (
+        findInDataBlock(
+          contents,
+          key,
+          this.path,
+          this.index.offsets[b]!,
+          tableHit,
+        )
+      ) {
+        return contents;
+      }
     }
     if (this.filter.length > 1) this.filterStats.falsePositives++;
     return undefined;
