@@ -71,6 +71,8 @@ export interface CachedBlock {
  * cache's memory unused and a page fault more per block filled in.
  */
 const BUFFER_GRANULE = 256;
+/** Memory page size the arena aligns frames of whole pages to. */
+const PAGE_BYTES = 4096;
 /** Most recycled buffers kept per size. */
 const FREE_BUFFERS_MAX = 64;
 /**
@@ -136,7 +138,11 @@ export class BlockCache {
       if (recycled.buffer !== this.#arena) this.#freeBytes -= size;
       return recycled;
     }
-    const at = this.#arenaUsed;
+    // A frame of whole pages starts on a page, so that a 4 KiB block is in
+    // one page (the tables' blocks are cut to fit it): after a smaller
+    // frame (a table's last block) the next one skips to the next page.
+    let at = this.#arenaUsed;
+    if (size % PAGE_BYTES === 0) at = Math.ceil(at / PAGE_BYTES) * PAGE_BYTES;
     if (at + size > this.#arenaBytes) return new Uint8Array(size);
     this.#arena ??= new ArrayBuffer(this.#arenaBytes);
     this.#arenaUsed = at + size;

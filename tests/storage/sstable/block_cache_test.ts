@@ -234,3 +234,21 @@ Deno.test("a block hit since the hand last passed outlives one that was not", ()
   const kept = slots.filter((b) => b !== undefined).length;
   assert.equal(kept, 4, "the dropped block made the room");
 });
+
+Deno.test("an arena frame of whole pages starts on a page, whatever came before it", () => {
+  const cache = new BlockCache(1 << 20, 1 << 20);
+  const sizes = [4000, 500, 4096, 100, 3900, 8000, 4096];
+  const frames = sizes.map((n) => cache.frame(n));
+  for (const [i, f] of frames.entries()) {
+    assert.equal(f.buffer, frames[0]!.buffer, `frame ${i} in the arena`);
+    if (f.byteLength % 4096 === 0) {
+      assert.equal(f.byteOffset % 4096, 0, `frame ${i} (${sizes[i]} bytes)`);
+    }
+  }
+  // Frames never overlap.
+  const spans = frames.map((f) => [f.byteOffset, f.byteOffset + f.byteLength])
+    .sort((a, b) => a[0]! - b[0]!);
+  for (let i = 1; i < spans.length; i++) {
+    assert.ok(spans[i]![0]! >= spans[i - 1]![1]!, `frames ${i - 1} and ${i}`);
+  }
+});

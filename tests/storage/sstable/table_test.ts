@@ -27,6 +27,7 @@ import {
   putBloomHashesOfBytes,
 } from "../../../storage/sstable/bloom.ts";
 import {
+  BLOCK_TRAILER_BYTES,
   BLOOM_BLOCKED_MARKER,
   BLOOM_LINE_BYTES,
 } from "../../../storage/format.ts";
@@ -962,5 +963,38 @@ Deno.test("a scan starting in an uncached block reads the next one in the same r
     c.close();
   } finally {
     t2.close();
+  }
+});
+
+Deno.test("a data block with its trailer fits the block size, unless one entry alone does not", async () => {
+  const seed = testSeed("blocks fit");
+  const rng = new Prng(seed);
+  await using tmp = await tempDir();
+  for (const blockBytes of [512, 4096]) {
+    // Mostly small entries, some as big as a block or bigger.
+    const data = rows(rng, 3000).map((r, i) =>
+      i % 97 === 0 && r.value !== undefined
+        ? { ...r, value: "v".repeat(blockBytes + (i % 3) * 100) }
+        : r
+    );
+    await write(tmp.path, blockBytes, data, blockBytes, 10);
+    const t = await openTable(tmp.path, blockBytes);
+    let big = 0;
+    try {
+      for (let b = 0; b < t.blocks; b++) {
+        const size = t.index.sizes[b]! + BLOCK_TRAILER_BYTES;
+        if (size <= blockBytes) continue;
+        // Over the size only as a block of one entry.
+        let entries = 0;
+        const c = cursorOn(t.pin(b).raw, t.path, t.index.offsets[b]!);
+        while (c.next()) entries++;
+        assert.equal(entries, 1, `seed ${seed}: block ${b} of ${size} bytes`);
+        big++;
+      }
+      assert.ok(big > 0, `seed ${seed}: some entries were bigger than a block`);
+      assert.ok(t.blocks > 10, `seed ${seed}: ${t.blocks} blocks`);
+    } finally {
+      t.close();
+    }
   }
 });
