@@ -1,0 +1,129 @@
+/**
+ * A/B of random gets between two checkouts of kv, in one process.
+ *
+ *   deno run -A --v8-flags=--max-semi-space-size=4,--heap-growing-percent=60 \
+ *     bench/ab_gets.ts --base ../kv-base [--keys 1000000] [--reads 200000]
+ *     [--rounds 7] [--cache-size 64M] [--seed 12345]
+ *
+ * `--base` is another checkout (say `git worktree add ../kv-base HEAD~1`):
+ * side A runs its code, side B this one. Each side writes its own store of
+ * `keys` keys (16-digit keys in order, 100-byte values, in batches of 1000,
+ * then settled) with its own code, in a temporary directory, and reopens it
+ * with the given block cache. Rounds of the same `reads` random gets of
+ * present keys then alternate between the sides (A then B, B then A, ...),
+ * and the report gives each round's gets/s and the B/A ratio of every round
+ * after the first (the first fills the caches), with their median.
+ *
+ * Why one process: on these shared machines the speed of a whole process
+ * drifts by a third from one run to the next (both sides of a pair of
+ * separate runs were seen at 120k and at 175k gets/s), which buries a gain
+ * of a few percent; rounds interleaved in one process share the drift.
+ */
+import { parseArgs } from "node:util";
+import { resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import * as ours from "../storage/mod.ts";
+import { parseSize } from "../cli/main.ts";
+
+type Open = typeof ours.openStore;
+type Store = Awaited<ReturnType<Open>>;
+
+const { values: flags } = parseArgs({
+  options: {
+    base: { type: "string" },
+    keys: { type: "string", default: "1000000" },
+    reads: { type: "string", default: "200000" },
+    rounds: { type: "string", default: "7" },
+    "cache-size": { type: "string", default: "64M" },
+    seed: { type: "string", default: "12345" },
+  },
+});
+if (flags.base === undefined) {
+  throw new Error("--base DIR (another checkout of kv) is required");
+}
+const keys = Number(flags.keys);
+const reads = Number(flags.reads);
+const rounds = Number(flags.rounds);
+const cacheBytes = parseSize(flags["cache-size"]!);
+if (cacheBytes === undefined) {
+  throw new Error(`--cache-size: not a size: ${flags["cache-size"]}`);
+}
+if (![keys, reads, rounds].every((n) => Number.isInteger(n) && n > 1)) {
+  throw new Error("--keys, --reads and --rounds must be integers above 1");
+}
+
+const theirs = await import(
+  pathToFileURL(resolve(flags.base, "storage/mod.ts")).href
+) as typeof ours;
+
+const key = (i: number) => String(i).padStart(16, "0");
+
+/** Writes the store with `open`'s code, settled, and closes it. */
+async function build(open: Open, dir: string): Promise<void> {
+  const store = await open(dir, { sync: "none" });
+  const value = new Uint8Array(100);
+  for (let i = 0; i < keys; i += 1000) {
+    const ops = [];
+    for (let j = i; j < Math.min(keys, i + 1000); j++) {
+      value[0] = j & 0xff;
+      value[1] = (j >>> 8) & 0xff;
+      ops.push({ type: "put" as const, key: key(j), value: value.slice() });
+    }
+    await store.batch(ops);
+  }
+  await store.settle();
+  await store.close();
+}
+
+/** Gets/s of one pass over `order` (every key present). */
+async function pass(store: Store, order: string[]): Promise<number> {
+  const t = performance.now();
+  for (const k of order) {
+    if ((await store.get(k)) === undefined) throw new Error(`${k} missing`);
+  }
+  return order.length / ((performance.now() - t) / 1000);
+}
+
+const tmp = await Deno.makeTempDir({ prefix: "kv-ab-" });
+try {
+  console.error(`building ${keys} keys with each side's code in ${tmp}`);
+  await build(theirs.openStore, `${tmp}/a`);
+  await build(ours.openStore, `${tmp}/b`);
+  const a = await theirs.openStore(`${tmp}/a`, {
+    sync: "none",
+    blockCacheBytes: cacheBytes,
+  });
+  const b = await ours.openStore(`${tmp}/b`, {
+    sync: "none",
+    blockCacheBytes: cacheBytes,
+  });
+  let x = Number(flags.seed) >>> 0;
+  const order = Array.from({ length: reads }, () => {
+    x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+    return key((x >>> 8) % keys);
+  });
+  const ra: number[] = [];
+  const rb: number[] = [];
+  for (let r = 0; r < rounds; r++) {
+    if (r % 2 === 0) {
+      ra.push(await pass(a, order));
+      rb.push(await pass(b, order));
+    } else {
+      rb.push(await pass(b, order));
+      ra.push(await pass(a, order));
+    }
+  }
+  await a.close();
+  await b.close();
+  const k = (v: number) => `${(v / 1000).toFixed(0)}k`;
+  const ratios = rb.map((v, i) => v / ra[i]!).slice(1).sort((p, q) => p - q);
+  console.log(`A (${flags.base}): ${ra.map(k).join(" ")} gets/s`);
+  console.log(`B (this checkout): ${rb.map(k).join(" ")} gets/s`);
+  console.log(
+    `B/A after the first round: ${
+      ratios.map((v) => v.toFixed(3)).join(" ")
+    }; median ${ratios[ratios.length >> 1]!.toFixed(3)}`,
+  );
+} finally {
+  await Deno.remove(tmp, { recursive: true });
+}
