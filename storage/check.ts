@@ -7,7 +7,7 @@
  */
 import { type Env, joinPath } from "./env.ts";
 import { CorruptionError, LockedError } from "./errors.ts";
-import { LOCK_FILE_NAME } from "./format.ts";
+import { LOCK_FILE_NAME, MANIFEST_PREFIX, NUMBERED_FILE } from "./format.ts";
 import { readCurrent, readManifest } from "./manifest.ts";
 import { anyValidRecord, listSegments, missingLogSegment } from "./recovery.ts";
 import {
@@ -39,8 +39,9 @@ export interface CheckReport {
 
 /** Whether `name` is a file only a kv data directory holds. */
 export function isStoreFile(name: string): boolean {
-  return name === "CURRENT" || name.startsWith("MANIFEST-") ||
-    /^\d{6,}\.(log|sst)$/.test(name);
+  if (name === "CURRENT" || name.startsWith(MANIFEST_PREFIX)) return true;
+  const m = NUMBERED_FILE.exec(name);
+  return m !== null && m[3] === undefined;
 }
 
 /**
@@ -174,7 +175,7 @@ async function check(
         `${name}: not needed by the manifest (removed at the next open)`,
       );
     } else if (
-      name === "CURRENT.tmp" || /^\d{6,}\.(log|sst)\.tmp$/.test(name)
+      name === "CURRENT.tmp" || NUMBERED_FILE.exec(name)?.[3] !== undefined
     ) {
       report.notes.push(
         `${name}: left by a write a crash interrupted (removed at the next open)`,

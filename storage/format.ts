@@ -110,6 +110,13 @@ export const BLOOM_PROBE_MULTIPLIER = 0x9e3779b9;
 
 // ---- Manifest (docs/format/manifest.md) ----
 
+/**
+ * A WAL segment or table by file number (`NNNNNN.log`, `NNNNNN.sst`), or
+ * either under its temporary name (`.tmp` after it): group 1 is the
+ * number, group 3 the `.tmp` when present.
+ */
+export const NUMBERED_FILE = /^(\d{6,})\.(log|sst)(\.tmp)?$/;
+
 /** Manifest files are MANIFEST-NNNNNN by file number. */
 export const MANIFEST_PREFIX = "MANIFEST-";
 

@@ -6,7 +6,12 @@
 import { type Env, joinPath, type WritableFile } from "./env.ts";
 import { denoEnv } from "./env_deno.ts";
 import { CorruptionError, LockedError } from "./errors.ts";
-import { LOCK_FILE_NAME, MANIFEST_PREFIX, SSTABLE_SUFFIX } from "./format.ts";
+import {
+  LOCK_FILE_NAME,
+  MANIFEST_PREFIX,
+  NUMBERED_FILE as NUMBERED,
+  SSTABLE_SUFFIX,
+} from "./format.ts";
 import {
   BLOCK_BYTES_DEFAULT,
   BLOCK_CACHE_BYTES_DEFAULT,
@@ -107,8 +112,6 @@ function checkInt(
   }
   return value;
 }
-
-const NUMBERED = /^(\d{6,})\.(log|sst)(\.tmp)?$/;
 
 /**
  * The lock files this process holds, per Env, so that a second open of a

@@ -605,8 +605,13 @@ export function searchDataBlock(
   file: string,
   offset: number,
 ): DataValue | undefined {
-  const f = field;
-  if (!findInDataBlock(contents, key, file, offset, f)) return undefined;
+  return findInDataBlock(contents, key, file, offset, field)
+    ? entryOf(contents, field)
+    : undefined;
+}
+
+/** The entry whose fields `f` holds, its value a view into `contents`. */
+export function entryOf(contents: Uint8Array, f: DataField): DataValue {
   return {
     seq: f.seq,
     value: f.valueLength < 0

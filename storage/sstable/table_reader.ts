@@ -38,6 +38,7 @@ import {
   type DataField,
   decodeDataBlock,
   decodeIndexBlock,
+  entryOf,
   findInDataBlock,
   type IndexBlock,
 } from "./block.ts";
@@ -576,15 +577,7 @@ export class TableReader {
     h2: number = bloomHash2(key),
   ): TableEntry | undefined {
     const contents = this.find(key, h1, h2);
-    if (contents === undefined) return undefined;
-    const { seq, expiry, valueAt, valueLength } = tableHit;
-    return {
-      seq,
-      value: valueLength < 0
-        ? undefined
-        : contents.subarray(valueAt, valueAt + valueLength),
-      expiry,
-    };
+    return contents === undefined ? undefined : entryOf(contents, tableHit);
   }
 
   /**

@@ -175,11 +175,11 @@ export class TableWriter {
    * trailer, past the block size: a block then fits the block size whole
    * (unless one entry alone does not), so that with the default 4 KiB a
    * cached block is one page of the cache's memory, not two. Blocks cut
-   * after the entry that passed 4 KiB took 4.1-4.2 KiB, and a get in a
-   * cached block then paid two TLB misses where one does (gets over a
-   * million keys ran 3% faster with every block cached, 5% with the
-   * default cache, interleaved in one process). The entry's size is
-   * bounded from above: its key's shared prefix is not known yet.
+   * after the entry that passed 4 KiB took 4.1-4.2 KiB, two pages (gets
+   * over a million keys ran 5-6% faster with the default cache, and
+   * -2% to +3% with every block cached, interleaved in one process). The
+   * entry's size is bounded from above: its key's shared prefix is not
+   * known yet.
    */
   #makeRoom(keyLength: number, valueLength: number, expiry: number): void {
     const d = this.#data;
