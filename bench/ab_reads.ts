@@ -1,18 +1,21 @@
 /**
- * A/B of random gets between two checkouts of kv, in one process.
+ * A/B of random reads between two checkouts of kv, in one process.
  *
  *   deno run -A --v8-flags=--max-semi-space-size=4,--heap-growing-percent=60 \
- *     bench/ab_gets.ts --base ../kv-base [--keys 1000000] [--reads 200000]
- *     [--rounds 7] [--cache-size 64M] [--seed 12345]
+ *     bench/ab_reads.ts --base ../kv-base [--op get|seek] [--keys 1000000]
+ *     [--reads 200000] [--scan 100] [--rounds 7] [--cache-size 64M]
+ *     [--seed 12345]
  *
  * `--base` is another checkout (say `git worktree add ../kv-base HEAD~1`):
  * side A runs its code, side B this one. Each side writes its own store of
  * `keys` keys (16-digit keys in order, 100-byte values, in batches of 1000,
  * then settled) with its own code, in a temporary directory, and reopens it
- * with the given block cache. Rounds of the same `reads` random gets of
- * present keys then alternate between the sides (A then B, B then A, ...),
- * and the report gives each round's gets/s and the B/A ratio of every round
- * after the first (the first fills the caches), with their median.
+ * with the given block cache. Rounds of the same random reads then
+ * alternate between the sides (A then B, B then A, ...): `reads` gets of
+ * present keys (`--op get`), or `reads / 10` scans of `scan` entries from
+ * a random key on, as `kv bench`'s seekrandom does (`--op seek`). The
+ * report gives each round's ops/s and the B/A ratio of every round after
+ * the first (the first fills the caches), with their median.
  *
  * Why one process: on these shared machines the speed of a whole process
  * drifts by a third from one run to the next (both sides of a pair of
@@ -31,6 +34,8 @@ type Store = Awaited<ReturnType<Open>>;
 const { values: flags } = parseArgs({
   options: {
     base: { type: "string" },
+    op: { type: "string", default: "get" },
+    scan: { type: "string", default: "100" },
     keys: { type: "string", default: "1000000" },
     reads: { type: "string", default: "200000" },
     rounds: { type: "string", default: "7" },
@@ -44,12 +49,20 @@ if (flags.base === undefined) {
 const keys = Number(flags.keys);
 const reads = Number(flags.reads);
 const rounds = Number(flags.rounds);
+const scan = Number(flags.scan);
+if (flags.op !== "get" && flags.op !== "seek") {
+  throw new Error(`--op must be get or seek, not ${flags.op}`);
+}
+const op = flags.op;
 const cacheBytes = parseSize(flags["cache-size"]!);
 if (cacheBytes === undefined) {
   throw new Error(`--cache-size: not a size: ${flags["cache-size"]}`);
 }
 if (![keys, reads, rounds].every((n) => Number.isInteger(n) && n > 1)) {
   throw new Error("--keys, --reads and --rounds must be integers above 1");
+}
+if (!Number.isInteger(scan) || scan < 1) {
+  throw new Error("--scan must be an integer above 0");
 }
 
 const theirs = await import(
@@ -75,11 +88,22 @@ async function build(open: Open, dir: string): Promise<void> {
   await store.close();
 }
 
-/** Gets/s of one pass over `order` (every key present). */
+/** Ops/s of one pass over `order` (every key present). */
 async function pass(store: Store, order: string[]): Promise<number> {
   const t = performance.now();
-  for (const k of order) {
-    if ((await store.get(k)) === undefined) throw new Error(`${k} missing`);
+  if (op === "get") {
+    for (const k of order) {
+      if ((await store.get(k)) === undefined) throw new Error(`${k} missing`);
+    }
+  } else {
+    for (const start of order) {
+      let n = 0;
+      for await (const _ of store.scan({ start, limit: scan })) n++;
+      // Keys are dense from 0: a scan is short only near the end.
+      if (n < Math.min(scan, keys - Number(start))) {
+        throw new Error(`a scan from ${start} read ${n} entries`);
+      }
+    }
   }
   return order.length / ((performance.now() - t) / 1000);
 }
@@ -98,7 +122,9 @@ try {
     blockCacheBytes: cacheBytes,
   });
   let x = Number(flags.seed) >>> 0;
-  const order = Array.from({ length: reads }, () => {
+  const order = Array.from({
+    length: op === "get" ? reads : Math.max(1, Math.floor(reads / 10)),
+  }, () => {
     x = (Math.imul(x, 1103515245) + 12345) >>> 0;
     return key((x >>> 8) % keys);
   });
@@ -117,8 +143,9 @@ try {
   await b.close();
   const k = (v: number) => `${(v / 1000).toFixed(0)}k`;
   const ratios = rb.map((v, i) => v / ra[i]!).slice(1).sort((p, q) => p - q);
-  console.log(`A (${flags.base}): ${ra.map(k).join(" ")} gets/s`);
-  console.log(`B (this checkout): ${rb.map(k).join(" ")} gets/s`);
+  const unit = op === "get" ? "gets/s" : `scans of ${scan}/s`;
+  console.log(`A (${flags.base}): ${ra.map(k).join(" ")} ${unit}`);
+  console.log(`B (this checkout): ${rb.map(k).join(" ")} ${unit}`);
   console.log(
     `B/A after the first round: ${
       ratios.map((v) => v.toFixed(3)).join(" ")
