@@ -9,7 +9,7 @@ import { type Env, joinPath } from "./env.ts";
 import { CorruptionError, LockedError } from "./errors.ts";
 import { LOCK_FILE_NAME, MANIFEST_PREFIX, NUMBERED_FILE } from "./format.ts";
 import { readCurrent, readManifest } from "./manifest.ts";
-import { anyValidRecord, listSegments, missingLogSegment } from "./recovery.ts";
+import { listSegments, missingLogSegment } from "./recovery.ts";
 import {
   BlockCache,
   type TableMeta,
@@ -306,36 +306,29 @@ async function checkWal(
         const r = await reader.next();
         if (r.kind === "end") break;
         if (r.kind === "damaged") {
-          // Recovery's rule: a torn tail when no valid record follows, in
-          // this segment or a later one (which the next open then removes).
-          let after = await reader.validRecordAfter(r.offset + 1);
-          const later = live.slice(i + 1).map((s) => s.name);
-          if (after === undefined) {
-            after = await anyValidRecord(env, dir, live.slice(i + 1));
-          }
-          if (after === undefined) {
+          // Recovery's rule: a torn tail only in the last segment (a
+          // segment is made once the one before it is synced whole), and
+          // only when no valid record follows it.
+          const later = live[i + 1]?.name;
+          const after = later === undefined
+            ? await reader.validRecordAfter(r.offset + 1)
+            : undefined;
+          if (later === undefined && after === undefined) {
             report.tornTails++;
             report.notes.push(
               `${name}: torn tail of ${
                 file.size - r.offset
-              } bytes at offset ${r.offset} (${r.reason}; cut at the next open${
-                later.length > 0
-                  ? `, which also removes ${
-                    later.join(", ")
-                  }, holding no valid record`
-                  : ""
-              })`,
+              } bytes at offset ${r.offset} (${r.reason}; cut at the next open)`,
             );
-            for (const l of later) named.add(l);
-            report.walSegments += later.length;
             return;
-          } else {
-            report.problems.push(
-              after === -1
-                ? `${name}: ${r.reason} at offset ${r.offset}, and the data after it is too much like records to rule out valid ones`
-                : `${name}: ${r.reason} at offset ${r.offset}, with valid records after it`,
-            );
           }
+          report.problems.push(
+            later !== undefined
+              ? `${name}: ${r.reason} at offset ${r.offset}, and a later segment (${later}) exists, so this one was synced whole: not a torn write`
+              : after === -1
+              ? `${name}: ${r.reason} at offset ${r.offset}, and the data after it is too much like records to rule out valid ones`
+              : `${name}: ${r.reason} at offset ${r.offset}, with valid records after it`,
+          );
           seq = undefined;
           break;
         }

@@ -104,8 +104,11 @@ interface Damage {
   reason: string;
   /** Known to be corruption, not a torn tail. */
   certain: boolean;
-  /** Why it is corruption: a valid record follows, or the record's contents. */
-  evidence: "follows" | "contents" | "undecided";
+  /**
+   * Why it is corruption: a valid record follows, the record's contents,
+   * or a later segment exists.
+   */
+  evidence: "follows" | "contents" | "undecided" | "later segment";
 }
 
 /**
@@ -190,40 +193,18 @@ export async function recoverWal(
     }
   }
   if (damage) {
-    if (!damage.certain) {
-      const after = await anyValidRecord(
-        env,
-        dir,
-        found.slice(damage.segment + 1),
-      );
-      damage.certain = after !== undefined;
-      if (after === -1) damage.evidence = "undecided";
+    if (!damage.certain && damage.segment < found.length - 1) {
+      // A segment is made only once the one before it is synced whole (see
+      // Store's freeze): a later one on disk, even empty, means this one
+      // was complete, and its end damaged since. Cut as a torn tail, an
+      // acknowledged write went without a word.
+      damage.certain = true;
+      damage.evidence = "later segment";
     }
     await cut(env, dir, found, damage, repair, report);
   }
   report.durationMs = env.now() - started;
   return { report, segments };
-}
-
-/**
- * Where a valid record starts in the `later` segments (as
- * validRecordAfter answers: -1 when it could not decide), or undefined.
- */
-export async function anyValidRecord(
-  env: Env,
-  dir: string,
-  later: Array<{ name: string }>,
-): Promise<number | undefined> {
-  for (const { name } of later) {
-    const file = await env.openReadable(joinPath(dir, name));
-    try {
-      const at = await new SegmentReader(file).validRecordAfter(0);
-      if (at !== undefined) return at;
-    } finally {
-      file.close();
-    }
-  }
-  return undefined;
 }
 
 /**
@@ -260,6 +241,10 @@ async function cut(
           ? ", and valid records follow, so this is not a torn write. "
           : damage.evidence === "undecided"
           ? ", and the data after it is too much like records to tell a torn write from damage. "
+          : damage.evidence === "later segment"
+          ? `, and a later segment (${
+            found[damage.segment + 1]!.name
+          }) exists, so this segment was synced whole before: not a torn write. `
           : " in a record whose checksum is valid. ") +
         "Run with --repair to keep the records before it (the rest is copied to lost/)",
       path,
@@ -295,7 +280,7 @@ async function cut(
       reason: damage.reason,
     });
   } else {
-    for (const l of later) await env.remove(joinPath(dir, l));
+    // A torn tail is the last segment's (see recoverWal): nothing after it.
     if (bytes > 0) {
       report.truncated.push({
         file: name,

@@ -117,22 +117,49 @@ Deno.test("WAL damage with records after it is a problem; a torn tail is a note"
   );
 });
 
-Deno.test("a torn tail in a segment whose later segments hold no valid record is a note, as open cuts it", async () => {
-  await using tmp = await tempDir();
-  let store = await openStore(tmp.path, { background: "inline" });
-  for (let i = 0; i < 10; i++) await store.put(`k${i}`, `v${i}`);
-  await store.close();
-  const segment = `${tmp.path}/000001.log`;
-  const bytes = await Deno.readFile(segment);
-  await Deno.writeFile(segment, bytes.subarray(0, bytes.length - 3));
-  await Deno.writeFile(`${tmp.path}/000007.log`, new Uint8Array(4096));
-  const report = await checkStore(denoEnv, tmp.path);
-  assert.deepEqual(report.problems, []);
-  assert.match(report.notes.join("\n"), /torn tail.*also removes 000007\.log/);
-  store = await openStore(tmp.path, { background: "inline" });
-  assert.equal(await store.count(), 9);
-  assert.equal(store.stats().recovery!.truncated.length, 1);
-  await store.close();
+Deno.test("damage at the end of a segment with a later one (even empty) is corruption, not a torn tail: check, open and --repair say so", async () => {
+  // A segment is made only once the one before it is synced whole: with a
+  // later one on disk, a bad end is damage to acknowledged records. Cut as
+  // a torn tail, the last put went without a word, and check said OK.
+  for (const later of [new Uint8Array(0), new Uint8Array(4096)]) {
+    await using tmp = await tempDir();
+    let store = await openStore(tmp.path, { background: "inline" });
+    for (let i = 0; i < 10; i++) await store.put(`k${i}`, `v${i}`);
+    await store.close();
+    const segment = `${tmp.path}/000001.log`;
+    const bytes = await Deno.readFile(segment);
+    bytes[bytes.length - 3]! ^= 0x10;
+    await Deno.writeFile(segment, bytes);
+    await Deno.writeFile(`${tmp.path}/000007.log`, later);
+    const report = await checkStore(denoEnv, tmp.path);
+    // (4096 zeros are the later segment's own torn tail, which is fine.)
+    assert.doesNotMatch(report.notes.join("\n"), /000001\.log/);
+    assert.match(
+      report.problems.join("\n"),
+      /000001\.log: checksum mismatch at offset \d+, and a later segment \(000007\.log\) exists/,
+    );
+    await assert.rejects(
+      openStore(tmp.path, { background: "inline" }),
+      (error: unknown) =>
+        error instanceof CorruptionError &&
+        error.file === segment &&
+        /a later segment \(000007\.log\) exists.*not a torn write.*--repair/
+          .test(error.message),
+    );
+    store = await openStore(tmp.path, { background: "inline", repair: true });
+    assert.equal(await store.count(), 9);
+    const recovery = store.stats().recovery!;
+    assert.equal(recovery.repaired.length, 1);
+    assert.equal(recovery.truncated.length, 0);
+    assert.deepEqual(recovery.removedSegments, ["000007.log"]);
+    await store.close();
+    // Set aside, not deleted.
+    assert.ok(
+      (await names(`${tmp.path}/lost`)).some((n) =>
+        n.startsWith("000007.log.")
+      ),
+    );
+  }
 });
 
 Deno.test("bit rot in any file never reads back wrong data: a checksum error names the file", async () => {
