@@ -12,6 +12,7 @@ import { readCurrent, readManifest } from "./manifest.ts";
 import { listSegments, missingLogSegment } from "./recovery.ts";
 import {
   BlockCache,
+  propsMatchRecord,
   type TableMeta,
   tableName,
   TableReader,
@@ -218,12 +219,9 @@ async function checkTable(
       );
     }
     const p = table.props;
-    if (
-      p.smallest !== meta.smallest || p.largest !== meta.largest ||
-      p.entries !== meta.entries
-    ) {
+    if (!propsMatchRecord(p, meta)) {
       report.problems.push(
-        `${name}: properties disagree with the manifest's record`,
+        `${name}: not the table the manifest recorded: its properties (entries, tombstones, sequence numbers, key range) differ (an open refuses the store)`,
       );
     }
     let entries = 0;

@@ -46,6 +46,7 @@ import {
   BlockCache,
   type FilterStats,
   openTables,
+  propsMatchRecord,
   type TableMeta,
   tableName,
   type TableReader,
@@ -389,14 +390,8 @@ export async function openStore(
           0,
         );
       }
-      // The properties block is read anyway: a table swapped for another
-      // of the same size (a copy, a restore gone wrong) is not trusted.
-      const p = reader.props;
-      if (
-        p.entries !== meta.entries || p.tombstones !== meta.tombstones ||
-        p.minSeq !== meta.minSeq || p.maxSeq !== meta.maxSeq ||
-        p.smallest !== meta.smallest || p.largest !== meta.largest
-      ) {
+      // The properties block is read anyway: checked against the record.
+      if (!propsMatchRecord(reader.props, meta)) {
         const path = joinPath(dir, tableName(meta.fileNumber));
         throw new CorruptionError(
           `Table "${path}" is not the table manifest "${current}" recorded: its properties (entries, sequence numbers, key range) differ`,

@@ -21,6 +21,7 @@ export {
 export {
   type FilterStats,
   openTables,
+  propsMatchRecord,
   ReadAhead,
   type ScanBlock,
   type TableEntry,

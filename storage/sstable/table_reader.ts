@@ -44,7 +44,7 @@ import {
 } from "./block.ts";
 import type { BlockCache, CachedBlock } from "./block_cache.ts";
 import { bloomHash1, bloomHash2, bloomMayContain } from "./bloom.ts";
-import { tableName } from "./table_writer.ts";
+import { type TableMeta, tableName } from "./table_writer.ts";
 import { TABLE_OPENS_AT_ONCE } from "../limits.ts";
 
 /** The properties block of a table. */
@@ -56,6 +56,18 @@ export interface TableProps {
   dataBytes: number;
   smallest: string;
   largest: string;
+}
+
+/**
+ * Whether a table's properties are the ones the manifest recorded for it
+ * (entries, tombstones, sequence range, key range): a table swapped for
+ * another of the same size (a copy, a restore gone wrong) is not trusted.
+ * Open refuses a table that fails this; `kv check` reports it.
+ */
+export function propsMatchRecord(p: TableProps, meta: TableMeta): boolean {
+  return p.entries === meta.entries && p.tombstones === meta.tombstones &&
+    p.minSeq === meta.minSeq && p.maxSeq === meta.maxSeq &&
+    p.smallest === meta.smallest && p.largest === meta.largest;
 }
 
 /** Bloom filter counters shared by a store's tables. */

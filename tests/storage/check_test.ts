@@ -322,3 +322,47 @@ Deno.test("a deleted live WAL segment is a problem, and the next one is not blam
   const cli = await runKv(["check", tmp.path]);
   assert.equal(cli.code, 1, cli.stdout + cli.stderr);
 });
+
+Deno.test("kv check reports a table swapped for one of the same size, keys and entries (only its sequence numbers differ), as open refuses it", async () => {
+  await using tmp = await tempDir();
+  const options = {
+    l0MergeTrigger: 1000,
+    idleMergeMs: 0,
+    background: "inline" as const,
+  };
+  // The same keys and value sizes twice: two level-0 tables alike but for
+  // their sequence numbers (and values). A write to a reopened store whose
+  // replayed memtable is over a tiny size flushes it first.
+  const session = async (
+    memtableBytes: number,
+    from: number,
+    to: number,
+    v: string,
+  ) => {
+    const store = await openStore(tmp.path, { ...options, memtableBytes });
+    for (let i = from; i < to; i++) await store.put(`key${i}`, `${v}${i}`);
+    await store.settle();
+    await store.close();
+  };
+  await session(1 << 20, 0, 50, "a");
+  await session(1024, 0, 1, "b"); // flushes round a's keys
+  await session(1 << 20, 1, 50, "b");
+  await session(1024, 0, 1, "c"); // flushes round b's keys
+  const tables = (await names(tmp.path)).filter((n) => n.endsWith(".sst"));
+  assert.equal(tables.length, 2, `two tables: ${tables}`);
+  const [older, newer] = tables as [string, string];
+  const size = async (n: string) => (await Deno.stat(`${tmp.path}/${n}`)).size;
+  assert.equal(await size(older), await size(newer));
+  await Deno.copyFile(`${tmp.path}/${newer}`, `${tmp.path}/${older}`);
+  const report = await checkStore(denoEnv, tmp.path);
+  assert.match(
+    report.problems.join("\n"),
+    new RegExp(`${older}: not the table the manifest recorded`),
+  );
+  await assert.rejects(
+    openStore(tmp.path, options),
+    (e: unknown) =>
+      e instanceof CorruptionError &&
+      /is not the table manifest/.test(e.message),
+  );
+});
