@@ -7,7 +7,7 @@
  */
 import { type Env, joinPath } from "./env.ts";
 import { CorruptionError, LockedError } from "./errors.ts";
-import { LOCK_FILE_NAME, MANIFEST_PREFIX, NUMBERED_FILE } from "./format.ts";
+import { LOCK_FILE_NAME, MANIFEST_FILE, NUMBERED_FILE } from "./format.ts";
 import { readCurrent, readManifest } from "./manifest.ts";
 import { listSegments, missingLogSegment } from "./recovery.ts";
 import {
@@ -40,7 +40,7 @@ export interface CheckReport {
 
 /** Whether `name` is a file only a kv data directory holds. */
 export function isStoreFile(name: string): boolean {
-  if (name === "CURRENT" || name.startsWith(MANIFEST_PREFIX)) return true;
+  if (name === "CURRENT" || MANIFEST_FILE.test(name)) return true;
   const m = NUMBERED_FILE.exec(name);
   return m !== null && m[3] === undefined;
 }

@@ -120,6 +120,12 @@ export const NUMBERED_FILE = /^(\d{6,})\.(log|sst)(\.tmp)?$/;
 /** Manifest files are MANIFEST-NNNNNN by file number. */
 export const MANIFEST_PREFIX = "MANIFEST-";
 
+/**
+ * A manifest's name: only these are a store's own (`MANIFEST-backup` is a
+ * user's file, which open must not remove); group 1 is the number.
+ */
+export const MANIFEST_FILE = /^MANIFEST-(\d{6,})$/;
+
 /** Names the live manifest; replaced atomically (temp, sync, rename). */
 export const CURRENT_FILE_NAME = "CURRENT";
 

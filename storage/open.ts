@@ -8,7 +8,7 @@ import { denoEnv } from "./env_deno.ts";
 import { CorruptionError, LockedError } from "./errors.ts";
 import {
   LOCK_FILE_NAME,
-  MANIFEST_PREFIX,
+  MANIFEST_FILE,
   NUMBERED_FILE as NUMBERED,
   SSTABLE_SUFFIX,
 } from "./format.ts";
@@ -341,8 +341,7 @@ export async function openStore(
     // Never reuse a file number, even one a crash left unrecorded.
     let maxNumber = 0;
     for (const name of names) {
-      const m = NUMBERED.exec(name) ??
-        (name.startsWith(MANIFEST_PREFIX) ? /(\d{6,})$/.exec(name) : null);
+      const m = NUMBERED.exec(name) ?? MANIFEST_FILE.exec(name);
       if (m) maxNumber = Math.max(maxNumber, Number(m[1]));
     }
     state.nextFile = Math.max(state.nextFile, maxNumber + 1);
@@ -462,9 +461,8 @@ export async function openStore(
     keep.add(last.name);
     let movedToLost = false;
     for (const name of names) {
-      const obsolete =
-        (NUMBERED.test(name) || name.startsWith(MANIFEST_PREFIX) ||
-          name === "CURRENT.tmp") &&
+      const obsolete = (NUMBERED.test(name) || MANIFEST_FILE.test(name) ||
+        name === "CURRENT.tmp") &&
         !keep.has(name);
       if (!obsolete) continue;
       if (options.repair && name.endsWith(SSTABLE_SUFFIX)) {
@@ -486,8 +484,13 @@ export async function openStore(
         });
         continue;
       }
-      await env.remove(joinPath(dir, name)).catch(() => {});
-      report.removedFiles.push(name);
+      // Only what is gone is reported: a segment recovery moved to lost/
+      // is not, nor a directory named like a table (which stays).
+      const removed = await env.remove(joinPath(dir, name)).then(
+        () => true,
+        () => false,
+      );
+      if (removed) report.removedFiles.push(name);
     }
     if (movedToLost) await env.syncDir(joinPath(dir, "lost"));
     await env.syncDir(dir);

@@ -28,6 +28,7 @@ export interface RecoveryCut {
 
 /** What the last open found and did. */
 export interface RecoveryReport {
+  /** WAL segments read (replayed, up to any damage). */
   segments: number;
   records: number;
   ops: number;
@@ -203,6 +204,8 @@ export async function recoverWal(
     }
     await cut(env, dir, found, damage, repair, report);
   }
+  // Segments read: not those a repair set aside unread.
+  report.segments = segments.length;
   report.durationMs = env.now() - started;
   return { report, segments };
 }

@@ -446,3 +446,58 @@ Deno.test("a store that never flushed still notices its deleted log", async () =
     (e: Error) => e instanceof CorruptionError && /is missing/.test(e.message),
   );
 });
+
+Deno.test("open removes only its own obsolete files and reports only what it removed", async () => {
+  await using tmp = await tempDir();
+  let store = await openStore(tmp.path);
+  await store.put("k", "v");
+  await store.close();
+  // A user's files named like a manifest, and a directory named like a
+  // table, holding a file: none is the store's to remove.
+  await Deno.writeTextFile(`${tmp.path}/MANIFEST-backup.bak`, "mine");
+  await Deno.writeTextFile(`${tmp.path}/MANIFEST-README.txt`, "mine");
+  await Deno.mkdir(`${tmp.path}/000998.sst`);
+  await Deno.writeTextFile(`${tmp.path}/000998.sst/inside`, "mine");
+  // A stray table file with no manifest naming it is the store's own.
+  await Deno.writeFile(`${tmp.path}/000999.sst`, new Uint8Array(100));
+  store = await openStore(tmp.path);
+  const removed = store.stats().recovery!.removedFiles;
+  assert.equal(text(await store.get("k")), "v");
+  await store.close();
+  const left = await names(tmp.path);
+  for (
+    const n of ["MANIFEST-backup.bak", "MANIFEST-README.txt", "000998.sst"]
+  ) {
+    assert.ok(left.includes(n), `${n} kept: ${left}`);
+    assert.ok(!removed.includes(n), `${n} not reported removed: ${removed}`);
+  }
+  assert.ok(!left.includes("000999.sst"));
+  assert.ok(removed.includes("000999.sst"), `${removed}`);
+});
+
+Deno.test("a repair's report counts the segments it read, and the ones it set aside as set aside, not removed", async () => {
+  await using tmp = await tempDir();
+  let store = await openStore(tmp.path);
+  for (let i = 0; i < 20; i++) await store.put(`key${i}`, `value-${i}`);
+  await store.close();
+  // Damage in the middle of the only segment, and two later ones.
+  const first = `${tmp.path}/${SEGMENT}`;
+  const bytes = await Deno.readFile(first);
+  bytes[bytes.length >> 1]! ^= 0x40;
+  await Deno.writeFile(first, bytes);
+  const later = ["000007.log", "000008.log"];
+  for (const l of later) {
+    await Deno.writeFile(`${tmp.path}/${l}`, new Uint8Array(0));
+  }
+  store = await openStore(tmp.path, { repair: true });
+  const report = store.stats().recovery!;
+  await store.close();
+  assert.equal(report.segments, 1);
+  assert.deepEqual(report.removedSegments, later);
+  for (const l of later) {
+    assert.ok(
+      !report.removedFiles.includes(l),
+      `${l} is in lost/, not removed`,
+    );
+  }
+});
