@@ -5,7 +5,7 @@
  * holds what its properties and the manifest say; that deeper levels do
  * not overlap; and that WAL sequence numbers follow the manifest's.
  */
-import { type Env, joinPath } from "./env.ts";
+import { type Env, joinPath, type ReadableFile } from "./env.ts";
 import { CorruptionError, LockedError } from "./errors.ts";
 import { LOCK_FILE_NAME, MANIFEST_FILE, NUMBERED_FILE } from "./format.ts";
 import { readCurrent, readManifest } from "./manifest.ts";
@@ -297,7 +297,15 @@ async function checkWal(
     named.add(name);
     report.walSegments++;
     const path = joinPath(dir, name);
-    const file = await env.openReadable(path);
+    let file: ReadableFile;
+    try {
+      file = await env.openReadable(path);
+    } catch (error) {
+      // Unreadable (a directory by that name, say): open fails on it too.
+      report.problems.push(`${name}: ${(error as Error).message}`);
+      seq = undefined;
+      continue;
+    }
     try {
       const reader = new SegmentReader(file);
       for (;;) {

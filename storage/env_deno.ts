@@ -112,8 +112,16 @@ export const denoEnv: Env = {
       fs.open(path, "r", (error, fd) => error ? reject(error) : resolve(fd))
     );
     try {
-      const { size } = fs.fstatSync(fd);
-      return new DenoReadableFile(path, size, fd);
+      const stat = fs.fstatSync(fd);
+      if (!stat.isFile()) {
+        // Reading it would fail with a bare EISDIR that names no file.
+        throw new Error(
+          `"${path}" is ${
+            stat.isDirectory() ? "a directory" : "not a regular file"
+          }, where kv keeps a file`,
+        );
+      }
+      return new DenoReadableFile(path, stat.size, fd);
     } catch (error) {
       fs.closeSync(fd);
       throw error;

@@ -366,3 +366,25 @@ Deno.test("kv check reports a table swapped for one of the same size, keys and e
       /is not the table manifest/.test(e.message),
   );
 });
+
+Deno.test("a directory where a store file belongs is named in open's error and in kv check's problems, not a bare EISDIR", async () => {
+  for (const name of ["CURRENT", "000009.log"]) {
+    await using tmp = await tempDir();
+    const store = await openStore(tmp.path);
+    await store.put("k", "v");
+    await store.close();
+    await Deno.remove(`${tmp.path}/${name}`).catch(() => {});
+    await Deno.mkdir(`${tmp.path}/${name}`);
+    await assert.rejects(
+      openStore(tmp.path),
+      (e: unknown) =>
+        e instanceof Error &&
+        e.message.includes(`"${tmp.path}/${name}" is a directory`),
+    );
+    const report = await checkStore(denoEnv, tmp.path);
+    assert.match(
+      report.problems.join("\n"),
+      new RegExp(`${name.replace(".", "\\.")}" is a directory`),
+    );
+  }
+});
