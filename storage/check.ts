@@ -9,7 +9,7 @@ import { type Env, joinPath, type ReadableFile } from "./env.ts";
 import { CorruptionError, LockedError } from "./errors.ts";
 import { LOCK_FILE_NAME, MANIFEST_FILE, NUMBERED_FILE } from "./format.ts";
 import { readCurrent, readManifest } from "./manifest.ts";
-import { listSegments, missingLogSegment } from "./recovery.ts";
+import { listSegments, missingLogSegments } from "./recovery.ts";
 import {
   BlockCache,
   propsMatchRecord,
@@ -122,6 +122,7 @@ async function check(
   // unneeded (an open refuses such a directory; it removes nothing).
   let lastSeq: number | undefined = 0;
   let logNumber = 0;
+  let logs: readonly number[] = [];
   const named = new Set<string>();
   if (current === undefined) {
     if (names.some((n) => n.endsWith(".sst"))) {
@@ -143,6 +144,7 @@ async function check(
       }
       lastSeq = read.state.lastSeq;
       logNumber = read.state.logNumber;
+      logs = read.state.logs;
       for (let level = 0; level < read.state.levels.length; level++) {
         const metas = read.state.levels[level]!;
         for (const meta of metas) {
@@ -167,7 +169,7 @@ async function check(
     }
   }
   const stateKnown = lastSeq !== undefined;
-  await checkWal(env, dir, names, logNumber, lastSeq, named, report);
+  await checkWal(env, dir, names, { logNumber, logs }, lastSeq, named, report);
   for (const name of names) {
     if (
       stateKnown && isStoreFile(name) && name !== "CURRENT" && !named.has(name)
@@ -272,22 +274,20 @@ async function checkWal(
   env: Env,
   dir: string,
   names: string[],
-  logNumber: number,
+  needs: { logNumber: number; logs: readonly number[] },
   lastSeq: number | undefined,
   named: Set<string>,
   report: CheckReport,
 ): Promise<void> {
-  const live = listSegments(names).filter((s) => s.number >= logNumber);
+  const live = listSegments(names).filter((s) => s.number >= needs.logNumber);
   // The last sequence number before the next record, when known: not after
   // a damaged segment (whose later records are not read), so that the
   // segment after it is not blamed for the damage again.
   let seq = lastSeq;
-  const missing = lastSeq === undefined
-    ? undefined
-    : missingLogSegment(names, logNumber);
-  if (missing !== undefined) {
+  const missing = lastSeq === undefined ? [] : missingLogSegments(names, needs);
+  for (const name of missing) {
     report.problems.push(
-      `${missing}: missing, and the manifest needs it for writes that are in no table (an open refuses the store; --repair opens it without them)`,
+      `${name}: missing, and the manifest needs it for writes that are in no table (an open refuses the store; --repair opens it without them)`,
     );
     // The next segment's first sequence number follows a gap: not blamed.
     seq = undefined;

@@ -139,4 +139,5 @@ export const EditTag = {
   LOG_NUMBER: 3,
   ADD_TABLE: 4,
   REMOVE_TABLE: 5,
+  ADD_LOG: 6,
 } as const;

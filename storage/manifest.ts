@@ -54,6 +54,11 @@ export interface VersionEdit {
   lastSeq?: number;
   /** WAL segments numbered below this are fully in tables. */
   logNumber?: number;
+  /**
+   * WAL segments the store made (created, directory synced), recorded
+   * before any write goes to them: open finds a lost one by them.
+   */
+  addedLogs?: number[];
   added: Array<{ level: number; meta: TableMeta }>;
   removed: Array<{ level: number; fileNumber: number }>;
 }
@@ -63,6 +68,12 @@ export interface ManifestState {
   nextFile: number;
   lastSeq: number;
   logNumber: number;
+  /**
+   * WAL segments numbered `logNumber` or above that the store made, in
+   * order (ADD_LOG): each must be on disk. Empty in a manifest written
+   * before ADD_LOG, whose open checks only the `logNumber` segment.
+   */
+  logs: number[];
   /** Tables per level; level 0 oldest first, other levels by key. */
   levels: TableMeta[][];
 }
@@ -73,6 +84,7 @@ export function emptyState(): ManifestState {
     nextFile: 1,
     lastSeq: 0,
     logNumber: 0,
+    logs: [],
     levels: Array.from({ length: LEVELS }, () => []),
   };
 }
@@ -93,6 +105,7 @@ export function encodeEdit(edit: VersionEdit): Uint8Array {
   if (edit.nextFile !== undefined) n += 9;
   if (edit.lastSeq !== undefined) n += 9;
   if (edit.logNumber !== undefined) n += 9;
+  n += (edit.addedLogs?.length ?? 0) * 9;
   for (const { meta } of edit.added) n += 1 + tableBytes(meta);
   n += edit.removed.length * 10;
   const out = new Uint8Array(n);
@@ -105,6 +118,7 @@ export function encodeEdit(edit: VersionEdit): Uint8Array {
   if (edit.nextFile !== undefined) fixed(EditTag.NEXT_FILE, edit.nextFile);
   if (edit.lastSeq !== undefined) fixed(EditTag.LAST_SEQUENCE, edit.lastSeq);
   if (edit.logNumber !== undefined) fixed(EditTag.LOG_NUMBER, edit.logNumber);
+  for (const n of edit.addedLogs ?? []) fixed(EditTag.ADD_LOG, n);
   for (const { level, meta } of edit.added) {
     out[at++] = EditTag.ADD_TABLE;
     out[at++] = level;
@@ -188,6 +202,9 @@ export function decodeEdit(
         break;
       case EditTag.LOG_NUMBER:
         edit.logNumber = u64();
+        break;
+      case EditTag.ADD_LOG:
+        (edit.addedLogs ??= []).push(u64());
         break;
       case EditTag.ADD_TABLE: {
         const l = level();
@@ -288,7 +305,20 @@ export function applyEdit(
     state.nextFile = Math.max(state.nextFile, edit.nextFile);
   }
   if (edit.lastSeq !== undefined) state.lastSeq = edit.lastSeq;
-  if (edit.logNumber !== undefined) state.logNumber = edit.logNumber;
+  for (const n of edit.addedLogs ?? []) {
+    if (state.logs.length > 0 && n <= state.logs.at(-1)!) {
+      throw bad(`adds WAL segment ${n} after segment ${state.logs.at(-1)}`);
+    }
+    state.logs.push(n);
+  }
+  if (edit.logNumber !== undefined) {
+    state.logNumber = edit.logNumber;
+    // Segments below it are in tables: no longer needed.
+    const logNumber = edit.logNumber;
+    if (state.logs.length > 0 && state.logs[0]! < logNumber) {
+      state.logs = state.logs.filter((n) => n >= logNumber);
+    }
+  }
 }
 
 /**
@@ -313,8 +343,9 @@ export function snapshotEdits(state: ManifestState): VersionEdit[] {
     added: [],
     removed: [],
   };
+  if (state.logs.length > 0) edit.addedLogs = [...state.logs];
   const edits = [edit];
-  let bytes = 27;
+  let bytes = 27 + state.logs.length * 9;
   state.levels.forEach((list, level) => {
     for (const meta of list) {
       const n = 1 + tableBytes(meta);

@@ -37,7 +37,7 @@ import {
 import { Memtable } from "./memtable.ts";
 import {
   listSegments,
-  missingLogSegment,
+  missingLogSegments,
   moveToLost,
   recoverWal,
   segmentName,
@@ -405,15 +405,18 @@ export async function openStore(
       const s = listSegments([n])[0];
       return s !== undefined && s.number >= state.logNumber;
     });
-    const lostSegment = missingLogSegment(names, state.logNumber);
-    if (lostSegment !== undefined && !options.repair) {
-      // After a damaged last manifest edit, the segment its flush covered
-      // (then deleted) is what the state before it needs: the manifest is
+    const lostSegments = missingLogSegments(names, state);
+    if (lostSegments.length > 0 && !options.repair) {
+      // After a damaged last manifest edit, the segments its flush covered
+      // (then deleted) are what the state before it needs: the manifest is
       // blamed.
-      const path = joinPath(dir, lostSegment);
+      const path = joinPath(dir, lostSegments[0]!);
+      const more = lostSegments.length > 1
+        ? ` (and ${lostSegments.slice(1).join(", ")})`
+        : "";
       throw blameManifest(
         new CorruptionError(
-          `WAL segment "${path}" is missing: manifest "${current}" needs it for writes that are in no table. Run with --repair to open the store without them (they are lost)`,
+          `WAL segment "${path}"${more} is missing: manifest "${current}" needs it for writes that are in no table. Run with --repair to open the store without them (they are lost)`,
           path,
           0,
         ),
@@ -435,7 +438,7 @@ export async function openStore(
     ).catch((error) => {
       throw blameManifest(error, true);
     });
-    if (lostSegment !== undefined) report.missingSegments.push(lostSegment);
+    report.missingSegments.push(...lostSegments);
     let last = segments.at(-1);
     if (!last) {
       const number = state.nextFile++;
@@ -445,6 +448,9 @@ export async function openStore(
     // new manifest says so, so that the next open does not look for one
     // that --repair did without, nor one a new store never had.
     state.logNumber = (segments[0] ?? last).number;
+    // And the segments it needs are those left, and the one appended to.
+    state.logs = segments.map((s) => s.number);
+    if (state.logs.at(-1) !== last.number) state.logs.push(last.number);
     file = await env.openWritable(joinPath(dir, last.name));
     const manifest = await ManifestWriter.create(
       env,

@@ -82,21 +82,25 @@ export function listSegments(names: string[]): Array<{
 }
 
 /**
- * The name of the WAL segment that state `logNumber` says is the oldest
- * still needed, when it is not among `names`; else undefined. The store
- * creates a segment, and syncs its directory entry, before any manifest
- * edit names it, so a missing one was lost or deleted, with any writes it
- * held that are in no table: the sequence numbers of the segments after it
- * cannot show that when it was the last. 0 names none (a store that has
- * never flushed).
+ * The WAL segments the manifest's state needs that are not among `names`:
+ * the one its `logNumber` says is the oldest still needed, and every one
+ * it recorded the store making since (`logs`). The store creates a
+ * segment, syncs its directory entry and records it (ADD_LOG) before any
+ * write goes to it, and before any edit names it as the log number, so a
+ * missing one was lost or deleted, with any writes it held that are in no
+ * table: sequence numbers cannot show that when it was the last, or when
+ * every segment after it is empty. A log number of 0 names none (a store
+ * that has never flushed). In file-number order.
  */
-export function missingLogSegment(
+export function missingLogSegments(
   names: string[],
-  logNumber: number,
-): string | undefined {
-  if (logNumber === 0) return undefined;
-  const found = listSegments(names).some((s) => s.number === logNumber);
-  return found ? undefined : segmentName(logNumber);
+  state: { logNumber: number; logs: readonly number[] },
+): string[] {
+  const present = new Set(listSegments(names).map((s) => s.number));
+  const needed = new Set(state.logs.filter((n) => n >= state.logNumber));
+  if (state.logNumber !== 0) needed.add(state.logNumber);
+  return [...needed].filter((n) => !present.has(n)).sort((a, b) => a - b)
+    .map(segmentName);
 }
 
 interface Damage {

@@ -754,6 +754,16 @@ export class Store {
       const f = await this.#env.openWritable(joinPath(this.dir, name));
       try {
         await this.#env.syncDir(this.dir);
+        // Recorded before any write goes to it: an open then refuses a
+        // store whose segment was lost or deleted, even the newest one,
+        // whose writes sequence numbers alone cannot miss.
+        await this.#commit({ added: [], removed: [], addedLogs: [number] })
+          .catch((error) => {
+            // A failed store appends nothing more to its manifest, but the
+            // segment still takes the writes `none` acknowledged already
+            // (see LogWriter.failWith); open replays it unrecorded.
+            if (!this.#failure) throw error;
+          });
       } catch (error) {
         f.close();
         throw error;
@@ -1253,7 +1263,7 @@ export class Store {
     // The segment the edit names as the oldest still needed is on disk
     // before the edit (created, its directory entry synced): a power cut
     // could otherwise keep an edit naming a segment that no open finds,
-    // which an open refuses as lost writes (missingLogSegment). The next
+    // which an open refuses as lost writes (missingLogSegments). The next
     // frozen memtable's segment is, once closed; the active one once
     // opened (should a freeze come meanwhile, it is the next frozen one).
     const next = this.#imms[1];

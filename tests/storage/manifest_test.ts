@@ -14,6 +14,7 @@ import {
 } from "../../storage/limits.ts";
 import {
   applyEdit,
+  decodeEdit,
   emptyState,
   encodeEdit,
   LEVELS,
@@ -39,6 +40,7 @@ Deno.test("a snapshot is written as edits within SNAPSHOT_EDIT_BYTES that rebuil
     nextFile: 90_000,
     lastSeq: 123_456_789,
     logNumber: 88_888,
+    logs: [88_888, 88_890, 89_999],
   };
   let file = 1;
   const key = () => "k".repeat(1 + rng.int(rng.int(8) === 0 ? 60_000 : 200));
@@ -266,4 +268,22 @@ Deno.test("a damaged last edit of a snapshot is damage, not a torn write: the sn
   const read = await readManifest(denoEnv, tmp.path, "MANIFEST-000002");
   assert.deepEqual(read.state, state);
   assert.equal(read.tornBytes, 8 + end.length);
+});
+
+Deno.test("ADD_LOG records the WAL segments made; a log number drops those below it; out of order is corruption", () => {
+  const edit = { added: [], removed: [], addedLogs: [7, 9] };
+  const decoded = decodeEdit(encodeEdit(edit), "test", 0);
+  assert.deepEqual(decoded.addedLogs, [7, 9]);
+  const state = emptyState();
+  applyEdit(state, decoded, "test", 0);
+  applyEdit(state, { added: [], removed: [], addedLogs: [12] }, "test", 1);
+  assert.deepEqual(state.logs, [7, 9, 12]);
+  applyEdit(state, { added: [], removed: [], logNumber: 9 }, "test", 2);
+  assert.deepEqual(state.logs, [9, 12]);
+  assert.throws(
+    () => applyEdit(state, { added: [], removed: [], addedLogs: [11] }, "M", 3),
+    (e: unknown) =>
+      e instanceof CorruptionError && /adds WAL segment 11 after segment 12/
+        .test(e.message),
+  );
 });

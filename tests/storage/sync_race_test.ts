@@ -182,11 +182,16 @@ Deno.test("always mode: a get behind a put whose fsync is running when the store
     (p) => p.endsWith(".log"),
     () => slow ? SLOW_SYNC_MS : 0,
   );
+  // The table fails once the put's fsync runs (the new segment made, its
+  // directory synced, recorded in the manifest, the put written to it).
   const failing = overriding(env, {
-    openWritable: (path) =>
-      failTables && path.endsWith(".sst.tmp")
-        ? Promise.reject(new Error("EIO: cannot create the table"))
-        : env.openWritable(path),
+    openWritable: async (path) => {
+      if (!failTables || !path.endsWith(".sst.tmp")) {
+        return await env.openWritable(path);
+      }
+      while (pending.size === 0) await sleep(1);
+      throw new Error("EIO: cannot create the table");
+    },
   });
   const store = await openStore("/db", {
     env: failing,
@@ -202,7 +207,7 @@ Deno.test("always mode: a get behind a put whose fsync is running when the store
   // Freezes the memtable: its flush fails while the put's fsync runs.
   const put = store.put("k", "v2");
   const got = store.get("k").then(text);
-  await sleep(20);
+  while (store.stats().failure === undefined) await sleep(1);
   assert.ok(pending.size > 0, "the put's fsync is running");
   assert.match(String(store.stats().failure), /cannot create the table/);
   await put;
