@@ -1622,6 +1622,15 @@ function checkGetMany(keys: readonly Bytes[]): void {
   }
 }
 
+/** The names {@linkcode ScanOptions} has. */
+const SCAN_OPTION_NAMES: readonly string[] = [
+  "start",
+  "end",
+  "prefix",
+  "limit",
+  "reverse",
+];
+
 /** Validates scan options into a binary-string range and a limit. */
 function scanRange(options: ScanOptions): {
   range: { start?: string; end?: string; reverse: boolean };
@@ -1629,6 +1638,14 @@ function scanRange(options: ScanOptions): {
 } {
   if (options === null || typeof options !== "object") {
     throw new TypeError("Scan options must be an object");
+  }
+  for (const name of Object.keys(options)) {
+    // A misspelled option (`lmit`) ignored would scan everything.
+    if (!SCAN_OPTION_NAMES.includes(name)) {
+      throw new TypeError(
+        `Unknown scan option "${name}"; known: ${SCAN_OPTION_NAMES.join(", ")}`,
+      );
+    }
   }
   const limit = options.limit ?? Number.POSITIVE_INFINITY;
   if (

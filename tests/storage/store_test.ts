@@ -365,6 +365,13 @@ Deno.test("limits reject bad input with clear errors and store nothing", async (
     /Scan reverse must be a boolean, got yes/,
   );
   assert.throws(() => store.scan(null as never), /options must be an object/);
+  // A misspelled option is refused, not ignored (a scan of everything).
+  assert.throws(
+    () => store.scan({ lmit: 1 } as never),
+    /^TypeError: Unknown scan option "lmit"; known: start, end, prefix, limit, reverse$/,
+  );
+  assert.throws(() => store.keys({ prefx: "a" } as never), /"prefx"/);
+  await assert.rejects(store.count({ star: "a" } as never), /"star"/);
   await assert.rejects(store.count(null as never), /options must be an object/);
   await assert.rejects(
     store.count({ limit: 5 } as never),
