@@ -113,9 +113,11 @@ export const BLOOM_PROBE_MULTIPLIER = 0x9e3779b9;
 /**
  * A WAL segment or table by file number (`NNNNNN.log`, `NNNNNN.sst`), or
  * either under its temporary name (`.tmp` after it): group 1 is the
- * number, group 3 the `.tmp` when present.
+ * number, group 3 the `.tmp` when present. Numbers are zero-padded to six
+ * digits, no more: `0000880.log` is not the store's (read as segment 880
+ * beside `000880.log`, it made a repair set every later segment aside).
  */
-export const NUMBERED_FILE = /^(\d{6,})\.(log|sst)(\.tmp)?$/;
+export const NUMBERED_FILE = /^(\d{6}|[1-9]\d{6,})\.(log|sst)(\.tmp)?$/;
 
 /** Manifest files are MANIFEST-NNNNNN by file number. */
 export const MANIFEST_PREFIX = "MANIFEST-";
@@ -124,7 +126,7 @@ export const MANIFEST_PREFIX = "MANIFEST-";
  * A manifest's name: only these are a store's own (`MANIFEST-backup` is a
  * user's file, which open must not remove); group 1 is the number.
  */
-export const MANIFEST_FILE = /^MANIFEST-(\d{6,})$/;
+export const MANIFEST_FILE = /^MANIFEST-(\d{6}|[1-9]\d{6,})$/;
 
 /** Names the live manifest; replaced atomically (temp, sync, rename). */
 export const CURRENT_FILE_NAME = "CURRENT";

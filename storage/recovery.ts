@@ -61,7 +61,7 @@ export interface Segment {
   size: number;
 }
 
-const SEGMENT_NAME = /^(\d{6,})\.log$/;
+const SEGMENT_NAME = /^(\d{6}|[1-9]\d{6,})\.log$/;
 
 /** WAL segment file name for a segment number. */
 export function segmentName(n: number): string {

@@ -562,3 +562,20 @@ Deno.test("a lost newest WAL segment is refused at open, though sequence numbers
   const again = await openStore("/db", reopen);
   await again.close();
 });
+
+Deno.test("a segment name with a seventh leading zero is not the store's: not read as a second copy of that segment, nor removed", async () => {
+  await using tmp = await tempDir();
+  let store = await openStore(tmp.path);
+  for (let i = 0; i < 5; i++) await store.put(`k${i}`, `v${i}`);
+  await store.close();
+  await Deno.copyFile(`${tmp.path}/${SEGMENT}`, `${tmp.path}/0${SEGMENT}`);
+  store = await openStore(tmp.path);
+  assert.equal(store.stats().recovery!.segments, 1);
+  assert.equal(await store.count(), 5);
+  await store.put("k5", "v5");
+  await store.close();
+  assert.ok((await names(tmp.path)).includes(`0${SEGMENT}`));
+  store = await openStore(tmp.path);
+  assert.equal(await store.count(), 6);
+  await store.close();
+});
