@@ -258,7 +258,7 @@ export async function openStore(
     if (name === "AlreadyExists" || name === "NotADirectory") {
       throw new Error(
         name === "AlreadyExists"
-          ? `Cannot open a store in "${dir}": it is a file, not a directory`
+          ? `Cannot open a store in "${dir}": it exists and is not a directory (a file, or a symbolic link to nothing)`
           : `Cannot open a store in "${dir}": a file stands where a directory on its path should be`,
         { cause: error },
       );

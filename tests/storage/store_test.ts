@@ -1137,7 +1137,13 @@ Deno.test("a store path that is a file, or under one, is refused in words, not a
     openStore(file),
     (e: Error) =>
       e.message ===
-        `Cannot open a store in "${file}": it is a file, not a directory`,
+        `Cannot open a store in "${file}": it exists and is not a directory (a file, or a symbolic link to nothing)`,
+  );
+  // A symbolic link to nothing: not called a file.
+  await Deno.symlink(`${tmp.path}/nowhere`, `${tmp.path}/link`);
+  await assert.rejects(
+    openStore(`${tmp.path}/link`),
+    /link": it exists and is not a directory \(a file, or a symbolic link to nothing\)$/,
   );
   await assert.rejects(
     openStore(`${file}/sub`),
