@@ -108,7 +108,9 @@ function checkInt(
 ): number {
   if (!Number.isInteger(value) || value < min || value > max) {
     throw new RangeError(
-      `${name} must be an integer from ${min} to ${max}, got ${value}`,
+      `${name} must be an integer from ${min} to ${max}, got ${
+        // A string "4096" printed bare read as a valid number refused.
+        typeof value === "string" ? JSON.stringify(value) : String(value)}`,
     );
   }
   return value;
@@ -143,7 +145,9 @@ const OPTION_NAMES: Readonly<Record<keyof StoreOptions, true>> = {
 
 /** Throws a TypeError for options that are not an object of known names. */
 function checkOptions(options: StoreOptions): void {
-  if (typeof options !== "object" || options === null) {
+  if (
+    typeof options !== "object" || options === null || Array.isArray(options)
+  ) {
     throw new TypeError("Store options must be an object");
   }
   for (const name of Object.keys(options)) {

@@ -1113,6 +1113,7 @@ Deno.test("options that are not an object of known names are refused before anyt
   const dir = `${tmp.path}/db`;
   const cases: Array<[unknown, RegExp]> = [
     [null, /^Store options must be an object$/],
+    [[], /^Store options must be an object$/],
     [
       { sync: "none", memtableByte: 4096 },
       /^Unknown store option "memtableByte"; known: sync, repair, env, memtableBytes,/,
@@ -1126,6 +1127,11 @@ Deno.test("options that are not an object of known names are refused before anyt
       JSON.stringify(options),
     );
   }
+  // A number given as a string is shown as one, not as a valid number.
+  await assert.rejects(
+    openStore(dir, { memtableBytes: "4096" as never }),
+    /^RangeError: memtableBytes must be an integer from \d+ to \d+, got "4096"$/,
+  );
   assert.deepEqual(await names(tmp.path), [], "nothing created");
 });
 
