@@ -5,6 +5,7 @@
  * is what makes crash testing possible. Nothing in storage/ calls `Deno.*`
  * for files, `Date.now` or `setTimeout` except through an Env.
  */
+import { dirname } from "node:path";
 import { setImmediate } from "node:timers";
 
 /** A file opened for appending. Writes land in the OS page cache. */
@@ -94,6 +95,11 @@ export interface Env {
    * timer would do, but timers nested this way are clamped to 4 ms.)
    */
   yieldNow(): Promise<void>;
+}
+
+/** The directory holding `path` ("." for a bare name, "/" for "/"). */
+export function parentDir(path: string): string {
+  return dirname(path);
 }
 
 /** Joins a directory and a file name with "/". */

@@ -99,9 +99,13 @@ export class MemEnv implements Env {
       return Promise.reject(error);
     }
     // Directories themselves are durable at once: the model covers entries.
-    if (!this.#dirs.has(dir)) {
-      this.#dirs.set(dir, new Map());
-      this.#durableDirs.set(dir, new Map());
+    // Their ancestors exist too (empty of files, as far as the model goes).
+    for (let d = dir;; d = dirOf(d)) {
+      if (!this.#dirs.has(d)) {
+        this.#dirs.set(d, new Map());
+        this.#durableDirs.set(d, new Map());
+      }
+      if (d === "/" || !d.startsWith("/")) break;
     }
     return Promise.resolve();
   }

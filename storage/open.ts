@@ -3,7 +3,7 @@
  * and verify its tables, replay the live WAL segments into a memtable,
  * start a fresh manifest, and remove files nothing needs.
  */
-import { type Env, joinPath, type WritableFile } from "./env.ts";
+import { type Env, joinPath, parentDir, type WritableFile } from "./env.ts";
 import { denoEnv } from "./env_deno.ts";
 import { CorruptionError, LockedError } from "./errors.ts";
 import {
@@ -254,6 +254,17 @@ export async function openStore(
     1024,
     1024 * 1024 * 1024,
   );
+  // The directories this open creates: their entries in their parents are
+  // made durable before the store acknowledges any write (a power cut could
+  // otherwise lose a new store's whole directory, and every write in it).
+  const created: string[] = [];
+  for (let d = dir;;) {
+    if (await env.list(d).then(() => true, () => false)) break;
+    created.push(d);
+    const parent = parentDir(d);
+    if (parent === d) break;
+    d = parent;
+  }
   try {
     await env.mkdirAll(dir);
   } catch (error) {
@@ -268,6 +279,10 @@ export async function openStore(
       );
     }
     throw error;
+  }
+  for (const d of created.reverse()) {
+    const parent = parentDir(d);
+    if (parent !== d) await env.syncDir(parent);
   }
   const lockPath = joinPath(dir, LOCK_FILE_NAME);
   const taken = await env.tryLock(lockPath);

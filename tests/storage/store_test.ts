@@ -1159,3 +1159,28 @@ Deno.test("a store path that is a file, or under one, is refused in words, not a
   );
   assert.equal(await Deno.readTextFile(file), "not a store");
 });
+
+Deno.test("a store in new directories syncs each one's entry in its parent before it opens; an existing directory's parent is left alone", async () => {
+  await using tmp = await tempDir();
+  const synced: string[] = [];
+  const env = overriding(denoEnv, {
+    syncDir: (dir) => {
+      synced.push(dir);
+      return denoEnv.syncDir(dir);
+    },
+  });
+  const dir = `${tmp.path}/a/b/c`;
+  let store = await openStore(dir, { env });
+  const atOpen = [...synced];
+  await store.put("k", "v");
+  await store.close();
+  // Without these a power cut could lose the new directories, and with
+  // them every acknowledged write of the store.
+  for (const parent of [tmp.path, `${tmp.path}/a`, `${tmp.path}/a/b`]) {
+    assert.ok(atOpen.includes(parent), `${parent} synced: ${atOpen}`);
+  }
+  synced.length = 0;
+  store = await openStore(dir, { env });
+  await store.close();
+  assert.ok(!synced.includes(`${tmp.path}/a/b`), `${synced}`);
+});
