@@ -162,6 +162,7 @@ async function bench(
       (line) => writeOut(line + "\n"),
     );
   } catch (error) {
+    if (error instanceof Deno.errors.BrokenPipe) throw error;
     printErr(`Error: ${(error as Error).message}`);
     return 1;
   }
@@ -213,6 +214,18 @@ export function parseSize(text: string): number | undefined {
 
 /** Runs kv with command-line `args`; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
+  try {
+    return await run(args);
+  } catch (error) {
+    // The reader of our output went away (`kv --help | head -1`, `kv scan |
+    // head`): stop quietly, with the status a shell gives a process that
+    // SIGPIPE ends.
+    if (error instanceof Deno.errors.BrokenPipe) return EXIT_BROKEN_PIPE;
+    throw error;
+  }
+}
+
+async function run(args: string[]): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({

@@ -74,7 +74,10 @@ function escapeBytes(bytes: Uint8Array): string {
 
 /**
  * A value as the REPL prints it after GET: exactly as stored when it is
- * valid UTF-8 with no newline, otherwise quoted with escapes.
+ * valid UTF-8 with no control character but tab, and does not start with
+ * `"` or `Error:`; otherwise quoted with escapes. So a response is one
+ * line, a stored `Error: key not found` cannot pass for a missing key, and
+ * a value cannot send escape sequences to the terminal.
  */
 export function renderValue(bytes: Uint8Array): string {
   let text: string | undefined;
@@ -83,7 +86,12 @@ export function renderValue(bytes: Uint8Array): string {
   } catch {
     text = undefined;
   }
-  if (text !== undefined && !/[\n\r]/.test(text) && !text.startsWith('"')) {
+  if (
+    text !== undefined &&
+    // deno-lint-ignore no-control-regex
+    !/[\x00-\x08\x0a-\x1f\x7f]/.test(text) &&
+    !text.startsWith('"') && !text.startsWith("Error:")
+  ) {
     return text;
   }
   return renderBytes(bytes);

@@ -585,3 +585,27 @@ Deno.test("a store that fails to close makes kv exit non-zero", async () => {
   assert.match(stderr, /File too large/);
   assert.equal(out.code, 1, stderr);
 });
+
+Deno.test("help, version and check output to a reader already gone ends kv with status 141, no stack trace", async () => {
+  await using tmp = await tempDir();
+  for (
+    const args of [["--version"], ["--help"], ["get", "--help"], [
+      "check",
+      tmp.path,
+    ]]
+  ) {
+    const child = spawnKv(args);
+    // Closed before kv starts writing: its first write fails.
+    await child.stdout.cancel();
+    await child.stdin.close().catch(() => {});
+    const [status, stderr] = await Promise.all([
+      child.status,
+      new Response(child.stderr).text(),
+    ]);
+    assert.deepEqual(
+      { code: status.code, stderr },
+      { code: 141, stderr: "" },
+      args.join(" "),
+    );
+  }
+});

@@ -139,6 +139,14 @@ Deno.test("rendered keys parse back to the same bytes", () => {
   assert.equal(renderBytes(Uint8Array.of(0x61, 0x20, 0xff)), '"a \\xff"');
   assert.equal(renderValue(enc("hello world")), "hello world");
   assert.equal(renderValue(enc("two\nlines")), '"two\\nlines"');
+  // A stored error text is not a missing key; an escape sequence is not
+  // sent to the terminal; a tab stays.
+  assert.equal(
+    renderValue(enc("Error: key not found")),
+    '"Error: key not found"',
+  );
+  assert.equal(renderValue(enc("\x1b[31mred")), '"\\x1b[31mred"');
+  assert.equal(renderValue(enc("a\tb")), "a\tb");
 });
 
 Deno.test("tab completion offers matching command names", () => {
