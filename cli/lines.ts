@@ -36,7 +36,11 @@ export async function* readLines(
   let pieces: Uint8Array[] = [];
   let pending = 0;
   let skipping = false;
+  /** The first line: a byte order mark at its start is not a command's. */
+  let first = true;
   const finish = (): Line => {
+    const isFirst = first;
+    first = false;
     if (skipping) {
       skipping = false;
       return new BadLine(
@@ -58,6 +62,14 @@ export async function* readLines(
     pending = 0;
     if (bytes.length > 0 && bytes[bytes.length - 1] === CR) {
       bytes = bytes.subarray(0, bytes.length - 1);
+    }
+    if (
+      isFirst && bytes[0] === 0xef && bytes[1] === 0xbb && bytes[2] === 0xbf
+    ) {
+      // A UTF-8 byte order mark, as editors on Windows save one: the first
+      // command failed as unknown, its name printed without the invisible
+      // mark that made it so.
+      bytes = bytes.subarray(3);
     }
     try {
       return decoder.decode(bytes);

@@ -280,6 +280,15 @@ async function run(args: string[]): Promise<number> {
     printErr("Error: --data needs a directory");
     return 2;
   }
+  // Deno decodes the command line as UTF-8, replacing bad bytes with
+  // U+FFFD: such a path would name another directory than the one typed.
+  const dirArg = name === "check" ? rest[0] ?? values.data! : values.data!;
+  if (dirArg.includes("\uFFFD")) {
+    printErr(
+      `Error: the data directory "${dirArg}" holds U+FFFD: the command line was not valid UTF-8 there, and kv would use another directory than the one given`,
+    );
+    return 2;
+  }
   if (values.help) {
     const text = name === "bench"
       ? BENCH_USAGE

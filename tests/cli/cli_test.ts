@@ -609,3 +609,15 @@ Deno.test("help, version and check output to a reader already gone ends kv with 
     );
   }
 });
+
+Deno.test("a data directory given as bytes that are not UTF-8 is a usage error that creates nothing, not another directory", async () => {
+  await using tmp = await tempDir();
+  // As Deno hands kv a path holding \xff: decoded with U+FFFD.
+  const dir = `${tmp.path}/new\uFFFDdir`;
+  for (const args of [["--data", dir, "put", "k", "v"], ["check", dir]]) {
+    const r = await runKv(args);
+    assert.equal(r.code, 2, args.join(" "));
+    assert.match(r.stderr, /holds U\+FFFD/);
+  }
+  assert.deepEqual(await names(tmp.path), []);
+});

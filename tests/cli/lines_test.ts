@@ -19,11 +19,15 @@ Deno.test("lines split on LF and CRLF across chunks; a last line needs no newlin
     await collect(enc("PUT a 1\r\nPU"), enc("T b 2\n\nGET"), enc(" a")),
     ["PUT a 1", "PUT b 2", "", "GET a"],
   );
-  // A lone byte order mark and a NUL are part of the line.
-  assert.deepEqual(await collect(enc("\uFEFFx\n\u0000line too long\n")), [
-    "\uFEFFx",
-    "\u0000line too long",
-  ]);
+  // A byte order mark opening the input is dropped (a script saved by an
+  // editor that writes one: its first command was unknown); anywhere else
+  // it is part of the line, as a NUL is.
+  assert.deepEqual(
+    await collect(
+      enc("\uFEFFPUT a 1\nx\uFEFF\n\uFEFFy\n\u0000line too long\n"),
+    ),
+    ["PUT a 1", "x\uFEFF", "\uFEFFy", "\u0000line too long"],
+  );
 });
 
 Deno.test("a line that is not valid UTF-8 is refused in its place, even split across chunks", async () => {
