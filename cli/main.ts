@@ -44,6 +44,11 @@ const GLOBAL_FLAGS = `Options:
   -h, --help        show help
   -V, --version     show the version`;
 
+/** What every usage text ends with: `--`, and the exit statuses. */
+const USAGE_FOOTER =
+  `Put "--" before a key or value that starts with "-" (kv put n -- -5).
+Exit status: 0 on success, 1 on a failure or a missing key, 2 on a usage error.`;
+
 /** Top-level usage text. */
 export const USAGE_TEXT = `kv ${VERSION}: a durable key-value store
 
@@ -54,13 +59,17 @@ ${Object.values(ONESHOT_USAGE).map((u) => `  ${u}`).join("\n")}
 
 ${GLOBAL_FLAGS}
 
-Run "kv COMMAND --help" for one command; type HELP in the REPL for its commands.`;
+Run "kv COMMAND --help" for one command; type HELP in the REPL for its commands.
+${USAGE_FOOTER}`;
+
+/** Options of `kv check`: it reads a closed store and changes nothing. */
+const CHECK_FLAGS = `Options:
+  --data DIR        the data directory, when DIR is not given (default ./data)
+  -h, --help        show help`;
 
 function commandUsage(name: string): string {
-  const extra = name === "scan"
-    ? "\n  --limit N         at most N entries"
-    : "";
-  return `Usage: ${ONESHOT_USAGE[name]}\n\n${GLOBAL_FLAGS}${extra}`;
+  const flags = name === "check" ? CHECK_FLAGS : GLOBAL_FLAGS;
+  return `Usage: ${ONESHOT_USAGE[name]}\n\n${flags}\n\n${USAGE_FOOTER}`;
 }
 
 function printErr(line: string): void {
@@ -86,7 +95,7 @@ prints ops/s and latency percentiles as a markdown table.
                       ${SEEK_NEXT} entries (default 200000)
   --value-size N      bytes per value (default 100)
   --batch N           puts per write call in fills (default 1000; 1 = single puts)
-  --sync MODE         always or none (default always)
+  --sync MODE         always, interval or none (default always)
   --memtable-size N   as for the store (default 4M)
   --cache-size N      block cache size (default 64M)
   --seed N            PRNG seed for keys and values (default 301)
@@ -210,6 +219,15 @@ export function parseSize(text: string): number | undefined {
   if (!m) return undefined;
   const unit = m[2]!.toUpperCase();
   return Number(m[1]) * (unit === "K" ? 1024 : unit === "M" ? 1024 * 1024 : 1);
+}
+
+/** Whether `args` give `--name` (as `--name V` or `--name=V`). */
+function hasFlag(args: readonly string[], name: string): boolean {
+  for (const arg of args) {
+    if (arg === "--") return false;
+    if (arg === `--${name}` || arg.startsWith(`--${name}=`)) return true;
+  }
+  return false;
 }
 
 /** Runs kv with command-line `args`; returns the exit code. */
@@ -355,6 +373,20 @@ async function run(args: string[]): Promise<number> {
     return await runCheck(rest[0] ?? values.data!);
   }
   if (name === "bench") {
+    // Its store is a temporary one: flags and arguments for a store of the
+    // user's would be ignored, so they are mistakes.
+    const stray = rest.length > 0
+      ? `unexpected argument "${rest[0]}"`
+      : values.repair
+      ? "--repair does not apply to bench"
+      : hasFlag(args, "data")
+      ? "--data does not apply to bench (its store is a temporary one: see --bench-dir)"
+      : undefined;
+    if (stray !== undefined) {
+      printErr(`Error: ${stray}`);
+      printErr('Run "kv bench --help" for usage');
+      return 2;
+    }
     return await bench(values, sync, memtableBytes);
   }
   if (name !== undefined && name !== "repl") {

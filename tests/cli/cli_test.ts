@@ -469,6 +469,13 @@ Deno.test("flag mistakes are usage errors (exit 2) that name the flag", async ()
       /--num applies to kv bench only/,
     ],
     [["frob", "--version"], /unknown command "frob"/],
+    // kv bench uses a store of its own: these would be ignored.
+    [["bench", "extra", "--num", "10"], /unexpected argument "extra"/],
+    [
+      ["bench", "--data", data, "--num", "10"],
+      /--data does not apply to bench/,
+    ],
+    [["bench", "--repair", "--num", "10"], /--repair does not apply to bench/],
   ];
   for (const [args, message] of cases) {
     const r = await runKv(args);
@@ -620,4 +627,23 @@ Deno.test("a data directory given as bytes that are not UTF-8 is a usage error t
     assert.match(r.stderr, /holds U\+FFFD/);
   }
   assert.deepEqual(await names(tmp.path), []);
+});
+
+Deno.test("each command's help lists the options it takes, once, and says how to pass a value starting with -", async () => {
+  const scan = await runKv(["scan", "--help"]);
+  assert.equal(scan.stdout.match(/--limit N/g)?.length, 1);
+  const check = await runKv(["check", "--help"]);
+  for (const flag of ["--repair", "--memtable-size", "--limit", "--sync"]) {
+    assert.ok(!check.stdout.includes(flag), `check --help lists ${flag}`);
+  }
+  for (const r of [scan, check, await runKv(["--help"])]) {
+    assert.match(
+      r.stdout,
+      /Put "--" before a key or value that starts with "-"/,
+    );
+    assert.match(
+      r.stdout,
+      /Exit status: 0 on success, 1 .*, 2 on a usage error/,
+    );
+  }
 });
