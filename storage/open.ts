@@ -470,7 +470,24 @@ export async function openStore(
     // And the segments it needs are those left, and the one appended to.
     state.logs = segments.map((s) => s.number);
     if (state.logs.at(-1) !== last.number) state.logs.push(last.number);
+    // The segments replayed may hold bytes a process before this one wrote
+    // and never fsynced (it was killed, or failed, before its fsync): the
+    // writes that follow, and the next segment, must not become durable
+    // before them. (A freeze before any append to the inherited segment
+    // closed it without an fsync; a power cut then tore a segment that a
+    // later one followed, which open refuses as damage, and --repair set
+    // the later segment, with acknowledged writes, aside.)
+    for (const s of segments) {
+      if (s.number === last.number) continue;
+      const older = await env.openWritable(joinPath(dir, s.name));
+      try {
+        await older.syncData();
+      } finally {
+        older.close();
+      }
+    }
     file = await env.openWritable(joinPath(dir, last.name));
+    await file.syncData();
     const manifest = await ManifestWriter.create(
       env,
       dir,
