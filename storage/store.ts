@@ -1121,6 +1121,9 @@ export class Store {
    * tests and tools that want a settled tree.
    */
   async settle(): Promise<void> {
+    // As sync() does: a closed store has nothing to settle, and saying it
+    // settled would hide a use after close.
+    if (this.#closed) throw new StoreClosedError();
     await this.#backgroundIdle();
     if (this.#failure) throw this.#failure;
   }

@@ -603,6 +603,9 @@ Deno.test("getMany reads every key at one point in time, in issue order", async 
   assert.deepEqual(await store.getMany([]), []);
   await store.close();
   await assert.rejects(store.getMany(["k1"]), StoreClosedError);
+  // sync() and settle() alike: nothing to wait for on a closed store.
+  await assert.rejects(store.sync(), StoreClosedError);
+  await assert.rejects(store.settle(), StoreClosedError);
 });
 
 Deno.test("64 concurrent writers are all durable and share fsyncs", async () => {
