@@ -537,7 +537,8 @@ export async function openStore(
           file: name,
           offset: 0,
           bytes,
-          reason: "a table no manifest names, moved to lost/",
+          reason:
+            "a table no manifest names, moved to lost/: the keys it held read as they were before it",
         });
         continue;
       }

@@ -310,6 +310,8 @@ Deno.test("--repair keeps in lost/ a table the manifest no longer names (its las
   assert.ok(orphan, `a table moved to lost/: ${JSON.stringify(report)}`);
   assert.ok(tables.includes(orphan.file));
   assert.ok(!report.removedFiles.includes(orphan.file), "not deleted");
+  // The report says what that means for reads: older values, not none.
+  assert.match(orphan.reason, /the keys it held read as they were before it/);
   const lost = await names(`${tmp.path}/lost`);
   assert.ok(
     lost.some((f) => f.startsWith(`${orphan.file}.`)),
