@@ -221,15 +221,6 @@ export function parseSize(text: string): number | undefined {
   return Number(m[1]) * (unit === "K" ? 1024 : unit === "M" ? 1024 * 1024 : 1);
 }
 
-/** Whether `args` give `--name` (as `--name V` or `--name=V`). */
-function hasFlag(args: readonly string[], name: string): boolean {
-  for (const arg of args) {
-    if (arg === "--") return false;
-    if (arg === `--${name}` || arg.startsWith(`--${name}=`)) return true;
-  }
-  return false;
-}
-
 /** Runs kv with command-line `args`; returns the exit code. */
 export async function main(args: string[]): Promise<number> {
   try {
@@ -250,6 +241,8 @@ async function run(args: string[]): Promise<number> {
       args,
       allowPositionals: true,
       strict: true,
+      // Which options were given, not defaulted (bench refuses --data).
+      tokens: true,
       options: {
         data: { type: "string", default: "./data" },
         sync: { type: "string", default: "always" },
@@ -379,7 +372,7 @@ async function run(args: string[]): Promise<number> {
       ? `unexpected argument "${rest[0]}"`
       : values.repair
       ? "--repair does not apply to bench"
-      : hasFlag(args, "data")
+      : parsed.tokens.some((t) => t.kind === "option" && t.name === "data")
       ? "--data does not apply to bench (its store is a temporary one: see --bench-dir)"
       : undefined;
     if (stray !== undefined) {

@@ -8,7 +8,7 @@
 import { type Env, joinPath, type ReadableFile } from "./env.ts";
 import { CorruptionError, LockedError } from "./errors.ts";
 import { LOCK_FILE_NAME, MANIFEST_FILE, NUMBERED_FILE } from "./format.ts";
-import { readCurrent, readManifest } from "./manifest.ts";
+import { firstOverlap, readCurrent, readManifest } from "./manifest.ts";
 import { listSegments, missingLogSegments } from "./recovery.ts";
 import {
   BlockCache,
@@ -151,16 +151,15 @@ async function check(
           named.add(tableName(meta.fileNumber));
           await checkTable(env, dir, level, meta, names, report);
         }
-        if (level > 0) {
-          for (let i = 1; i < metas.length; i++) {
-            if (metas[i - 1]!.largest >= metas[i]!.smallest) {
-              report.problems.push(
-                `level ${level}: tables ${
-                  tableName(metas[i - 1]!.fileNumber)
-                } and ${tableName(metas[i]!.fileNumber)} overlap`,
-              );
-            }
-          }
+        const i = level > 0 ? firstOverlap(metas) : -1;
+        if (i >= 0) {
+          report.problems.push(
+            `level ${level}: tables ${
+              tableName(metas[i - 1]!.fileNumber)
+            } and ${
+              tableName(metas[i]!.fileNumber)
+            } overlap (an open refuses the store)`,
+          );
         }
       }
     } catch (error) {

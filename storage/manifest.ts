@@ -322,6 +322,19 @@ export function applyEdit(
 }
 
 /**
+ * Where tables of a level above 0 (sorted by smallest key) overlap: the
+ * index of the first table whose range meets its predecessor's, or -1.
+ * Reads find a key in such a level by one binary search, so overlapping
+ * tables would answer with either: open refuses them, `kv check` reports.
+ */
+export function firstOverlap(metas: readonly TableMeta[]): number {
+  for (let i = 1; i < metas.length; i++) {
+    if (metas[i - 1]!.largest >= metas[i]!.smallest) return i;
+  }
+  return -1;
+}
+
+/**
  * Most payload bytes of one edit of a snapshot. A snapshot of many tables
  * is written as several edits: one, bounded by MANIFEST_EDIT_BYTES_MAX,
  * made a store of a few hundred tables with 64 KiB keys (or of a few

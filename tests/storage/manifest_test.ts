@@ -27,7 +27,7 @@ import {
   snapshotEdits,
   writeCurrent,
 } from "../../storage/manifest.ts";
-import { CorruptionError, openStore } from "../../storage/mod.ts";
+import { checkStore, CorruptionError, openStore } from "../../storage/mod.ts";
 import { denoEnv } from "../../storage/env_deno.ts";
 import {
   type TableMeta,
@@ -324,6 +324,8 @@ Deno.test("a manifest whose level-1 tables overlap is refused at open: reads sea
     removed: [],
   }));
   await Deno.writeFile(`${tmp.path}/${current}`, edit, { append: true });
+  const report = await checkStore(denoEnv, tmp.path);
+  assert.match(report.problems.join("\n"), /level 1: tables .* overlap/);
   await assert.rejects(
     openStore(tmp.path, options),
     (e: unknown) =>
