@@ -197,7 +197,10 @@ export function describeRecovery(stats: StoreStats): string {
   ];
   for (const c of r.truncated) {
     parts.push(
-      `cut a torn tail of ${c.bytes} bytes at offset ${c.offset} of ${c.file} (${c.reason})`,
+      c.reason === "zero-filled space"
+        // What every crash leaves: the active segment's preallocated space.
+        ? `cut ${c.bytes} bytes of zero-filled space after the last record of ${c.file} (the log's preallocated space, left by a crash)`
+        : `cut a torn tail of ${c.bytes} bytes at offset ${c.offset} of ${c.file} (${c.reason})`,
     );
   }
   for (const c of r.repaired) {

@@ -8,15 +8,32 @@
 import { dirname } from "node:path";
 import { setImmediate } from "node:timers";
 
-/** A file opened for appending. Writes land in the OS page cache. */
+/**
+ * A file opened for appending. Writes land in the OS page cache. Appends go
+ * after the bytes appended so far (at open: the file's size), which is not
+ * the file's end while preallocated space follows them.
+ */
 export interface WritableFile {
   /** Path the file was opened with. */
   readonly path: string;
   /**
-   * Appends every byte of `bytes` at the end of the file, synchronously.
-   * Throws on failure; some prefix of the bytes may then have been written.
+   * Appends every byte of `bytes` after the bytes appended so far,
+   * synchronously. Throws on failure; some prefix of the bytes may then
+   * have been written.
    */
   append(bytes: Uint8Array): void;
+  /**
+   * Grows the file with zero-filled (sparse) space to `length` bytes, if it
+   * is shorter, without moving where appends go. An fdatasync after an
+   * append into that space need not commit a new file size, which makes it
+   * faster than one after an append at the end. Durable after syncData.
+   */
+  preallocate(length: number): void;
+  /**
+   * Cuts the file to the bytes appended so far, dropping preallocated
+   * space. Durable after syncData.
+   */
+  trim(): void;
   /** Makes everything appended so far durable (fdatasync). */
   syncData(): Promise<void>;
   /** Closes the handle without syncing. */

@@ -13,18 +13,51 @@ import {
   type WritableFile,
 } from "./env.ts";
 
+/**
+ * Opened without O_APPEND, positioned at the end at open: writes go at the
+ * handle's offset, which preallocation (ftruncate) does not move.
+ */
 class DenoWritableFile implements WritableFile {
-  constructor(readonly path: string, private readonly file: Deno.FsFile) {}
+  /** Where the next append goes: the bytes appended so far. */
+  #end: number;
+  /** The file's size (appended bytes plus preallocated space). */
+  #size: number;
+
+  constructor(
+    readonly path: string,
+    private readonly file: Deno.FsFile,
+    size: number,
+  ) {
+    this.#end = size;
+    this.#size = size;
+  }
 
   append(bytes: Uint8Array): void {
     let done = 0;
-    while (done < bytes.length) {
-      const n = this.file.writeSync(bytes.subarray(done));
-      if (n <= 0) {
-        throw new Error(`Cannot append to "${this.path}": wrote 0 bytes`);
+    try {
+      while (done < bytes.length) {
+        const n = this.file.writeSync(bytes.subarray(done));
+        if (n <= 0) {
+          throw new Error(`Cannot append to "${this.path}": wrote 0 bytes`);
+        }
+        done += n;
       }
-      done += n;
+    } finally {
+      this.#end += done;
+      if (this.#end > this.#size) this.#size = this.#end;
     }
+  }
+
+  preallocate(length: number): void {
+    if (length <= this.#size) return;
+    this.file.truncateSync(length);
+    this.#size = length;
+  }
+
+  trim(): void {
+    if (this.#size === this.#end) return;
+    this.file.truncateSync(this.#end);
+    this.#size = this.#end;
   }
 
   syncData(): Promise<void> {
@@ -100,12 +133,14 @@ export const denoEnv: Env = {
     return names;
   },
   async openWritable(path) {
-    const file = await Deno.open(path, {
-      create: true,
-      append: true,
-      read: false,
-    });
-    return new DenoWritableFile(path, file);
+    const file = await Deno.open(path, { create: true, write: true });
+    try {
+      const size = await file.seek(0, Deno.SeekMode.End);
+      return new DenoWritableFile(path, file, size);
+    } catch (error) {
+      file.close();
+      throw error;
+    }
   },
   async openReadable(path) {
     const fd = await new Promise<number>((resolve, reject) =>

@@ -19,12 +19,54 @@ import {
   type WritableFile,
 } from "./env.ts";
 
-/** One file's bytes: everything written, and the durable prefix of it. */
+/** One file's bytes: everything written, and what of it is durable. */
 interface Inode {
+  /** Content; bytes past `length` are zero. */
   data: Uint8Array;
   length: number;
   /** Content as of the last syncData (durable). */
   synced: Uint8Array;
+  /**
+   * Bytes written since the last syncData: [dirtyFrom, dirtyTo), or empty
+   * (dirtyFrom ≥ dirtyTo). Appends are sequential, so one range holds them.
+   */
+  dirtyFrom: number;
+  dirtyTo: number;
+  /** Whether the size changed since the last syncData other than by writes. */
+  resized: boolean;
+}
+
+function newInode(content: Uint8Array): Inode {
+  const data = new Uint8Array(Math.max(256, content.length));
+  data.set(content);
+  return {
+    data,
+    length: content.length,
+    synced: content.slice(),
+    dirtyFrom: 0,
+    dirtyTo: 0,
+    resized: false,
+  };
+}
+
+/** Sets `inode`'s length, growing its buffer, zero-filling new space. */
+function resize(inode: Inode, length: number): void {
+  if (length > inode.data.length) {
+    let size = inode.data.length * 2;
+    while (size < length) size *= 2;
+    const grown = new Uint8Array(size);
+    grown.set(inode.data.subarray(0, inode.length));
+    inode.data = grown;
+  } else if (length < inode.length) {
+    inode.data.fill(0, length, inode.length);
+  }
+  inode.length = length;
+}
+
+function markSynced(inode: Inode): void {
+  inode.synced = inode.data.slice(0, inode.length);
+  inode.dirtyFrom = inode.dirtyTo = 0;
+  inode.resized = false;
 }
 
 /** Error thrown once the simulated power is cut, or by an injected fault. */
@@ -124,27 +166,32 @@ export class MemEnv implements Env {
     const d = this.#dir(dirOf(path));
     let inode = d.get(baseOf(path));
     if (!inode) {
-      inode = {
-        data: new Uint8Array(256),
-        length: 0,
-        synced: new Uint8Array(0),
-      };
+      inode = newInode(new Uint8Array(0));
       d.set(baseOf(path), inode);
     }
     const node = inode;
+    let end = node.length;
     return Promise.resolve({
       path,
       append: (bytes: Uint8Array) => {
         this.#step("write");
-        if (node.length + bytes.length > node.data.length) {
-          let size = node.data.length * 2;
-          while (size < node.length + bytes.length) size *= 2;
-          const grown = new Uint8Array(size);
-          grown.set(node.data.subarray(0, node.length));
-          node.data = grown;
-        }
-        node.data.set(bytes, node.length);
-        node.length += bytes.length;
+        if (end + bytes.length > node.length) resize(node, end + bytes.length);
+        node.data.set(bytes, end);
+        if (node.dirtyFrom >= node.dirtyTo) node.dirtyFrom = end;
+        end += bytes.length;
+        node.dirtyTo = Math.max(node.dirtyTo, end);
+      },
+      preallocate: (length: number) => {
+        this.#step("other");
+        if (length <= node.length) return;
+        resize(node, length);
+        node.resized = true;
+      },
+      trim: () => {
+        this.#step("other");
+        if (end === node.length) return;
+        resize(node, end);
+        node.resized = true;
       },
       syncData: () => {
         try {
@@ -152,7 +199,7 @@ export class MemEnv implements Env {
         } catch (error) {
           return Promise.reject(error);
         }
-        node.synced = node.data.slice(0, node.length);
+        markSynced(node);
         return Promise.resolve();
       },
       close() {},
@@ -192,9 +239,9 @@ export class MemEnv implements Env {
     try {
       this.#step("write");
       const inode = this.#inode(path);
-      inode.length = Math.min(inode.length, length);
+      resize(inode, Math.min(inode.length, length));
       this.#step("sync");
-      inode.synced = inode.data.slice(0, inode.length);
+      markSynced(inode);
       return Promise.resolve();
     } catch (error) {
       return Promise.reject(error);
@@ -280,33 +327,38 @@ export class MemEnv implements Env {
   }
 }
 
-/** What one file holds after a power cut. */
+/**
+ * What one file holds after a power cut: its synced content; with a size
+ * change since (preallocation, a trim), either size; and none, a prefix, or
+ * a torn, garbage-ended prefix of the bytes written since.
+ */
 function survivor(inode: Inode, rng: Prng): Inode {
   const synced = inode.synced;
-  let content = synced;
-  const unsynced = inode.length - synced.length;
-  // Writes past the synced length may be partly on disk; bytes written over
-  // the synced region (never done by the store) are not modelled.
-  if (unsynced > 0 && synced.length <= inode.length) {
+  let length = synced.length;
+  if (inode.resized && rng.int(2) === 1) length = inode.length;
+  const from = inode.dirtyFrom;
+  const unsynced = inode.dirtyTo - from;
+  let keep = 0;
+  let torn = false;
+  if (unsynced > 0) {
     const choice = rng.int(3);
     if (choice > 0) {
-      const keep = rng.int(unsynced + 1);
-      content = new Uint8Array(synced.length + keep);
-      content.set(synced);
-      content.set(
-        inode.data.subarray(synced.length, synced.length + keep),
-        synced.length,
-      );
-      if (choice === 2 && keep > 0) {
-        // A torn write: the last sector-ish piece is garbage.
-        const from = synced.length + rng.int(keep);
-        for (let i = from; i < content.length; i++) {
-          content[i] = rng.nextU32() & 0xff;
-        }
+      keep = rng.int(unsynced + 1);
+      torn = choice === 2;
+    }
+  }
+  // Written bytes that survive are inside the file, whatever its size did.
+  length = Math.max(length, keep > 0 ? from + keep : 0);
+  const content = new Uint8Array(length);
+  content.set(synced.subarray(0, Math.min(length, synced.length)));
+  if (keep > 0) {
+    content.set(inode.data.subarray(from, from + keep), from);
+    if (torn) {
+      // A torn write: the last sector-ish piece is garbage.
+      for (let i = from + rng.int(keep); i < from + keep; i++) {
+        content[i] = rng.nextU32() & 0xff;
       }
     }
   }
-  const data = new Uint8Array(Math.max(256, content.length));
-  data.set(content);
-  return { data, length: content.length, synced: content.slice() };
+  return newInode(content);
 }

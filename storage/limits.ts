@@ -79,6 +79,16 @@ export const SYNC_INTERVAL_MS = 100;
  */
 export const UNSYNCED_BUFFER_BYTES_MAX = 1024 * 1024;
 
+/**
+ * Zero-filled space a WAL segment is grown by ahead of its records, in
+ * bytes. An fdatasync after an append inside the file commits no new file
+ * size; at the end it does (on ext4, a journal commit), and a lone durable
+ * writer ran at about 0.75x the rate of one writing into such space. The
+ * space is sparse (no disk blocks until written) and cut when the segment
+ * is closed; a crash leaves it, and recovery reads it as the log's end.
+ */
+export const WAL_PREALLOCATE_BYTES = 1024 * 1024;
+
 /** Size of the buffer recovery reads WAL segments with. */
 export const WAL_READ_CHUNK_BYTES = 1024 * 1024;
 

@@ -26,6 +26,7 @@ import {
   LOG_SPARE_CHUNKS_MAX,
   SYNC_INTERVAL_MS,
   UNSYNCED_BUFFER_BYTES_MAX,
+  WAL_PREALLOCATE_BYTES,
 } from "./limits.ts";
 import { encodedRecordBytes, encodeRecord, type WalOp } from "./wal.ts";
 
@@ -84,6 +85,8 @@ export class LogWriter {
   #failure: StoreFailedError | undefined;
   #unsynced = false;
   #bytes: number;
+  /** The file's size with its preallocated space, as far as it is known. */
+  #fileBytes: number;
   readonly stats: LogWriterStats = {
     records: 0,
     writes: 0,
@@ -110,6 +113,7 @@ export class LogWriter {
     private readonly onFailure: (error: StoreFailedError) => void = () => {},
   ) {
     this.#bytes = initialBytes;
+    this.#fileBytes = initialBytes;
     if (file instanceof Promise) {
       this.#ready = file.then(
         (f) => {
@@ -241,6 +245,11 @@ export class LogWriter {
     if (this.#length === 0 || this.#failure) return !this.#failure;
     if (!this.#file) return true;
     try {
+      const end = this.#bytes + this.#length;
+      if (end > this.#fileBytes) {
+        this.#fileBytes = end + WAL_PREALLOCATE_BYTES;
+        this.#file.preallocate(this.#fileBytes);
+      }
       for (const chunk of this.#full) this.#file.append(chunk);
       if (this.#used > 0) this.#file.append(this.#buf!.subarray(0, this.#used));
     } catch (error) {
@@ -382,10 +391,26 @@ export class LogWriter {
     this.onFailure(this.#failure);
   }
 
-  /** Flushes and fsyncs everything (all modes), then closes the file. */
+  /**
+   * Flushes and fsyncs everything (all modes), cuts the preallocated space
+   * (durably: recovery reads damage at the end of a segment a later one
+   * follows as corruption, and zero-filled space as damage), then closes
+   * the file.
+   */
   async close(): Promise<void> {
     try {
       await this.sync();
+      if (this.#fileBytes > this.#bytes) {
+        try {
+          this.#file!.trim();
+        } catch (error) {
+          this.#fail(error, "write");
+          throw this.#failure!;
+        }
+        this.#fileBytes = this.#bytes;
+        this.#unsynced = true;
+        await this.sync();
+      }
       // Everything is written: the chunk serves the next segment's writer.
       if (this.#length === 0 && !this.#failure && this.#buf !== undefined) {
         keepChunk(this.#buf);

@@ -196,6 +196,8 @@ function slowSyncs(env: MemEnv): Env {
       const file = await env.openWritable(path);
       return {
         path: file.path,
+        preallocate: (length: number) => file.preallocate(length),
+        trim: () => file.trim(),
         append: (bytes) => file.append(bytes),
         syncData: async () => {
           await new Promise((resolve) => setTimeout(resolve, 3));

@@ -70,3 +70,27 @@ Deno.test("a store on the real filesystem fdatasyncs a put before acknowledging 
     await store.close();
   });
 });
+
+Deno.test("the real Env's preallocated space is zero-filled past the appends, which go on where they were, and trim cuts it", async () => {
+  await using tmp = await tempDir();
+  const path = `${tmp.path}/f`;
+  const file = await denoEnv.openWritable(path);
+  file.append(new Uint8Array([1, 2, 3]));
+  file.preallocate(4096);
+  assert.equal((await Deno.stat(path)).size, 4096);
+  file.preallocate(100); // never shrinks
+  assert.equal((await Deno.stat(path)).size, 4096);
+  file.append(new Uint8Array([4, 5]));
+  await file.syncData();
+  const grown = await Deno.readFile(path);
+  assert.deepEqual([...grown.subarray(0, 6)], [1, 2, 3, 4, 5, 0]);
+  assert.ok(grown.subarray(5).every((b) => b === 0), "space is zeros");
+  file.trim();
+  file.close();
+  assert.deepEqual([...await Deno.readFile(path)], [1, 2, 3, 4, 5]);
+  // Reopened, appends go at the end.
+  const again = await denoEnv.openWritable(path);
+  again.append(new Uint8Array([6]));
+  again.close();
+  assert.deepEqual([...await Deno.readFile(path)], [1, 2, 3, 4, 5, 6]);
+});

@@ -295,6 +295,8 @@ Deno.test("after a manifest edit fails, no other edit is appended to the manifes
       if (!path.includes("MANIFEST")) return file;
       return {
         path: file.path,
+        preallocate: (length: number) => file.preallocate(length),
+        trim: () => file.trim(),
         append(bytes: Uint8Array) {
           if (failed) late.push(`${bytes.length} bytes to ${path}`);
           file.append(bytes);
@@ -348,6 +350,8 @@ Deno.test("a segment inherited from a killed process is fsynced at open: a power
         if (!path.endsWith(".log")) return f;
         return {
           path: f.path,
+          preallocate: (length: number) => f.preallocate(length),
+          trim: () => f.trim(),
           append: (b: Uint8Array) => f.append(b),
           close: () => f.close(),
           syncData: () => hang ? new Promise<void>(() => {}) : f.syncData(),

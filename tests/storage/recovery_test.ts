@@ -10,6 +10,7 @@ import { SegmentReader } from "../../storage/wal.ts";
 import { denoEnv } from "../../storage/env_deno.ts";
 import { MemEnv } from "../../storage/env_mem.ts";
 import { checkStore } from "../../storage/check.ts";
+import { describeRecovery } from "../../cli/render.ts";
 import {
   crc32c,
   getFixed32,
@@ -580,4 +581,106 @@ Deno.test("a segment name with a seventh leading zero is not the store's: not re
   store = await openStore(tmp.path);
   assert.equal(await store.count(), 6);
   await store.close();
+});
+
+/** Where the records of segment file `path` end, and the file's size. */
+async function recordsEnd(
+  path: string,
+): Promise<{ end: number; size: number }> {
+  const file = await denoEnv.openReadable(path);
+  try {
+    const reader = new SegmentReader(file);
+    let r = await reader.next();
+    while (r.kind === "record") r = await reader.next();
+    return { end: r.offset, size: file.size };
+  } finally {
+    file.close();
+  }
+}
+
+Deno.test("a segment grows into preallocated space; each is cut at its last record before a later one is made, and at close", async () => {
+  await using tmp = await tempDir();
+  let made = 0;
+  let sealedChecked = 0;
+  const env = overriding(denoEnv, {
+    async openWritable(path: string) {
+      const isNew = path.endsWith(".log") &&
+        !(await Deno.stat(path).then(() => true, () => false));
+      if (isNew) {
+        made++;
+        // Every segment already there was sealed: it ends at its last record.
+        for (const name of await names(tmp.path)) {
+          if (!name.endsWith(".log")) continue;
+          const { end, size } = await recordsEnd(`${tmp.path}/${name}`);
+          assert.equal(size, end, `${name} left with preallocated space`);
+          sealedChecked++;
+        }
+      }
+      return denoEnv.openWritable(path);
+    },
+  });
+  const store = await openStore(tmp.path, {
+    env,
+    memtableBytes: 8 * 1024,
+    background: "inline",
+  });
+  let active = { end: 0, size: 0 };
+  for (let i = 0; i < 300; i++) {
+    await store.put(`k${i}`, "v".repeat(100));
+    const logs = (await names(tmp.path)).filter((n) => n.endsWith(".log"));
+    active = await recordsEnd(`${tmp.path}/${logs.at(-1)}`);
+    assert.ok(active.size > active.end, "the active segment is preallocated");
+  }
+  await store.close();
+  assert.ok(made > 3, `${made} segments made`);
+  assert.ok(sealedChecked > 0, "no sealed segment was checked");
+  for (const name of await names(tmp.path)) {
+    if (!name.endsWith(".log")) continue;
+    const { end, size } = await recordsEnd(`${tmp.path}/${name}`);
+    assert.equal(size, end, `${name} kept preallocated space after close`);
+  }
+});
+
+Deno.test("a crash leaves zero-filled space after the last record; open cuts it, reports it, and keeps every acknowledged write", async () => {
+  await using tmp = await tempDir();
+  await using copy = await tempDir();
+  const store = await openStore(tmp.path);
+  for (let i = 0; i < 50; i++) await store.put(`k${i}`, `value-${i}`);
+  // The files as a SIGKILL would leave them (the page cache survives it).
+  for (const name of await names(tmp.path)) {
+    await Deno.copyFile(`${tmp.path}/${name}`, `${copy.path}/${name}`);
+  }
+  await store.close();
+  const { end, size } = await recordsEnd(`${copy.path}/${SEGMENT}`);
+  assert.ok(size > end, "the segment had preallocated space");
+  const reopened = await openStore(copy.path);
+  assert.deepEqual(reopened.recovery.truncated, [{
+    file: SEGMENT,
+    offset: end,
+    bytes: size - end,
+    reason: "zero-filled space",
+  }]);
+  assert.equal(reopened.recovery.records, 50);
+  assert.match(
+    describeRecovery(reopened.stats()),
+    new RegExp(
+      `cut ${
+        size - end
+      } bytes of zero-filled space after the last record of ${SEGMENT} \\(the log's preallocated space, left by a crash\\)`,
+    ),
+  );
+  for (let i = 0; i < 50; i++) {
+    assert.equal(text(await reopened.get(`k${i}`)), `value-${i}`);
+  }
+  await reopened.put("after", "crash");
+  await reopened.close();
+  const after = await recordsEnd(`${copy.path}/${SEGMENT}`);
+  assert.equal(after.size, after.end);
+  assert.deepEqual(
+    await keysOf(copy.path),
+    [
+      "after",
+      ...Array.from({ length: 50 }, (_, i) => `k${i}`).sort(),
+    ].sort(),
+  );
 });

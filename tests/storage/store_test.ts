@@ -865,6 +865,8 @@ for (const failing of ["move", "flush"] as const) {
         if (!path.includes("MANIFEST-")) return file;
         return {
           path,
+          preallocate: (length: number) => file.preallocate(length),
+          trim: () => file.trim(),
           append(bytes) {
             const edit = openedForEdit;
             openedForEdit = [];
@@ -988,6 +990,8 @@ function failingEnv(fail: "sync" | "append", n: number): Env {
       if (!path.endsWith(".log")) return file;
       return {
         path,
+        preallocate: (length: number) => file.preallocate(length),
+        trim: () => file.trim(),
         append(bytes) {
           if (fail === "append" && ++count === n) {
             throw new Error("EIO: injected write error");

@@ -43,6 +43,8 @@ function slowSyncs(
     if (!slow(path)) return file;
     return {
       path: file.path,
+      preallocate: (length: number) => file.preallocate(length),
+      trim: () => file.trim(),
       append: (bytes) => file.append(bytes),
       syncData: () => {
         const started = file.syncData();
