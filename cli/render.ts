@@ -198,8 +198,9 @@ export function describeRecovery(stats: StoreStats): string {
   for (const c of r.truncated) {
     parts.push(
       c.reason === "zero-filled space"
-        // What every crash leaves: the active segment's preallocated space.
-        ? `cut ${c.bytes} bytes of zero-filled space after the last record of ${c.file} (the log's preallocated space, left by a crash)`
+        // What a crash, or a failed write or fsync (after which close cuts
+        // nothing), leaves: the active segment's preallocated space.
+        ? `cut ${c.bytes} bytes of zero-filled space after the last record of ${c.file} (the log's preallocated space, left by a crash or a failed write: the store did not close cleanly)`
         : `cut a torn tail of ${c.bytes} bytes at offset ${c.offset} of ${c.file} (${c.reason})`,
     );
   }

@@ -12,6 +12,8 @@ import {
   bytesToBinary,
   crc32,
   crc32c,
+  crc32cExtendZeros,
+  crc32ExtendZeros,
   getFixed32,
   getFixed64,
   getVarint32,
@@ -260,14 +262,20 @@ function plausibleHeader(
 }
 
 /**
- * Whether the record framed in `buf[s, end)` has the checksum its header
- * names: CRC-32 when its type byte has `WAL_TYPE_CRC32`, else CRC-32C.
+ * Whether the record framed in `buf[s, end)`, followed by `zeros` zero
+ * bytes that are not in `buf`, has the checksum its header names: CRC-32
+ * when its type byte has `WAL_TYPE_CRC32`, else CRC-32C.
  */
-function checksumMatches(buf: Uint8Array, s: number, end: number): boolean {
+function checksumMatches(
+  buf: Uint8Array,
+  s: number,
+  end: number,
+  zeros = 0,
+): boolean {
   const expected = unmaskCrc(getFixed32(buf, s));
   const actual = buf[s + 8]! & WAL_TYPE_CRC32
-    ? crc32(buf, s + 4, end)
-    : crc32c(buf, s + 4, end);
+    ? crc32ExtendZeros(crc32(buf, s + 4, end), zeros)
+    : crc32cExtendZeros(crc32c(buf, s + 4, end), zeros);
   return actual === expected;
 }
 
@@ -351,35 +359,66 @@ export class SegmentReader {
   }
 
   /**
+   * Where the run of zero bytes that ends the file starts (the file's size
+   * when it ends in another byte; `from` when all after it are zeros).
+   */
+  async #zerosFrom(from: number): Promise<number> {
+    for (let end = this.file.size; end > from;) {
+      const start = Math.max(from, end - WAL_READ_CHUNK_BYTES);
+      if (!(await this.#ensure(start, end - start))) return this.file.size;
+      const buf = this.#buf;
+      const base = start - this.#bufStart;
+      for (let i = end - start - 1; i >= 0; i--) {
+        if (buf[base + i] !== 0) return start + i + 1;
+      }
+      end = start;
+    }
+    return from;
+  }
+
+  /**
    * Whether any valid record starts at or after `from`. Used after damage:
    * a valid record past it means the damage is not a torn tail. Returns its
    * offset; or -1 when the search ran out of its checksum budget
    * (damageSearchBudget) without deciding, which callers treat as found.
+   *
+   * The zeros that end the file (a crash leaves the active segment's
+   * preallocated space) cost nothing: no record starts in them (its type
+   * byte would be 0), and a candidate running into them is checksummed
+   * over its other bytes, then extended over the zeros arithmetically.
+   * Checksummed byte by byte, a megabyte of them after each record-like
+   * header of binary values (a little-endian count, then a PUT) spent the
+   * whole budget on a torn, never-acknowledged write, and open refused.
    */
   async validRecordAfter(from: number): Promise<number | undefined> {
     const size = this.file.size;
-    let budget = damageSearchBudget(size - from);
-    for (let at = from; at + WAL_HEADER_BYTES <= size;) {
+    const zerosFrom = await this.#zerosFrom(from);
+    let budget = damageSearchBudget(zerosFrom - from);
+    // A record's type byte, at offset 8, is not zero.
+    const lastStart = Math.min(size, zerosFrom) - WAL_HEADER_BYTES;
+    for (let at = from; at <= lastStart;) {
       const window = Math.min(WAL_READ_CHUNK_BYTES, size - at);
       if (!(await this.#ensure(at, window))) return undefined;
-      const last = Math.min(window, size - at - WAL_HEADER_BYTES + 1);
+      const last = Math.min(window, lastStart - at + 1);
       for (let i = 0; i < last; i++) {
+        const p = at + i;
         // (Awaited only to read more: an await per byte made a search of
         // a crash's megabyte of preallocated zeros take some 80 ms.)
         if (
-          !this.#has(at + i, WAL_HEADER_BYTES) &&
-          !(await this.#ensure(at + i, WAL_HEADER_BYTES))
+          !this.#has(p, WAL_HEADER_BYTES) &&
+          !(await this.#ensure(p, WAL_HEADER_BYTES))
         ) return undefined;
-        const h = at + i - this.#bufStart;
-        if (this.#buf[h + 8] === 0) continue; // no record type: zeros, fast
-        const length = plausibleHeader(this.#buf, h, size - (at + i));
+        const h = p - this.#bufStart;
+        if (this.#buf[h + 8] === 0) continue; // no record type: fast
+        const length = plausibleHeader(this.#buf, h, size - p);
         if (length < 0) continue;
-        budget -= WAL_HEADER_BYTES + length;
+        const end = p + WAL_HEADER_BYTES + length;
+        const real = Math.min(end, zerosFrom);
+        budget -= real - p;
         if (budget < 0) return -1;
-        if (!(await this.#ensure(at + i, WAL_HEADER_BYTES + length))) continue;
-        const s = at + i - this.#bufStart;
-        const end = s + WAL_HEADER_BYTES + length;
-        if (checksumMatches(this.#buf, s, end)) return at + i;
+        if (!(await this.#ensure(p, real - p))) continue;
+        const s = p - this.#bufStart;
+        if (checksumMatches(this.#buf, s, s + real - p, end - real)) return p;
       }
       at += last;
     }

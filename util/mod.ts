@@ -6,6 +6,7 @@
  */
 export * from "./crc32.ts";
 export * from "./crc32c.ts";
+export * from "./crc_zeros.ts";
 export * from "./coding.ts";
 export * from "./bytes.ts";
 export * from "./assert.ts";

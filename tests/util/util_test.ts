@@ -7,7 +7,9 @@ import {
   copyInto,
   crc32,
   crc32c,
+  crc32cExtendZeros,
   crc32cUpdate,
+  crc32ExtendZeros,
   crc32Update,
   dropAllSpares,
   getFixed32,
@@ -88,6 +90,32 @@ for (
     }
   });
 }
+
+Deno.test("a crc extended over n zero bytes equals the crc of the data followed by n zeros", () => {
+  const rng = new Prng(23);
+  for (
+    const [whole, extend] of [[crc32, crc32ExtendZeros], [
+      crc32c,
+      crc32cExtendZeros,
+    ]] as const
+  ) {
+    for (const n of [0, 1, 2, 3, 7, 8, 9, 255, 4096, (1 << 20) + 5]) {
+      const data = new Uint8Array(41 + n);
+      data.set(rng.bytes(41));
+      const cut = rng.int(42);
+      assert.equal(extend(whole(data, 0, 41), n), whole(data), `${n} zeros`);
+      // Zeros already in the data, then more.
+      assert.equal(
+        extend(whole(data, 0, 41 + (n >> 1)), n - (n >> 1)),
+        whole(data),
+        `${n} zeros in two parts`,
+      );
+      assert.equal(extend(whole(data, 0, cut), 0), whole(data, 0, cut));
+    }
+    assert.equal(extend(0, 3), whole(new Uint8Array(3)), "from nothing");
+    assert.throws(() => extend(0, -1), RangeError);
+  }
+});
 
 Deno.test("crc32 matches the standard check value", () => {
   assert.equal(crc32(new TextEncoder().encode("123456789")), 0xcbf43926);
