@@ -316,7 +316,7 @@ async function checkWal(
           // only when no valid record follows it.
           const later = live[i + 1]?.name;
           const after = later === undefined
-            ? await reader.validRecordAfter(r.offset + 1)
+            ? await reader.recordAfterDamage(r.offset)
             : undefined;
           if (later === undefined && after === undefined) {
             report.tornTails++;

@@ -327,10 +327,19 @@ export class MemEnv implements Env {
   }
 }
 
+/** Sector and block sizes of the simulated disk and filesystem. */
+const SECTOR_BYTES = 512;
+const BLOCK_BYTES = 4096;
+
 /**
  * What one file holds after a power cut: its synced content; with a size
- * change since (preallocation, a trim), either size; and none, a prefix, or
- * a torn, garbage-ended prefix of the bytes written since.
+ * change since (preallocation, a trim), either size; and of the bytes
+ * written since, none, a prefix, or a torn, garbage-ended prefix. Or, when
+ * they start inside the synced size (writes into preallocated space),
+ * any of the sectors of the block they start in and nothing after it: a
+ * filesystem shows later, never-written blocks only once all the write is
+ * durable, but a disk may keep some sectors of an overwritten block and
+ * not others.
  */
 function survivor(inode: Inode, rng: Prng): Inode {
   const synced = inode.synced;
@@ -340,9 +349,13 @@ function survivor(inode: Inode, rng: Prng): Inode {
   const unsynced = inode.dirtyTo - from;
   let keep = 0;
   let torn = false;
+  let sectors: [number, number] | undefined;
   if (unsynced > 0) {
-    const choice = rng.int(3);
-    if (choice > 0) {
+    const choice = rng.int(4);
+    if (choice === 3 && from < synced.length) {
+      const blockEnd = (Math.floor(from / BLOCK_BYTES) + 1) * BLOCK_BYTES;
+      sectors = [from, Math.min(inode.dirtyTo, blockEnd, synced.length)];
+    } else if (choice > 0) {
       keep = rng.int(unsynced + 1);
       torn = choice === 2;
     }
@@ -358,6 +371,17 @@ function survivor(inode: Inode, rng: Prng): Inode {
       for (let i = from + rng.int(keep); i < from + keep; i++) {
         content[i] = rng.nextU32() & 0xff;
       }
+    }
+  }
+  if (sectors) {
+    const [start, end] = sectors;
+    for (let s = start; s < end;) {
+      const next = Math.min(
+        end,
+        (Math.floor(s / SECTOR_BYTES) + 1) * SECTOR_BYTES,
+      );
+      if (rng.int(2) === 1) content.set(inode.data.subarray(s, next), s);
+      s = next;
     }
   }
   return newInode(content);

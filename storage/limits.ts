@@ -89,6 +89,15 @@ export const UNSYNCED_BUFFER_BYTES_MAX = 1024 * 1024;
  */
 export const WAL_PREALLOCATE_BYTES = 1024 * 1024;
 
+/**
+ * The unit in which a power cut may keep some sectors of a write into a
+ * WAL segment's preallocated space and lose others, in bytes: the
+ * filesystem block (4 KiB on ext4 and most Linux filesystems). Recovery
+ * reads damage followed by valid records within one such block, with only
+ * zeros after it, as a torn write (see SegmentReader.recordAfterDamage).
+ */
+export const WAL_TEAR_BLOCK_BYTES = 4096;
+
 /** Size of the buffer recovery reads WAL segments with. */
 export const WAL_READ_CHUNK_BYTES = 1024 * 1024;
 

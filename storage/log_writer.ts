@@ -27,6 +27,7 @@ import {
   SYNC_INTERVAL_MS,
   UNSYNCED_BUFFER_BYTES_MAX,
   WAL_PREALLOCATE_BYTES,
+  WAL_TEAR_BLOCK_BYTES,
 } from "./limits.ts";
 import { encodedRecordBytes, encodeRecord, type WalOp } from "./wal.ts";
 
@@ -245,9 +246,14 @@ export class LogWriter {
     if (this.#length === 0 || this.#failure) return !this.#failure;
     if (!this.#file) return true;
     try {
+      // Grown in whole blocks, keeping a whole block of space past the
+      // block every write ends in: recovery tells a write torn within its
+      // first block by the zeros after that block (recordAfterDamage).
       const end = this.#bytes + this.#length;
-      if (end > this.#fileBytes) {
-        this.#fileBytes = end + WAL_PREALLOCATE_BYTES;
+      if (end + WAL_TEAR_BLOCK_BYTES > this.#fileBytes) {
+        this.#fileBytes = Math.ceil(
+          (end + WAL_PREALLOCATE_BYTES) / WAL_TEAR_BLOCK_BYTES,
+        ) * WAL_TEAR_BLOCK_BYTES;
         this.#file.preallocate(this.#fileBytes);
       }
       for (const chunk of this.#full) this.#file.append(chunk);

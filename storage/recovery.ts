@@ -189,7 +189,7 @@ export async function recoverWal(
       }
       segments.push({ number, name, size: damage ? damage.offset : size });
       if (damage && !damage.certain) {
-        const after = await reader.validRecordAfter(damage.offset + 1);
+        const after = await reader.recordAfterDamage(damage.offset);
         if (after !== undefined) damage.certain = true;
         if (after === -1) damage.evidence = "undecided";
       }

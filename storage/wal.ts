@@ -37,6 +37,7 @@ import {
   damageSearchBudget,
   WAL_READ_CHUNK_BYTES,
   WAL_RECORD_BYTES_MAX,
+  WAL_TEAR_BLOCK_BYTES,
 } from "./limits.ts";
 import type { ReadableFile } from "./env.ts";
 import { valuePool } from "./input.ts";
@@ -374,6 +375,37 @@ export class SegmentReader {
       end = start;
     }
     return from;
+  }
+
+  /**
+   * Whether damage at `offset` (in the last segment) is followed by a valid
+   * record that shows it is not a torn write: that record's offset; -1 when
+   * the search could not decide (see validRecordAfter); undefined when no
+   * such record follows.
+   *
+   * A valid record in the damage's own WAL_TEAR_BLOCK_BYTES block, with
+   * nothing but zeros after that block, does not count: a power cut during
+   * the fsync of a write into preallocated space can keep any of the
+   * block's sectors and not others. (Appended at the end, the file's size
+   * hid such a tear: it covered the new bytes only once they were durable.
+   * In preallocated space the size is durable already. The blocks after it
+   * were never written: a filesystem such as ext4 shows them, zeros until
+   * then, only once all the write's data is durable.) Only records of the
+   * unacknowledged write can be in that block after the damage, unless the
+   * damage is a bad sector among acknowledged records there: that is read
+   * as a torn write too, as damage to the very last record always was.
+   */
+  async recordAfterDamage(offset: number): Promise<number | undefined> {
+    const blockEnd = (Math.floor(offset / WAL_TEAR_BLOCK_BYTES) + 1) *
+      WAL_TEAR_BLOCK_BYTES;
+    // (The writer keeps a whole block of preallocated space past every
+    // write, so a torn block is never the file's last. A file cut at its
+    // records, as a clean close leaves it, never has zeros after one.)
+    if (
+      blockEnd < this.file.size &&
+      await this.#zerosFrom(blockEnd) === blockEnd
+    ) return undefined;
+    return await this.validRecordAfter(offset + 1);
   }
 
   /**

@@ -735,3 +735,63 @@ Deno.test("a write cut part-way into preallocated space, of binary values full o
   assert.equal(await reopened.get("counter:0"), undefined);
   await reopened.close();
 });
+
+Deno.test("after a crash, damage followed by valid records within the last block written, with zeros after it, is a torn write; in an earlier block it is corruption", async () => {
+  await using tmp = await tempDir();
+  await using copy = await tempDir();
+  const store = await openStore(tmp.path);
+  for (let i = 0; i < 120; i++) await store.put(`k${i}`, `value-${i}`);
+  for (const name of await names(tmp.path)) {
+    await Deno.copyFile(`${tmp.path}/${name}`, `${copy.path}/${name}`);
+  }
+  await store.close();
+  const path = `${copy.path}/${SEGMENT}`;
+  const crashed = await Deno.readFile(path);
+  const file = await denoEnv.openReadable(path);
+  const reader = new SegmentReader(file);
+  const records: Array<{ offset: number; end: number }> = [];
+  for (
+    let r = await reader.next();
+    r.kind === "record";
+    r = await reader.next()
+  ) {
+    records.push({ offset: r.offset, end: r.end });
+  }
+  file.close();
+  const end = records.at(-1)!.end;
+  const lastBlock = Math.floor((end - 1) / 4096) * 4096;
+  assert.ok(lastBlock > 0, "the records span more than one block");
+  // Sectors of a record in the last block lost, later ones there kept.
+  const inLast = records.findIndex((r) => r.offset >= lastBlock);
+  assert.ok(inLast >= 0 && inLast < records.length - 2);
+  const torn = crashed.slice();
+  torn.fill(0, records[inLast]!.offset, records[inLast]!.end);
+  await Deno.writeFile(path, torn);
+  const reopened = await openStore(copy.path);
+  assert.equal(reopened.recovery.records, inLast);
+  assert.equal(reopened.recovery.truncated[0]!.offset, records[inLast]!.offset);
+  assert.equal(
+    text(await reopened.get(`k${inLast - 1}`)),
+    `value-${inLast - 1}`,
+  );
+  assert.equal(await reopened.get(`k${inLast}`), undefined);
+  await reopened.close();
+  // The same damage a block earlier, with the last block's records after
+  // it, is not a torn write.
+  const early = records.findLastIndex((r) => r.end <= lastBlock);
+  const damaged = crashed.slice();
+  damaged.fill(0, records[early]!.offset, records[early]!.end);
+  await Deno.writeFile(path, damaged);
+  await assert.rejects(
+    openStore(copy.path),
+    (error: unknown) =>
+      error instanceof CorruptionError &&
+      error.offset === records[early]!.offset &&
+      /valid records follow/.test(error.message),
+  );
+  assert.ok(
+    (await checkStore(denoEnv, copy.path)).problems.some((p) =>
+      p.includes(`offset ${records[early]!.offset}`)
+    ),
+  );
+});
