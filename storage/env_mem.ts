@@ -335,8 +335,9 @@ const BLOCK_BYTES = 4096;
  * What one file holds after a power cut: its synced content; with a size
  * change since (preallocation, a trim), either size; and of the bytes
  * written since, none, a prefix, or a torn, garbage-ended prefix. Or, when
- * they start inside the synced size (writes into preallocated space),
- * any of the sectors of the block they start in and nothing after it: a
+ * they start inside the synced size (writes into preallocated space) and
+ * inside a block already written, any of the sectors of that block and
+ * nothing after it: a
  * filesystem shows later, never-written blocks only once all the write is
  * durable, but a disk may keep some sectors of an overwritten block and
  * not others.
@@ -352,7 +353,9 @@ function survivor(inode: Inode, rng: Prng): Inode {
   let sectors: [number, number] | undefined;
   if (unsynced > 0) {
     const choice = rng.int(4);
-    if (choice === 3 && from < synced.length) {
+    // (A write starting at a block's start starts in a block never
+    // written: shown whole or not at all, as the blocks after it.)
+    if (choice === 3 && from < synced.length && from % BLOCK_BYTES !== 0) {
       const blockEnd = (Math.floor(from / BLOCK_BYTES) + 1) * BLOCK_BYTES;
       sectors = [from, Math.min(inode.dirtyTo, blockEnd, synced.length)];
     } else if (choice > 0) {

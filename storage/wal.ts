@@ -383,29 +383,32 @@ export class SegmentReader {
    * the search could not decide (see validRecordAfter); undefined when no
    * such record follows.
    *
-   * A valid record in the damage's own WAL_TEAR_BLOCK_BYTES block, with
-   * nothing but zeros after that block, does not count: a power cut during
-   * the fsync of a write into preallocated space can keep any of the
-   * block's sectors and not others. (Appended at the end, the file's size
-   * hid such a tear: it covered the new bytes only once they were durable.
-   * In preallocated space the size is durable already. The blocks after it
-   * were never written: a filesystem such as ext4 shows them, zeros until
-   * then, only once all the write's data is durable.) Only records of the
-   * unacknowledged write can be in that block after the damage, unless the
-   * damage is a bad sector among acknowledged records there: that is read
-   * as a torn write too, as damage to the very last record always was.
+   * In a file of preallocated space (its size a whole number of
+   * WAL_TEAR_BLOCK_BYTES blocks, nothing but zeros after the damage's
+   * block), a valid record that lies wholly inside the damage's block does
+   * not count: a power cut during the fsync of a write into that space can
+   * keep any of the block's sectors and not others. (Appended at the end,
+   * the file's size hid such a tear: it covered the new bytes only once
+   * they were durable. In preallocated space the size is durable already.
+   * The blocks after it were never written: a filesystem such as ext4
+   * shows them, zeros until then, only once all the write's data is
+   * durable.) Only records of the unacknowledged write can lie there after
+   * the damage, unless the damage is a bad sector among acknowledged
+   * records: that is read as a torn write too, as damage to the very last
+   * record always was. A record running past the block counts: its bytes
+   * there are zeros, the end of a value, as in a file a clean close cut at
+   * its last record.
    */
   async recordAfterDamage(offset: number): Promise<number | undefined> {
+    const size = this.file.size;
     const blockEnd = (Math.floor(offset / WAL_TEAR_BLOCK_BYTES) + 1) *
       WAL_TEAR_BLOCK_BYTES;
-    // (The writer keeps a whole block of preallocated space past every
-    // write, so a torn block is never the file's last. A file cut at its
-    // records, as a clean close leaves it, never has zeros after one.)
-    if (
-      blockEnd < this.file.size &&
-      await this.#zerosFrom(blockEnd) === blockEnd
-    ) return undefined;
-    return await this.validRecordAfter(offset + 1);
+    const preallocated = size % WAL_TEAR_BLOCK_BYTES === 0 &&
+      blockEnd < size && await this.#zerosFrom(blockEnd) === blockEnd;
+    return await this.validRecordAfter(
+      offset + 1,
+      preallocated ? blockEnd : 0,
+    );
   }
 
   /**
@@ -413,6 +416,7 @@ export class SegmentReader {
    * a valid record past it means the damage is not a torn tail. Returns its
    * offset; or -1 when the search ran out of its checksum budget
    * (damageSearchBudget) without deciding, which callers treat as found.
+   * A record that ends at or before `countFrom` is passed over.
    *
    * The zeros that end the file (a crash leaves the active segment's
    * preallocated space) cost nothing: no record starts in them (its type
@@ -422,7 +426,10 @@ export class SegmentReader {
    * header of binary values (a little-endian count, then a PUT) spent the
    * whole budget on a torn, never-acknowledged write, and open refused.
    */
-  async validRecordAfter(from: number): Promise<number | undefined> {
+  async validRecordAfter(
+    from: number,
+    countFrom = 0,
+  ): Promise<number | undefined> {
     const size = this.file.size;
     const zerosFrom = await this.#zerosFrom(from);
     let budget = damageSearchBudget(zerosFrom - from);
@@ -445,6 +452,7 @@ export class SegmentReader {
         const length = plausibleHeader(this.#buf, h, size - p);
         if (length < 0) continue;
         const end = p + WAL_HEADER_BYTES + length;
+        if (end <= countFrom) continue;
         const real = Math.min(end, zerosFrom);
         budget -= real - p;
         if (budget < 0) return -1;

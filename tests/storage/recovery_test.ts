@@ -6,7 +6,11 @@
  */
 import assert from "node:assert/strict";
 import { CorruptionError, openStore } from "../../storage/mod.ts";
-import { SegmentReader } from "../../storage/wal.ts";
+import {
+  encodedRecordBytes,
+  SegmentReader,
+  type WalOp,
+} from "../../storage/wal.ts";
 import { denoEnv } from "../../storage/env_deno.ts";
 import { MemEnv } from "../../storage/env_mem.ts";
 import { checkStore } from "../../storage/check.ts";
@@ -18,7 +22,11 @@ import {
   Prng,
   putFixed32,
 } from "../../util/mod.ts";
-import { WAL_HEADER_BYTES, WAL_TYPE_CRC32 } from "../../storage/format.ts";
+import {
+  BatchOpKind,
+  WAL_HEADER_BYTES,
+  WAL_TYPE_CRC32,
+} from "../../storage/format.ts";
 import { names, overriding, tempDir, testSeed, text } from "../helpers.ts";
 
 const SEGMENT = "000001.log";
@@ -794,4 +802,61 @@ Deno.test("after a crash, damage followed by valid records within the last block
       p.includes(`offset ${records[early]!.offset}`)
     ),
   );
+});
+
+Deno.test("after a clean close, a last record whose value ends in zeros past a block boundary does not make damage before it in that block read as a torn write", async () => {
+  // The file, cut at its records, then ends in zeros after a block, as
+  // preallocated space would: the zeros are a value's, and the record
+  // running past the block counts as a valid record after the damage.
+  // Past the boundary by 4 bytes, and by a whole block (the file's size
+  // then a whole number of blocks, as preallocated space is).
+  for (const past of [4, 4096]) {
+    await using tmp = await tempDir();
+    const store = await openStore(tmp.path);
+    for (let i = 0; i < 20; i++) await store.put(`k${i}`, `value-${i}`);
+    // A record of zeros ending `past` bytes past the next block boundary.
+    const before = (await recordsEnd(`${tmp.path}/${SEGMENT}`)).end;
+    const blockEnd = (Math.floor(before / 4096) + 1) * 4096;
+    const blob = (v: number): WalOp => ({
+      kind: BatchOpKind.PUT,
+      key: "blob",
+      value: new Uint8Array(v),
+      expiry: 0,
+    });
+    let v = blockEnd + past - before;
+    while (before + encodedRecordBytes([blob(v)]) > blockEnd + past) v--;
+    assert.equal(before + encodedRecordBytes([blob(v)]), blockEnd + past);
+    await store.put("blob", blob(v).value!);
+    await store.close();
+    const path = `${tmp.path}/${SEGMENT}`;
+    const { end, size } = await recordsEnd(path);
+    assert.equal(size, end, "cut at its records");
+    const bytes = await Deno.readFile(path);
+    assert.ok(
+      size > blockEnd && bytes.subarray(blockEnd).every((b) => b === 0),
+    );
+    // Damage to k5's record, in the same block as the blob's start.
+    const file = await denoEnv.openReadable(path);
+    const reader = new SegmentReader(file);
+    let k5 = -1;
+    for (let i = 0, r = await reader.next(); r.kind === "record"; i++) {
+      if (i === 5) k5 = r.offset;
+      r = await reader.next();
+    }
+    file.close();
+    assert.ok(Math.floor(k5 / 4096) === Math.floor((blockEnd - 1) / 4096));
+    bytes[k5 + 12]! ^= 0x01;
+    await Deno.writeFile(path, bytes);
+    await assert.rejects(
+      openStore(tmp.path),
+      (error: unknown) =>
+        error instanceof CorruptionError && error.offset === k5 &&
+        /valid records follow/.test(error.message),
+    );
+    assert.ok(
+      (await checkStore(denoEnv, tmp.path)).problems.some((p) =>
+        p.includes(`offset ${k5}`)
+      ),
+    );
+  }
 });
