@@ -42,7 +42,14 @@ function script(rng: Prng, n: number): Op[] {
         const key = `k${rng.int(40)}`;
         return [
           key,
-          rng.chance(0.2) ? undefined : `v${i}-${"x".repeat(rng.int(50))}`,
+          rng.chance(0.2) ? undefined : `v${i}-${
+            rng.chance(0.3)
+              // Bytes that read as record headers (a little-endian length
+              // of 10,000, then a PUT), as binary values hold: a torn
+              // write of them must still read as a torn write.
+              ? "\u0010\u0027\u0000\u0000\u0001".repeat(1 + rng.int(8))
+              : "x".repeat(rng.int(50))
+          }`,
         ] as [string, string | undefined];
       }),
     };
