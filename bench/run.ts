@@ -246,21 +246,42 @@ function keyOf(i: number): string {
   return keys[i % KEY_SPACE]!;
 }
 
-async function rawAsync(ms: number): Promise<Measurement> {
-  const path = freshPath("raw-async");
-  const file = await openAppend(path);
+/**
+ * Times the op `makeOp` makes for a fresh file (`name`, opened by `open`),
+ * after a warm-up, then closes and removes the file.
+ */
+async function rawFileLoop(
+  ms: number,
+  name: string,
+  open: (path: string) => Deno.FsFile | Promise<Deno.FsFile>,
+  makeOp: (file: Deno.FsFile) => () => Promise<void>,
+  latenciesMs?: number[],
+): Promise<Measurement> {
+  const path = freshPath(name);
+  const file = await open(path);
   try {
-    const op = async () => {
-      await writeAll(file, rawRecord);
-      await file.syncData();
-    };
+    const op = makeOp(file);
     await timedLoop(WARMUP_MS, op);
-    const latenciesMs: number[] = [];
-    return { ...(await timedLoop(ms, op, latenciesMs)), latenciesMs };
+    return await timedLoop(ms, op, latenciesMs);
   } finally {
     file.close();
     await Deno.remove(path);
   }
+}
+
+async function rawAsync(ms: number): Promise<Measurement> {
+  const latenciesMs: number[] = [];
+  const m = await rawFileLoop(
+    ms,
+    "raw-async",
+    openAppend,
+    (file) => async () => {
+      await writeAll(file, rawRecord);
+      await file.syncData();
+    },
+    latenciesMs,
+  );
+  return { ...m, latenciesMs };
 }
 
 /**
@@ -268,20 +289,11 @@ async function rawAsync(ms: number): Promise<Measurement> {
  * here than the all-async pattern (one awaited op instead of two), so the
  * durable-writer targets are measured against it: the strictest raw rate.
  */
-async function rawMixed(ms: number): Promise<Measurement> {
-  const path = freshPath("raw-mixed");
-  const file = await openAppend(path);
-  try {
-    const op = async () => {
-      writeAllSync(file, rawRecord);
-      await file.syncData();
-    };
-    await timedLoop(WARMUP_MS, op);
-    return await timedLoop(ms, op);
-  } finally {
-    file.close();
-    await Deno.remove(path);
-  }
+function rawMixed(ms: number): Promise<Measurement> {
+  return rawFileLoop(ms, "raw-mixed", openAppend, (file) => async () => {
+    writeAllSync(file, rawRecord);
+    await file.syncData();
+  });
 }
 
 /**
@@ -289,22 +301,18 @@ async function rawMixed(ms: number): Promise<Measurement> {
  * the disk's ceiling for a group commit of that size.
  */
 async function rawGroup(ms: number): Promise<Measurement> {
-  const path = freshPath("raw-group");
-  const file = await openAppend(path);
   const group = new Uint8Array(WRITERS * RAW_RECORD_BYTES);
   for (let w = 0; w < WRITERS; w++) group.set(rawRecord, w * RAW_RECORD_BYTES);
-  try {
-    const op = async () => {
+  const m = await rawFileLoop(
+    ms,
+    "raw-group",
+    openAppend,
+    (file) => async () => {
       await writeAll(file, group);
       await file.syncData();
-    };
-    await timedLoop(WARMUP_MS, op);
-    const m = await timedLoop(ms, op);
-    return { ops: m.ops * WRITERS, ms: m.ms };
-  } finally {
-    file.close();
-    await Deno.remove(path);
-  }
+    },
+  );
+  return { ops: m.ops * WRITERS, ms: m.ms };
 }
 
 /**
@@ -313,13 +321,12 @@ async function rawGroup(ms: number): Promise<Measurement> {
  * that an fdatasync need not commit a new file size. Diagnostic: the
  * targets stay against rawMixed, the issue's plain append.
  */
-async function rawPrealloc(ms: number): Promise<Measurement> {
-  const path = freshPath("raw-prealloc");
-  const file = await Deno.open(path, { create: true, write: true });
-  let end = 0;
-  let size = 0;
-  try {
-    const op = async () => {
+function rawPrealloc(ms: number): Promise<Measurement> {
+  const open = (path: string) => Deno.open(path, { create: true, write: true });
+  return rawFileLoop(ms, "raw-prealloc", open, (file) => {
+    let end = 0;
+    let size = 0;
+    return async () => {
       end += RAW_RECORD_BYTES;
       if (end > size) {
         size = end + WAL_PREALLOCATE_BYTES;
@@ -328,29 +335,15 @@ async function rawPrealloc(ms: number): Promise<Measurement> {
       writeAllSync(file, rawRecord);
       await file.syncData();
     };
-    await timedLoop(WARMUP_MS, op);
-    return await timedLoop(ms, op);
-  } finally {
-    file.close();
-    await Deno.remove(path);
-  }
+  });
 }
 
-async function rawSync(ms: number): Promise<Measurement> {
-  const path = freshPath("raw-sync");
-  const file = openAppendSync(path);
-  try {
-    // deno-lint-ignore require-await
-    const op = async () => {
-      writeAllSync(file, rawRecord);
-      file.syncDataSync();
-    };
-    await timedLoop(WARMUP_MS, op);
-    return await timedLoop(ms, op);
-  } finally {
-    file.close();
-    await Deno.remove(path);
-  }
+function rawSync(ms: number): Promise<Measurement> {
+  // deno-lint-ignore require-await
+  return rawFileLoop(ms, "raw-sync", openAppendSync, (file) => async () => {
+    writeAllSync(file, rawRecord);
+    file.syncDataSync();
+  });
 }
 
 function kvDurableOne(ms: number): Promise<Measurement> {

@@ -82,8 +82,8 @@ export const UNSYNCED_BUFFER_BYTES_MAX = 1024 * 1024;
 /**
  * Zero-filled space a WAL segment is grown by ahead of its records, in
  * bytes. An fdatasync after an append inside the file commits no new file
- * size; at the end it does (on ext4, a journal commit), and a lone durable
- * writer ran at about 0.75x the rate of one writing into such space. The
+ * size; at the end it does (on ext4, a journal commit), and a raw loop of
+ * write and fdatasync ran at about 0.75x the rate it did into such space. The
  * space is sparse (no disk blocks until written) and cut when the segment
  * is closed; a crash leaves it, and recovery reads it as the log's end.
  */

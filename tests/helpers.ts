@@ -1,7 +1,7 @@
 /**
  * Shared test helpers: temporary directories, seeds, small assertions.
  */
-import type { Env } from "../storage/env.ts";
+import type { Env, WritableFile } from "../storage/env.ts";
 import { randomSeed } from "../util/mod.ts";
 
 /**
@@ -18,6 +18,26 @@ export function overriding(env: Env, overrides: Partial<Env>): Env {
       return typeof value === "function" ? value.bind(target) : value;
     },
   });
+}
+
+/**
+ * `file` with the methods in `overrides` replaced (to fail or slow some
+ * calls); the others forward to it. (The real Env's files are class
+ * instances, whose methods a spread does not copy.)
+ */
+export function wrapWritable(
+  file: WritableFile,
+  overrides: Partial<Omit<WritableFile, "path">>,
+): WritableFile {
+  return {
+    path: file.path,
+    append: (bytes) => file.append(bytes),
+    preallocate: (length) => file.preallocate(length),
+    trim: () => file.trim(),
+    syncData: () => file.syncData(),
+    close: () => file.close(),
+    ...overrides,
+  };
 }
 
 /** A fresh temporary directory, removed by the returned disposer. */

@@ -22,7 +22,7 @@ import {
   TableReader,
 } from "../../storage/sstable/mod.ts";
 import { Prng } from "../../util/mod.ts";
-import { testSeed } from "../helpers.ts";
+import { testSeed, wrapWritable } from "../helpers.ts";
 
 const MiB = 1024 * 1024;
 const policy = { l0Trigger: 4, l1Bytes: 10 * MiB };
@@ -194,17 +194,12 @@ function slowSyncs(env: MemEnv): Env {
     list: (dir) => env.list(dir),
     openWritable: async (path) => {
       const file = await env.openWritable(path);
-      return {
-        path: file.path,
-        preallocate: (length: number) => file.preallocate(length),
-        trim: () => file.trim(),
-        append: (bytes) => file.append(bytes),
+      return wrapWritable(file, {
         syncData: async () => {
           await new Promise((resolve) => setTimeout(resolve, 3));
           await file.syncData();
         },
-        close: () => file.close(),
-      };
+      });
     },
     openReadable: (path) => env.openReadable(path),
     truncate: (path, length) => env.truncate(path, length),

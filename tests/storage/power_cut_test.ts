@@ -16,7 +16,7 @@ import assert from "node:assert/strict";
 import { checkStore, openStore, type Store } from "../../storage/mod.ts";
 import { MemEnv } from "../../storage/env_mem.ts";
 import { Prng } from "../../util/mod.ts";
-import { overriding, testSeed, text } from "../helpers.ts";
+import { overriding, testSeed, text, wrapWritable } from "../helpers.ts";
 
 const DIR = "/db";
 // A 256-byte manifest limit makes manifest rotation (write a snapshot,
@@ -300,10 +300,7 @@ Deno.test("after a manifest edit fails, no other edit is appended to the manifes
     const openManifestWatched = async (path: string) => {
       const file = await inner.openWritable(path);
       if (!path.includes("MANIFEST")) return file;
-      return {
-        path: file.path,
-        preallocate: (length: number) => file.preallocate(length),
-        trim: () => file.trim(),
+      return wrapWritable(file, {
         append(bytes: Uint8Array) {
           if (failed) late.push(`${bytes.length} bytes to ${path}`);
           file.append(bytes);
@@ -313,8 +310,7 @@ Deno.test("after a manifest edit fails, no other edit is appended to the manifes
           failed = true;
           return Promise.reject(new Error("EIO: injected manifest fsync"));
         },
-        close: () => file.close(),
-      };
+      });
     };
     // MemEnv's methods, bound to it, with manifest files watched.
     const env = overriding(inner, { openWritable: openManifestWatched });
@@ -355,14 +351,9 @@ Deno.test("a segment inherited from a killed process is fsynced at open: a power
       openWritable: async (path) => {
         const f = await mem.openWritable(path);
         if (!path.endsWith(".log")) return f;
-        return {
-          path: f.path,
-          preallocate: (length: number) => f.preallocate(length),
-          trim: () => f.trim(),
-          append: (b: Uint8Array) => f.append(b),
-          close: () => f.close(),
+        return wrapWritable(f, {
           syncData: () => hang ? new Promise<void>(() => {}) : f.syncData(),
-        };
+        });
       },
     });
     const options = {

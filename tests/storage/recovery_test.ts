@@ -27,7 +27,14 @@ import {
   WAL_HEADER_BYTES,
   WAL_TYPE_CRC32,
 } from "../../storage/format.ts";
-import { names, overriding, tempDir, testSeed, text } from "../helpers.ts";
+import {
+  names,
+  overriding,
+  tempDir,
+  testSeed,
+  text,
+  wrapWritable,
+} from "../helpers.ts";
 
 const SEGMENT = "000001.log";
 
@@ -43,15 +50,9 @@ async function writeRecords(dir: string, n: number): Promise<number[]> {
     value: "y",
   }]);
   await store.close();
-  const file = await denoEnv.openReadable(`${dir}/${SEGMENT}`);
-  const reader = new SegmentReader(file);
-  const ends: number[] = [];
-  for (
-    let r = await reader.next();
-    r.kind === "record";
-    r = await reader.next()
-  ) ends.push(r.end);
-  file.close();
+  const ends = (await segmentRecords(`${dir}/${SEGMENT}`)).records.map((r) =>
+    r.end
+  );
   assert.equal(ends.length, n + 1);
   return ends;
 }
@@ -591,18 +592,34 @@ Deno.test("a segment name with a seventh leading zero is not the store's: not re
   await store.close();
 });
 
-/** Where the records of segment file `path` end, and the file's size. */
-async function recordsEnd(
-  path: string,
-): Promise<{ end: number; size: number }> {
+/**
+ * The records of segment file `path` (offset and end of each, up to the
+ * first byte that is not one), and the file's size.
+ */
+async function segmentRecords(path: string): Promise<{
+  records: Array<{ offset: number; end: number }>;
+  end: number;
+  size: number;
+}> {
   const file = await denoEnv.openReadable(path);
   try {
     const reader = new SegmentReader(file);
+    const records: Array<{ offset: number; end: number }> = [];
     let r = await reader.next();
-    while (r.kind === "record") r = await reader.next();
-    return { end: r.offset, size: file.size };
+    for (; r.kind === "record"; r = await reader.next()) {
+      records.push({ offset: r.offset, end: r.end });
+    }
+    return { records, end: r.offset, size: file.size };
   } finally {
     file.close();
+  }
+}
+
+/** Copies every file of `from` into `to`: what a SIGKILL leaves on disk. */
+async function copyAsKilled(from: string, to: string): Promise<void> {
+  // (The page cache survives a kill: every written byte is there.)
+  for (const name of await names(from)) {
+    await Deno.copyFile(`${from}/${name}`, `${to}/${name}`);
   }
 }
 
@@ -619,7 +636,7 @@ Deno.test("a segment grows into preallocated space; each is cut at its last reco
         // Every segment already there was sealed: it ends at its last record.
         for (const name of await names(tmp.path)) {
           if (!name.endsWith(".log")) continue;
-          const { end, size } = await recordsEnd(`${tmp.path}/${name}`);
+          const { end, size } = await segmentRecords(`${tmp.path}/${name}`);
           assert.equal(size, end, `${name} left with preallocated space`);
           sealedChecked++;
         }
@@ -632,11 +649,10 @@ Deno.test("a segment grows into preallocated space; each is cut at its last reco
     memtableBytes: 8 * 1024,
     background: "inline",
   });
-  let active = { end: 0, size: 0 };
   for (let i = 0; i < 300; i++) {
     await store.put(`k${i}`, "v".repeat(100));
     const logs = (await names(tmp.path)).filter((n) => n.endsWith(".log"));
-    active = await recordsEnd(`${tmp.path}/${logs.at(-1)}`);
+    const active = await segmentRecords(`${tmp.path}/${logs.at(-1)}`);
     assert.ok(active.size > active.end, "the active segment is preallocated");
   }
   await store.close();
@@ -644,7 +660,7 @@ Deno.test("a segment grows into preallocated space; each is cut at its last reco
   assert.ok(sealedChecked > 0, "no sealed segment was checked");
   for (const name of await names(tmp.path)) {
     if (!name.endsWith(".log")) continue;
-    const { end, size } = await recordsEnd(`${tmp.path}/${name}`);
+    const { end, size } = await segmentRecords(`${tmp.path}/${name}`);
     assert.equal(size, end, `${name} kept preallocated space after close`);
   }
 });
@@ -654,12 +670,9 @@ Deno.test("a crash leaves zero-filled space after the last record; open cuts it,
   await using copy = await tempDir();
   const store = await openStore(tmp.path);
   for (let i = 0; i < 50; i++) await store.put(`k${i}`, `value-${i}`);
-  // The files as a SIGKILL would leave them (the page cache survives it).
-  for (const name of await names(tmp.path)) {
-    await Deno.copyFile(`${tmp.path}/${name}`, `${copy.path}/${name}`);
-  }
+  await copyAsKilled(tmp.path, copy.path);
   await store.close();
-  const { end, size } = await recordsEnd(`${copy.path}/${SEGMENT}`);
+  const { end, size } = await segmentRecords(`${copy.path}/${SEGMENT}`);
   assert.ok(size > end, "the segment had preallocated space");
   const reopened = await openStore(copy.path);
   assert.deepEqual(reopened.recovery.truncated, [{
@@ -682,7 +695,7 @@ Deno.test("a crash leaves zero-filled space after the last record; open cuts it,
   }
   await reopened.put("after", "crash");
   await reopened.close();
-  const after = await recordsEnd(`${copy.path}/${SEGMENT}`);
+  const after = await segmentRecords(`${copy.path}/${SEGMENT}`);
   assert.equal(after.size, after.end);
   assert.deepEqual(
     await keysOf(copy.path),
@@ -704,19 +717,14 @@ Deno.test("a write cut part-way into preallocated space, of binary values full o
     async openWritable(path: string) {
       const f = await denoEnv.openWritable(path);
       if (!path.endsWith(".log")) return f;
-      return {
-        path: f.path,
-        preallocate: (length: number) => f.preallocate(length),
-        trim: () => f.trim(),
-        syncData: () => f.syncData(),
-        close: () => f.close(),
+      return wrapWritable(f, {
         append(bytes: Uint8Array) {
           if (!full) return f.append(bytes);
           // What a full disk does: a short write, then ENOSPC.
           f.append(bytes.subarray(0, bytes.length >> 1));
           throw new Error("ENOSPC: no space left on device, write");
         },
-      };
+      });
     },
   });
   const store = await openStore(tmp.path, { env, background: "inline" });
@@ -730,7 +738,7 @@ Deno.test("a write cut part-way into preallocated space, of binary values full o
   full = true;
   await assert.rejects(store.batch(ops), /ENOSPC/);
   await store.close().catch(() => {});
-  const { end, size } = await recordsEnd(`${tmp.path}/${SEGMENT}`);
+  const { end, size } = await segmentRecords(`${tmp.path}/${SEGMENT}`);
   assert.ok(size - end > 512 * 1024, "the cut write is followed by zeros");
   assert.deepEqual((await checkStore(denoEnv, tmp.path)).problems, []);
   const reopened = await openStore(tmp.path);
@@ -749,24 +757,11 @@ Deno.test("after a crash, damage followed by valid records within the last block
   await using copy = await tempDir();
   const store = await openStore(tmp.path);
   for (let i = 0; i < 120; i++) await store.put(`k${i}`, `value-${i}`);
-  for (const name of await names(tmp.path)) {
-    await Deno.copyFile(`${tmp.path}/${name}`, `${copy.path}/${name}`);
-  }
+  await copyAsKilled(tmp.path, copy.path);
   await store.close();
   const path = `${copy.path}/${SEGMENT}`;
   const crashed = await Deno.readFile(path);
-  const file = await denoEnv.openReadable(path);
-  const reader = new SegmentReader(file);
-  const records: Array<{ offset: number; end: number }> = [];
-  for (
-    let r = await reader.next();
-    r.kind === "record";
-    r = await reader.next()
-  ) {
-    records.push({ offset: r.offset, end: r.end });
-  }
-  file.close();
-  const end = records.at(-1)!.end;
+  const { records, end } = await segmentRecords(path);
   const lastBlock = Math.floor((end - 1) / 4096) * 4096;
   assert.ok(lastBlock > 0, "the records span more than one block");
   // Sectors of a record in the last block lost, later ones there kept.
@@ -815,7 +810,7 @@ Deno.test("after a clean close, a last record whose value ends in zeros past a b
     const store = await openStore(tmp.path);
     for (let i = 0; i < 20; i++) await store.put(`k${i}`, `value-${i}`);
     // A record of zeros ending `past` bytes past the next block boundary.
-    const before = (await recordsEnd(`${tmp.path}/${SEGMENT}`)).end;
+    const before = (await segmentRecords(`${tmp.path}/${SEGMENT}`)).end;
     const blockEnd = (Math.floor(before / 4096) + 1) * 4096;
     const blob = (v: number): WalOp => ({
       kind: BatchOpKind.PUT,
@@ -829,21 +824,14 @@ Deno.test("after a clean close, a last record whose value ends in zeros past a b
     await store.put("blob", blob(v).value!);
     await store.close();
     const path = `${tmp.path}/${SEGMENT}`;
-    const { end, size } = await recordsEnd(path);
+    const { end, size } = await segmentRecords(path);
     assert.equal(size, end, "cut at its records");
     const bytes = await Deno.readFile(path);
     assert.ok(
       size > blockEnd && bytes.subarray(blockEnd).every((b) => b === 0),
     );
     // Damage to k5's record, in the same block as the blob's start.
-    const file = await denoEnv.openReadable(path);
-    const reader = new SegmentReader(file);
-    let k5 = -1;
-    for (let i = 0, r = await reader.next(); r.kind === "record"; i++) {
-      if (i === 5) k5 = r.offset;
-      r = await reader.next();
-    }
-    file.close();
+    const k5 = (await segmentRecords(path)).records[5]!.offset;
     assert.ok(Math.floor(k5 / 4096) === Math.floor((blockEnd - 1) / 4096));
     bytes[k5 + 12]! ^= 0x01;
     await Deno.writeFile(path, bytes);

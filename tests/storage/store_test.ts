@@ -23,7 +23,14 @@ import { ReadKey } from "../../storage/input.ts";
 import { readCurrent, readManifest } from "../../storage/manifest.ts";
 import { tableName } from "../../storage/sstable/mod.ts";
 import { Prng } from "../../util/mod.ts";
-import { names, overriding, tempDir, testSeed, text } from "../helpers.ts";
+import {
+  names,
+  overriding,
+  tempDir,
+  testSeed,
+  text,
+  wrapWritable,
+} from "../helpers.ts";
 
 const enc = new TextEncoder();
 
@@ -863,10 +870,7 @@ for (const failing of ["move", "flush"] as const) {
       async openWritable(path: string): Promise<WritableFile> {
         const file = await denoEnv.openWritable(path);
         if (!path.includes("MANIFEST-")) return file;
-        return {
-          path,
-          preallocate: (length: number) => file.preallocate(length),
-          trim: () => file.trim(),
+        return wrapWritable(file, {
           append(bytes) {
             const edit = openedForEdit;
             openedForEdit = [];
@@ -877,9 +881,7 @@ for (const failing of ["move", "flush"] as const) {
             }
             file.append(bytes);
           },
-          syncData: () => file.syncData(),
-          close: () => file.close(),
-        };
+        });
       },
     };
     const store = await openStore(tmp.path, {
@@ -988,10 +990,7 @@ function failingEnv(fail: "sync" | "append", n: number): Env {
     async openWritable(path: string): Promise<WritableFile> {
       const file = await denoEnv.openWritable(path);
       if (!path.endsWith(".log")) return file;
-      return {
-        path,
-        preallocate: (length: number) => file.preallocate(length),
-        trim: () => file.trim(),
+      return wrapWritable(file, {
         append(bytes) {
           if (fail === "append" && ++count === n) {
             throw new Error("EIO: injected write error");
@@ -1004,8 +1003,7 @@ function failingEnv(fail: "sync" | "append", n: number): Env {
           }
           return file.syncData();
         },
-        close: () => file.close(),
-      };
+      });
     },
   };
 }

@@ -13,7 +13,7 @@ import { MemEnv } from "../../storage/env_mem.ts";
 import { SYNC_INTERVAL_MS } from "../../storage/limits.ts";
 import { openStore } from "../../storage/mod.ts";
 import { Prng } from "../../util/mod.ts";
-import { overriding, testSeed, text } from "../helpers.ts";
+import { overriding, testSeed, text, wrapWritable } from "../helpers.ts";
 
 /** How long a slow fsync takes. */
 const SLOW_SYNC_MS = 300;
@@ -41,11 +41,7 @@ function slowSyncs(
   const openWritable = async (path: string): Promise<WritableFile> => {
     const file = await mem.openWritable(path);
     if (!slow(path)) return file;
-    return {
-      path: file.path,
-      preallocate: (length: number) => file.preallocate(length),
-      trim: () => file.trim(),
-      append: (bytes) => file.append(bytes),
+    return wrapWritable(file, {
       syncData: () => {
         const started = file.syncData();
         const done = new Promise<void>((resolve, reject) => {
@@ -55,8 +51,7 @@ function slowSyncs(
         done.finally(() => pending.delete(done)).catch(() => {});
         return done;
       },
-      close: () => file.close(),
-    };
+    });
   };
   const env = overriding(mem, { openWritable });
   return { env, pending };
