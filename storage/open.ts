@@ -577,8 +577,7 @@ export async function openStore(
       segmentBytes: last.size,
       file,
       recovery: report,
-      // One worker thread for both lanes: with the store's own thread, that
-      // is two busy threads, as many as this machine class has cores.
+      // Flushes and merges on the process's two background threads.
       runner: background === "worker"
         ? new WorkerRunner()
         : new InlineRunner(env),

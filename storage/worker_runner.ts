@@ -1,15 +1,20 @@
 /**
- * Runs background jobs (storage/jobs.ts) in a worker thread, so that the
+ * Runs background jobs (storage/jobs.ts) in worker threads, so that the
  * CPU work of flushes and merges — encoding blocks, checksums, filters,
- * merging — happens on another core than the store's reads and writes.
+ * merging — happens on other cores than the store's reads and writes.
  *
- * The thread belongs to a {@linkcode JobWorker} that every store's runner
- * in the process shares by default, as LevelDB's and RocksDB's default Env
- * share their background threads: a store opened after another finds the
- * thread started and its compiled code warm (a cold thread took 100-240 ms
- * over its first flushes). Jobs of different stores take turns on it.
+ * Flushes and merges run on two threads (FLUSH and MERGE below), which
+ * every store's runner in the process shares by default, as LevelDB's and
+ * RocksDB's default Env share their background threads: a store opened
+ * after another finds them started and their compiled code warm (a cold
+ * thread took 100-240 ms over its first flushes). Jobs of different stores
+ * take turns on them. Apart, a flush does not wait for a merge's turns:
+ * during a load of random keys the store's thread was idle half the time,
+ * its writes stalled on flushes that shared one thread with the merges, and
+ * a second thread made fills of a million random keys 1.15x faster (see
+ * docs/benchmarks.md). On a machine with one core, one thread runs both.
  *
- * The thread starts with the first job and is stopped once no job has run
+ * A thread starts with its first job and is stopped once no job has run
  * for WORKER_IDLE_MS, so that a store left open keeps a program from exiting
  * no longer than that (a running worker keeps the process alive), or for
  * WORKER_CLOSED_IDLE_MS once every store's runner on it is closed.
@@ -194,29 +199,54 @@ function jobError(
   return error;
 }
 
-/** The worker every store's runner uses unless given its own. */
-const processWorker = new JobWorker();
+/** The thread every store's runner flushes on unless given its own. */
+const processFlushWorker = new JobWorker();
 
 /**
- * A store's {@linkcode JobRunner} on a {@linkcode JobWorker} (by default the
- * one the process shares).
+ * The thread every store's runner merges on unless given its own: the
+ * flush thread on a machine with one core (where a second busy thread
+ * would only take turns with the first).
+ */
+const processMergeWorker = navigator.hardwareConcurrency >= 2
+  ? new JobWorker()
+  : processFlushWorker;
+
+/** A job posted to a worker, while it runs. */
+interface Posted {
+  worker: JobWorker;
+  id: number;
+}
+
+/**
+ * A store's {@linkcode JobRunner} on {@linkcode JobWorker}s: flushes on
+ * one, merges on another (by default the two the process shares; given
+ * one worker, both on it).
  */
 export class WorkerRunner implements JobRunner {
   #closed = false;
   /** This runner's jobs not yet settled. */
-  #ids = new Set<number>();
+  #posted = new Set<Posted>();
+  readonly #workers: JobWorker[];
 
-  constructor(private readonly worker: JobWorker = processWorker) {
-    worker.attach();
+  constructor(
+    private readonly flushes: JobWorker = processFlushWorker,
+    private readonly merges: JobWorker = flushes === processFlushWorker
+      ? processMergeWorker
+      : flushes,
+  ) {
+    this.#workers = flushes === merges ? [flushes] : [flushes, merges];
+    for (const w of this.#workers) w.attach();
   }
 
   run(job: Job): Promise<TableMeta[]> {
     if (this.#closed) {
       return Promise.reject(new Error("The background worker was stopped"));
     }
-    const { id, done } = this.worker.run(job);
-    this.#ids.add(id);
-    const settled = () => this.#ids.delete(id);
+    const worker = job.kind === "flush" ? this.flushes : this.merges;
+    const { id, done } = worker.run(job);
+    const posted = { worker, id };
+    this.#posted.add(posted);
+    const settled = () => this.#posted.delete(posted);
     done.then(settled, settled);
     return done;
   }
@@ -227,12 +257,12 @@ export class WorkerRunner implements JobRunner {
    * load its modules; stopped again if no job comes within WORKER_IDLE_MS.
    */
   prepare(): void {
-    if (!this.#closed) this.worker.prepare();
+    if (!this.#closed) this.flushes.prepare();
   }
 
-  /** @internal Whether the worker thread is up (for tests). */
+  /** @internal Whether the flush thread is up (for tests). */
   get started(): boolean {
-    return this.worker.started;
+    return this.flushes.started;
   }
 
   /**
@@ -244,7 +274,7 @@ export class WorkerRunner implements JobRunner {
     if (this.#closed) return;
     this.#closed = true;
     const error = new Error("The background worker was stopped");
-    for (const id of [...this.#ids]) this.worker.forget(id, error);
-    this.worker.detach();
+    for (const { worker, id } of [...this.#posted]) worker.forget(id, error);
+    for (const w of this.#workers) w.detach();
   }
 }

@@ -379,6 +379,52 @@ Deno.test("runners share their worker: one closing leaves the other's jobs runni
   assert.equal(b.started, false);
 });
 
+Deno.test("a runner given two workers flushes on one and merges on the other, and a close fails the jobs of both", async () => {
+  await using tmp = await tempDir();
+  const flushes = new JobWorker();
+  const merges = new JobWorker();
+  const runner = new WorkerRunner(flushes, merges);
+  try {
+    const rows = entries(new Prng(13), 400, 1);
+    const [meta] = await runner.run(flushJob(tmp.path, rows, 1));
+    assert.equal(meta!.entries, 400);
+    assert.equal(flushes.started, true);
+    assert.equal(merges.started, false, "a flush starts no merge thread");
+    const merged = await runner.run({
+      kind: "merge",
+      dir: tmp.path,
+      runs: [[meta!.fileNumber]],
+      dropTombstones: false,
+      firstFile: 10,
+      files: 4,
+      options: OPTIONS,
+    });
+    assert.equal(merges.started, true);
+    assert.deepEqual(
+      await readAll(tmp.path, merged),
+      await readAll(tmp.path, [meta!]),
+    );
+    // Jobs running on both threads fail at once when the runner closes.
+    const flushing = runner.run(flushJob(tmp.path, rows, 20));
+    const merging = runner.run({
+      kind: "merge",
+      dir: tmp.path,
+      runs: [[meta!.fileNumber]],
+      dropTombstones: false,
+      firstFile: 30,
+      files: 4,
+      options: OPTIONS,
+    });
+    runner.close();
+    await assert.rejects(flushing, /background worker was stopped/);
+    await assert.rejects(merging, /background worker was stopped/);
+  } finally {
+    runner.close();
+    flushes.terminate();
+    merges.terminate();
+  }
+});
+
 Deno.test("a job that needs more file numbers than reserved fails", async () => {
   await using tmp = await tempDir();
   const rows = entries(new Prng(11), 20_000, 1);
