@@ -11,7 +11,7 @@
  * take turns on them. Apart, a flush does not wait for a merge's turns:
  * during a load of random keys the store's thread was idle half the time,
  * its writes stalled on flushes that shared one thread with the merges, and
- * a second thread made fills of a million random keys 1.15x faster (see
+ * a second thread made fills of a million random keys 1.10x faster (see
  * docs/benchmarks.md). On a machine with one core, one thread runs both.
  *
  * A thread starts with its first job and is stopped once no job has run
