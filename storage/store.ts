@@ -1137,8 +1137,9 @@ export class Store {
 
   // ---- background work: a flush lane and a merge lane ----
   //
-  // Flushes and level-0 merges run side by side (taking turns on the
-  // worker thread when the runner is a worker): a long merge does not hold
+  // Flushes and level-0 merges run side by side (on two worker threads
+  // when the runner is a worker, taking turns on the store's thread when
+  // inline): a long merge does not hold
   // up the flushes that writers may be stalled on. They touch different
   // tables: a merge takes the level-0 tables there when it starts and all
   // of level 1, which only merges write; tables flushed meanwhile are newer

@@ -3,7 +3,8 @@
  * CPU work of flushes and merges — encoding blocks, checksums, filters,
  * merging — happens on other cores than the store's reads and writes.
  *
- * Flushes and merges run on two threads (FLUSH and MERGE below), which
+ * Flushes and merges run on two threads (processFlushWorker and
+ * processMergeWorker below), which
  * every store's runner in the process shares by default, as LevelDB's and
  * RocksDB's default Env share their background threads: a store opened
  * after another finds them started and their compiled code warm (a cold
@@ -268,7 +269,7 @@ export class WorkerRunner implements JobRunner {
   /**
    * Stops the runner: its jobs still running fail at once. (The store
    * closes its runner only once its jobs have settled: a job failed here
-   * would still run to its end on the shared thread.)
+   * would still run to its end on its shared thread.)
    */
   close(): void {
     if (this.#closed) return;

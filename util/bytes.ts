@@ -150,7 +150,10 @@ export class BytePool {
     return out;
   }
 
-  /** A copy of `bytes[start, end)` in the pool. */
+  /**
+   * A copy of `bytes[start, end)` in the pool. REQUIRES:
+   * 0 <= start <= end <= bytes.length (not clamped, as subarray() would).
+   */
   copy(bytes: Uint8Array, start = 0, end: number = bytes.length): Uint8Array {
     const out = this.alloc(end - start);
     copyInto(out, 0, bytes, start, end);
@@ -166,7 +169,8 @@ const SHORT_COPY_BYTES = 24;
 
 /**
  * Copies `src[start, end)` to `dst` at `at`; returns the end. REQUIRES:
- * room in `dst`.
+ * room in `dst`, and 0 <= start <= end <= src.length (the range is not
+ * clamped, as subarray() would: past src's end a copy reads its buffer).
  */
 export function copyInto(
   dst: Uint8Array,

@@ -379,47 +379,61 @@ Deno.test("runners share their worker: one closing leaves the other's jobs runni
   assert.equal(b.started, false);
 });
 
-Deno.test("a runner given two workers flushes on one and merges on the other, and a close fails the jobs of both", async () => {
+Deno.test("runners given two workers flush on one and merge on the other; a close fails only its own jobs, on both threads, and each thread stops once its last runner closes", async () => {
   await using tmp = await tempDir();
   const flushes = new JobWorker();
   const merges = new JobWorker();
-  const runner = new WorkerRunner(flushes, merges);
+  const a = new WorkerRunner(flushes, merges);
+  const b = new WorkerRunner(flushes, merges);
+  const mergeOf = (table: number, firstFile: number): Job => ({
+    kind: "merge",
+    dir: tmp.path,
+    runs: [[table]],
+    dropTombstones: false,
+    firstFile,
+    files: 4,
+    options: OPTIONS,
+  });
   try {
     const rows = entries(new Prng(13), 400, 1);
-    const [meta] = await runner.run(flushJob(tmp.path, rows, 1));
+    // Job 1 on the flush thread.
+    const [meta] = await a.run(flushJob(tmp.path, rows, 1));
     assert.equal(meta!.entries, 400);
     assert.equal(flushes.started, true);
     assert.equal(merges.started, false, "a flush starts no merge thread");
-    const merged = await runner.run({
-      kind: "merge",
-      dir: tmp.path,
-      runs: [[meta!.fileNumber]],
-      dropTombstones: false,
-      firstFile: 10,
-      files: 4,
-      options: OPTIONS,
-    });
+    // Job 1 on the merge thread.
+    const merged = await b.run(mergeOf(meta!.fileNumber, 10));
     assert.equal(merges.started, true);
     assert.deepEqual(
       await readAll(tmp.path, merged),
       await readAll(tmp.path, [meta!]),
     );
-    // Jobs running on both threads fail at once when the runner closes.
-    const flushing = runner.run(flushJob(tmp.path, rows, 20));
-    const merging = runner.run({
-      kind: "merge",
-      dir: tmp.path,
-      runs: [[meta!.fileNumber]],
-      dropTombstones: false,
-      firstFile: 30,
-      files: 4,
-      options: OPTIONS,
-    });
-    runner.close();
+    // Job 2 on each thread: a's flush, b's merge. Closing a fails its
+    // flush and a merge of its own, and not b's merge of the same number
+    // on the other thread.
+    const flushing = a.run(flushJob(tmp.path, rows, 20));
+    const bMerging = b.run(mergeOf(meta!.fileNumber, 30));
+    const aMerging = a.run(mergeOf(meta!.fileNumber, 40));
+    a.close();
     await assert.rejects(flushing, /background worker was stopped/);
-    await assert.rejects(merging, /background worker was stopped/);
+    await assert.rejects(aMerging, /background worker was stopped/);
+    assert.equal((await bMerging)[0]!.entries, 400);
+    // b is still open: both threads wait the full idle time for its jobs.
+    await new Promise((r) => setTimeout(r, WORKER_CLOSED_IDLE_MS + 300));
+    assert.equal(flushes.started, true, "flush thread kept for b");
+    assert.equal(merges.started, true, "merge thread kept for b");
+    // One more job on each thread arms its idle stop for an open runner
+    // (WORKER_IDLE_MS); its last runner closed, each thread stops after the
+    // shorter wait instead.
+    await b.run(flushJob(tmp.path, rows, 50));
+    await b.run(mergeOf(meta!.fileNumber, 60));
+    b.close();
+    await new Promise((r) => setTimeout(r, WORKER_CLOSED_IDLE_MS + 300));
+    assert.equal(flushes.started, false, "flush thread stopped");
+    assert.equal(merges.started, false, "merge thread stopped");
   } finally {
-    runner.close();
+    a.close();
+    b.close();
     flushes.terminate();
     merges.terminate();
   }
