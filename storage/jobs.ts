@@ -1,9 +1,9 @@
 /**
  * Background table writing — flushes and merges — described as plain data
  * (a job), so that the same code runs on the store's thread (any Env, such
- * as the simulated one of the power-cut tests) or in a worker thread on the
+ * as the simulated one of the power-cut tests) or in worker threads on the
  * real filesystem, where it leaves the store's thread free to serve reads
- * and writes on the machine's other core.
+ * and writes on the machine's other cores.
  *
  * A job writes new tables and returns their metadata; it never touches the
  * manifest. The store installs the tables with a manifest edit afterwards,

@@ -94,7 +94,7 @@ export interface StoreOptions {
    */
   manifestRotateBytes?: number;
   /**
-   * Where flushes and merges run: "worker" (a worker thread, using the
+   * Where flushes and merges run: "worker" (worker threads, using the
    * machine's other cores; the default with the real filesystem) or
    * "inline" (on the store's own thread; the only choice with another Env).
    */
