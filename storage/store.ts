@@ -1139,11 +1139,11 @@ export class Store {
   //
   // Flushes and level-0 merges run side by side (on two worker threads
   // when the runner is a worker, taking turns on the store's thread when
-  // inline): a long merge does not hold
-  // up the flushes that writers may be stalled on. They touch different
-  // tables: a merge takes the level-0 tables there when it starts and all
-  // of level 1, which only merges write; tables flushed meanwhile are newer
-  // than everything it reads. Their manifest edits are serialized.
+  // inline): a long merge does not hold up the flushes that writers may be
+  // stalled on. They touch different tables: a merge takes the level-0
+  // tables there when it starts and all of level 1, which only merges
+  // write; tables flushed meanwhile are newer than everything it reads.
+  // Their manifest edits are serialized.
 
   /** Starts each lane that is idle and has work. */
   #scheduleBackground(forClose = false): void {

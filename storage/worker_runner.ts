@@ -4,12 +4,11 @@
  * merging — happens on other cores than the store's reads and writes.
  *
  * Flushes and merges run on two threads (processFlushWorker and
- * processMergeWorker below), which
- * every store's runner in the process shares by default, as LevelDB's and
- * RocksDB's default Env share their background threads: a store opened
- * after another finds them started and their compiled code warm (a cold
- * thread took 100-240 ms over its first flushes). Jobs of different stores
- * take turns on them. Apart, a flush does not wait for a merge's turns:
+ * processMergeWorker below), which every store's runner in the process
+ * shares by default, as LevelDB's and RocksDB's default Env share their
+ * background threads: a store opened after another finds them started
+ * and their compiled code warm (a cold thread took 100-240 ms over its
+ * first flushes). Jobs of different stores take turns on them. Apart, a flush does not wait for a merge's turns:
  * during a load of random keys the store's thread was idle half the time,
  * its writes stalled on flushes that shared one thread with the merges, and
  * a second thread made fills of a million random keys 1.10x faster (see
