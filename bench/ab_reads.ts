@@ -4,13 +4,18 @@
  *   deno run -A --v8-flags=--max-semi-space-size=4,--heap-growing-percent=60 \
  *     bench/ab_reads.ts --base ../kv-base [--op get|seek] [--keys 1000000]
  *     [--reads 200000] [--scan 100] [--rounds 7] [--cache-size 64M]
- *     [--seed 12345]
+ *     [--fill seq|random] [--seed 12345]
  *
  * `--base` is another checkout (say `git worktree add ../kv-base HEAD~1`):
  * side A runs its code, side B this one. Each side writes its own store of
  * `keys` keys (16-digit keys in order, 100-byte values, in batches of 1000,
  * then settled) with its own code, in a temporary directory, and reopens it
- * with the given block cache. Rounds of the same random reads then
+ * with the given block cache. With `--fill random` the writes are `keys`
+ * random keys of the same range instead, as `kv bench`'s fillrandom writes
+ * them (about 63% of the keys, some written twice or more): the tree then
+ * has more levels, and the reopened memtable holds the last segment's
+ * writes, so that a scan merges more sources; reads then go to random keys
+ * present or not, and only a seq fill checks what they find. Rounds of the same random reads then
  * alternate between the sides (A then B, B then A, ...): `reads` gets of
  * present keys (`--op get`), or `reads / 10` scans of `scan` entries from
  * a random key on, as `kv bench`'s seekrandom does (`--op seek`). The
@@ -41,6 +46,7 @@ const { values: flags } = parseArgs({
     rounds: { type: "string", default: "7" },
     "cache-size": { type: "string", default: "64M" },
     seed: { type: "string", default: "12345" },
+    fill: { type: "string", default: "seq" },
   },
 });
 if (flags.base === undefined) {
@@ -54,6 +60,10 @@ if (flags.op !== "get" && flags.op !== "seek") {
   throw new Error(`--op must be get or seek, not ${flags.op}`);
 }
 const op = flags.op;
+if (flags.fill !== "seq" && flags.fill !== "random") {
+  throw new Error(`--fill must be seq or random, not ${flags.fill}`);
+}
+const randomFill = flags.fill === "random";
 const cacheBytes = parseSize(flags["cache-size"]!);
 if (cacheBytes === undefined) {
   throw new Error(`--cache-size: not a size: ${flags["cache-size"]}`);
@@ -75,12 +85,16 @@ const key = (i: number) => String(i).padStart(16, "0");
 async function build(open: Open, dir: string): Promise<void> {
   const store = await open(dir, { sync: "none" });
   const value = new Uint8Array(100);
+  // Both sides write the same random keys.
+  let x = (Number(flags.seed) ^ 0x5bd1e995) >>> 0;
   for (let i = 0; i < keys; i += 1000) {
     const ops = [];
     for (let j = i; j < Math.min(keys, i + 1000); j++) {
       value[0] = j & 0xff;
       value[1] = (j >>> 8) & 0xff;
-      ops.push({ type: "put" as const, key: key(j), value: value.slice() });
+      x = (Math.imul(x, 1103515245) + 12345) >>> 0;
+      const k = randomFill ? key((x >>> 8) % keys) : key(j);
+      ops.push({ type: "put" as const, key: k, value: value.slice() });
     }
     await store.batch(ops);
   }
@@ -93,14 +107,15 @@ async function pass(store: Store, order: string[]): Promise<number> {
   const t = performance.now();
   if (op === "get") {
     for (const k of order) {
-      if ((await store.get(k)) === undefined) throw new Error(`${k} missing`);
+      const found = (await store.get(k)) !== undefined;
+      if (!found && !randomFill) throw new Error(`${k} missing`);
     }
   } else {
     for (const start of order) {
       let n = 0;
       for await (const _ of store.scan({ start, limit: scan })) n++;
       // Keys are dense from 0: a scan is short only near the end.
-      if (n < Math.min(scan, keys - Number(start))) {
+      if (!randomFill && n < Math.min(scan, keys - Number(start))) {
         throw new Error(`a scan from ${start} read ${n} entries`);
       }
     }
