@@ -19,11 +19,14 @@
  * to trace and copy three objects per write, has a few large arrays to
  * look at.
  *
- * Ordered iteration uses a B+tree of the keys as binary strings, built
- * lazily: a new key's version row is appended to a list, made a string and
- * sorted into the tree only when an ordered iteration asks for it. A
- * memtable that is written and then flushed never builds its tree, nor any
- * key string: the flush encodes straight from the arena.
+ * Ordered iteration uses a B+tree of the keys as binary strings, each
+ * mapped to its record, built lazily: a new key's version row is appended
+ * to a list, made a string and sorted into the tree only when an ordered
+ * iteration asks for it. A memtable that is written and then flushed never
+ * builds its tree, nor any key string: the flush encodes straight from the
+ * arena. A scan steps through the tree and reads each entry from its
+ * record, as bytes (see {@linkcode Memtable.step}): no hash probe, string
+ * or object per entry.
  *
  * Invariants:
  * - In a chain, sequence numbers strictly decrease from newest to oldest.
@@ -34,7 +37,9 @@
  *   `bytes`, until half the rows are dropped ones: then a compaction
  *   copies the live versions into fresh buffers.
  * - Every key is in exactly one of `tree` and `unsorted`; `liveKeys` counts
- *   keys whose newest version is not a tombstone.
+ *   keys whose newest version is not a tombstone. The tree maps each key
+ *   to the offset of its record in the arena (a compaction, which moves
+ *   the records, maps them again).
  * - A memtable is read only while pinned: by the store while it is among
  *   its sources, by each view of it until released. After the last unpin
  *   its buffers go to the next memtable made.
@@ -45,6 +50,7 @@
  */
 import {
   assert,
+  bufferPool,
   type BytePool,
   bytesToBinary,
   copyInto,
@@ -127,6 +133,42 @@ export interface RangeOptions {
   /** Exclusive upper bound. */
   end?: string | undefined;
   reverse?: boolean | undefined;
+}
+
+/**
+ * An entry read as bytes (see {@linkcode Memtable.step}): the key in
+ * `key[0, keyLength)`, the value in `block[valueAt, valueAt +
+ * valueLength)` (-1: a tombstone). A merge's ByteEntry is one.
+ */
+export interface EntryBytes {
+  key: Uint8Array;
+  keyLength: number;
+  block: Uint8Array;
+  valueAt: number;
+  valueLength: number;
+  seq: number;
+  expiry: number;
+}
+
+/**
+ * Where an ordered walk of a memtable stands (see
+ * {@linkcode Memtable.step}): its sequence and range, and its place in the
+ * key tree.
+ */
+export class MemtableWalk {
+  /** The current key's place: undefined before the first step and after the last. */
+  pos: MapPosition<number> | undefined = undefined;
+  started = false;
+  /** The tree's count of inserts when `pos` was found. */
+  mutations = 0;
+  /** The current key (the tree's own string: no copy). */
+  key = "";
+
+  constructor(
+    /** Versions above it are not visible. */
+    readonly seq: number,
+    readonly range: RangeOptions,
+  ) {}
 }
 
 /**
@@ -261,7 +303,8 @@ export class Memtable {
   /** Compactions so far (for tests). */
   compactions = 0;
   #keys = 0;
-  #tree = new SortedMap<true>();
+  /** Each ordered key's record (see the module invariants). */
+  #tree = new SortedMap<number>();
   /** A version row of each key not yet in `tree`, in insertion order. */
   #unsorted: number[] = [];
   #liveKeys = 0;
@@ -480,6 +523,8 @@ export class Memtable {
     const slots = new Int32Array(this.#slots.length).fill(-1);
     const mask = slots.length - 1;
     const oldRows = this.#rows;
+    // Each key's old record to its new one, for the tree.
+    const moved = new Map<number, number>();
     let rows = 0;
     let used = 0;
     for (let head = 0; head < oldRows; head++) {
@@ -492,6 +537,7 @@ export class Memtable {
       const keyAt = at + HEADER_BYTES;
       const keyFrom = oldMeta[v * ROW_INTS + ROW_KEY_AT]!;
       const keyLength = oldMeta[v * ROW_INTS + ROW_KEY_LENGTH]!;
+      moved.set(keyFrom - HEADER_BYTES, at);
       arena32[q + HEADER_HASH] = oldMeta[v * ROW_INTS + ROW_HASH]!;
       arena32[q + HEADER_KEY_LENGTH] = keyLength;
       used = copyInto(arena, keyAt, oldArena, keyFrom, keyFrom + keyLength);
@@ -532,6 +578,7 @@ export class Memtable {
       }
     }
     this.#bytes -= this.#deadBytes + this.#deadRows * VERSION_ROW_BYTES;
+    this.#tree.updateValues((record) => moved.get(record)!);
     this.#slots = slots;
     this.#meta = meta;
     this.#seqs = seqs;
@@ -819,11 +866,18 @@ export class Memtable {
     const rows = this.#unsorted;
     if (rows.length === 0) return;
     this.#unsorted = [];
-    const keys = rows.map((v) => this.#key(v));
+    // Each key's record (its first version's key sits right after the
+    // record's header), looked up after a native sort of the keys alone.
+    const records = new Map<string, number>();
+    const keys = rows.map((v) => {
+      const key = this.#key(v);
+      records.set(key, this.#meta[v * ROW_INTS + ROW_KEY_AT]! - HEADER_BYTES);
+      return key;
+    });
     // The default sort compares UTF-16 code units: for binary strings,
     // bytewise order.
     keys.sort();
-    for (const key of keys) this.#tree.set(key, true);
+    for (const key of keys) this.#tree.set(key, records.get(key)!);
   }
 
   /**
@@ -836,29 +890,92 @@ export class Memtable {
     seq: number,
     range: RangeOptions,
   ): Generator<[string, Version]> {
-    assert(!this.#recycled, "scan of a recycled memtable");
-    const { start, end, reverse = false } = range;
-    const tree = this.#tree;
-    this.#order();
-    let pos: MapPosition<true> | undefined = reverse
-      ? tree.seekLT(end)
-      : tree.seekGE(start);
-    let mutations = tree.mutations;
-    while (pos) {
-      const key = tree.keyAt(pos);
-      if (!reverse && end !== undefined && key >= end) return;
-      if (reverse && start !== undefined && key < start) return;
-      const v = this.find(key, seq);
-      if (v !== -1) yield [key, this.#version(v)];
-      // Keys written while the caller held the entry join the order now.
-      this.#order();
-      if (tree.mutations !== mutations) {
-        mutations = tree.mutations;
-        // key + "\0" is the smallest binary string greater than key.
-        pos = reverse ? tree.seekLT(key) : tree.seekGE(key + "\u0000");
-        continue;
-      }
-      if (!tree.step(pos, reverse)) return;
+    const walk = new MemtableWalk(seq, range);
+    const e: EntryBytes = {
+      key: new Uint8Array(0),
+      keyLength: 0,
+      block: this.#arena,
+      valueAt: 0,
+      valueLength: -1,
+      seq: 0,
+      expiry: 0,
+    };
+    while (this.step(walk, e)) {
+      yield [walk.key, {
+        seq: e.seq,
+        value: e.valueLength < 0
+          ? undefined
+          : e.block.subarray(e.valueAt, e.valueAt + e.valueLength),
+        expiry: e.expiry,
+      }];
     }
+  }
+
+  /**
+   * Moves `walk` to the next key of its range with a version visible at
+   * its sequence (a tombstone too), and reads that version into `out`: the
+   * key's bytes copied into `out.key` (replaced by a bigger buffer when
+   * short), the value where it lies in the arena. False at the end. Safe
+   * to interleave with apply(): after an insert it seeks again past the
+   * last key it read.
+   */
+  step(walk: MemtableWalk, out: EntryBytes): boolean {
+    assert(!this.#recycled, "scan of a recycled memtable");
+    const tree = this.#tree;
+    const { start, end, reverse = false } = walk.range;
+    // Keys written since the last step join the order now.
+    this.#order();
+    let pos = walk.pos;
+    if (!walk.started) {
+      walk.started = true;
+      walk.mutations = tree.mutations;
+      pos = reverse ? tree.seekLT(end) : tree.seekGE(start);
+    } else if (pos === undefined) {
+      return false;
+    } else if (tree.mutations !== walk.mutations) {
+      // An insert may have moved the keys under the position.
+      walk.mutations = tree.mutations;
+      // key + "\0" is the smallest binary string greater than key.
+      pos = reverse ? tree.seekLT(walk.key) : tree.seekGE(walk.key + "\u0000");
+    } else if (!tree.step(pos, reverse)) {
+      pos = undefined;
+    }
+    while (pos !== undefined) {
+      const key = tree.keyAt(pos);
+      if (
+        reverse
+          ? start !== undefined && key < start
+          : end !== undefined && key >= end
+      ) {
+        break;
+      }
+      const record = tree.valueAt(pos);
+      const v = this.#visible(this.#newestRow(record), walk.seq);
+      if (v !== -1) {
+        walk.pos = pos;
+        walk.key = key;
+        this.#read(record, v, out);
+        return true;
+      }
+      if (!tree.step(pos, reverse)) break;
+    }
+    walk.pos = undefined;
+    return false;
+  }
+
+  /** Reads version row `v` of the key whose record is at `record` into `out`. */
+  #read(record: number, v: number, out: EntryBytes): void {
+    const n = this.#arena32[(record >>> 2) + HEADER_KEY_LENGTH]!;
+    if (n > out.key.length) out.key = bufferPool.alloc(2 * n);
+    const arena = this.#arena;
+    const at = record + HEADER_BYTES;
+    copyInto(out.key, 0, arena, at, at + n);
+    out.keyLength = n;
+    const r = v * ROW_INTS;
+    out.block = arena;
+    out.valueAt = this.#meta[r + ROW_VALUE_AT]!;
+    out.valueLength = this.#meta[r + ROW_VALUE_LENGTH]!;
+    out.seq = this.#seqs[2 * v]!;
+    out.expiry = this.#seqs[2 * v + 1]!;
   }
 }

@@ -13,7 +13,7 @@
  * - Sources are passed newest first; for a key present in several, the
  *   merge yields the entry of the first (newest) one.
  */
-import type { Memtable, RangeOptions, Version } from "./memtable.ts";
+import { type Memtable, MemtableWalk, type RangeOptions } from "./memtable.ts";
 import {
   type CachedBlock,
   type DataBlock,
@@ -79,24 +79,24 @@ export abstract class Cursor {
   }
 }
 
-/** Entries of a memtable visible at `seq`, in range order. */
+/**
+ * Entries of a memtable visible at `seq`, in range order, read from its
+ * arena as bytes.
+ */
 export class MemtableCursor extends ByteEntry implements EntryCursor {
-  readonly #entries: Iterator<[string, Version]>;
+  readonly #walk: MemtableWalk;
 
-  constructor(mem: Memtable, seq: number, range: RangeOptions) {
+  constructor(
+    private readonly mem: Memtable,
+    seq: number,
+    range: RangeOptions,
+  ) {
     super();
-    this.#entries = mem.entries(seq, range);
+    this.#walk = new MemtableWalk(seq, range);
   }
 
   next(): boolean {
-    const r = this.#entries.next();
-    if (r.done) return false;
-    const [key, v] = r.value;
-    this.setKey(key);
-    this.setValue(v.value);
-    this.seq = v.seq;
-    this.expiry = v.expiry;
-    return true;
+    return this.mem.step(this.#walk, this);
   }
 }
 

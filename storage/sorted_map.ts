@@ -167,6 +167,18 @@ export class SortedMap<V> {
     return leaf ? { leaf, index } : undefined;
   }
 
+  /** Replaces every value `v` with `update(v)`, in key order. */
+  updateValues(update: (value: V) => V): void {
+    for (
+      let leaf: Leaf<V> | undefined = this.#firstLeaf();
+      leaf !== undefined;
+      leaf = leaf.next
+    ) {
+      const values = leaf.values;
+      for (let i = 0; i < values.length; i++) values[i] = update(values[i]!);
+    }
+  }
+
   /** Key at a position. */
   keyAt(pos: MapPosition<V>): string {
     return pos.leaf.keys[pos.index]!;

@@ -259,6 +259,57 @@ Deno.test("reads from records agree with the chains right after each compaction 
   assert.equal(checked, 3);
 });
 
+Deno.test("an ordered walk reads each key's record where a compaction moved it, one begun before the compaction too", () => {
+  const readers = new ReaderRegistry();
+  const mem = new Memtable(readers);
+  let seq = 0;
+  // The first record moves to the end at each compaction, so every other
+  // record moves too; keys of several lengths, a tenth of them deleted.
+  mem.apply(++seq, "churn", bytes("0"), 0);
+  const keys = Array.from({ length: 200 }, (_, k) => `k${k}`.repeat(1 + k % 3));
+  const valueOf = (k: number) =>
+    k % 10 === 0 ? undefined : `v${k}:`.repeat(1 + k % 5);
+  for (const [k, key] of keys.entries()) {
+    const v = valueOf(k);
+    mem.apply(++seq, key, v === undefined ? undefined : bytes(v), 0);
+  }
+  const expected = new Map(keys.map((key, k) => [key, valueOf(k)]));
+  const check = (
+    entries: Array<[string, { value: Uint8Array | undefined }]>,
+    churn: string,
+  ) => {
+    const want = [...expected, ["churn", churn] as const].sort((a, b) =>
+      a[0] < b[0] ? -1 : 1
+    );
+    assert.deepEqual(
+      entries.map(([key, v]) => [key, v.value && text(v.value)]),
+      want,
+    );
+  };
+  // A walk begun before the compactions, at a pinned sequence (its "churn"
+  // stays "0"): its first half read now, its second after they moved
+  // every record.
+  const pinned = seq;
+  readers.add(pinned);
+  const walk = mem.entries(pinned, {});
+  const early: Array<[string, { value: Uint8Array | undefined }]> = [];
+  for (let i = 0; i < 100; i++) {
+    const r = walk.next();
+    assert.ok(!r.done);
+    early.push([r.value[0], { value: r.value[1].value?.slice() }]);
+  }
+  readers.remove(pinned);
+  let i = 1;
+  const before = mem.compactions;
+  for (; mem.compactions < before + 2; i++) {
+    mem.apply(++seq, "churn", bytes(`${i}`), 0);
+  }
+  for (const [key, v] of walk) early.push([key, { value: v.value }]);
+  check(early, "0");
+  // A walk begun after them.
+  check([...mem.entries(Number.POSITIVE_INFINITY, {})], `${i - 1}`);
+});
+
 const bigArena = Deno.env.get("KV_BIG_ARENA") === "1";
 if (!bigArena) {
   console.log(
