@@ -177,7 +177,11 @@ function compareKey(e: ByteEntry, key: Uint8Array, n: number): number {
  * The cursors are kept in a binary heap ordered by current key, then by
  * cursor (newer first): a merge of level 0's many tables costs a few
  * comparisons per entry, not two per source. The current entry is the
- * {@linkcode top} cursor's.
+ * {@linkcode top} cursor's. When one source holds most of a range, its
+ * entries cost one comparison each: the heap remembers which child of the
+ * root is the smaller while the root stays, and whether the root's key is
+ * also another cursor's (only then does moving past it copy the key and
+ * pass over the older entries).
  */
 export class MergeCursor<C extends EntryCursor = EntryCursor> {
   #heap: number[] | undefined;
@@ -188,6 +192,13 @@ export class MergeCursor<C extends EntryCursor = EntryCursor> {
    * stays there.
    */
   #pending = false;
+  /** Whether another cursor is at the top cursor's key too. */
+  #tied = false;
+  /**
+   * The heap slot (1 or 2) of the root's smaller child; 0 when not known.
+   * Children move only when the root changes, which forgets it.
+   */
+  #child = 0;
   /** The current key, kept while its sources move past it. */
   #key = bufferPool.alloc(KEY_BUFFER_BYTES);
 
@@ -210,19 +221,24 @@ export class MergeCursor<C extends EntryCursor = EntryCursor> {
         if (this.cursors[i]!.next()) heap.push(i);
       }
       for (let i = (heap.length >>> 1) - 1; i >= 0; i--) this.#siftDown(i);
+      this.#rootMoved();
     } else if (this.#pending) {
       this.#pending = false;
-      const top = this.top;
-      const n = top.keyLength;
-      if (n > this.#key.length) this.#key = bufferPool.alloc(n * 2);
-      const key = this.#key;
-      const from = top.key;
-      for (let i = 0; i < n; i++) key[i] = from[i]!;
-      this.#advanceTop();
-      // Older entries of the same key come next (each cursor's keys
-      // strictly increase); they are passed over.
-      while (heap.length > 0 && compareKey(this.top, key, n) === 0) {
+      if (!this.#tied) {
         this.#advanceTop();
+      } else {
+        const top = this.top;
+        const n = top.keyLength;
+        if (n > this.#key.length) this.#key = bufferPool.alloc(n * 2);
+        const key = this.#key;
+        const from = top.key;
+        for (let i = 0; i < n; i++) key[i] = from[i]!;
+        this.#advanceTop();
+        // Older entries of the same key come next (each cursor's keys
+        // strictly increase); they are passed over.
+        while (heap.length > 0 && compareKey(this.top, key, n) === 0) {
+          this.#advanceTop();
+        }
       }
     }
     if (heap.length === 0) return false;
@@ -235,13 +251,23 @@ export class MergeCursor<C extends EntryCursor = EntryCursor> {
     for (const c of this.cursors) c.close();
     this.#heap = [];
     this.#pending = false;
+    this.#tied = false;
+    this.#child = 0;
+  }
+
+  /**
+   * Compares cursor a's entry with cursor b's in the merge's order:
+   * negative when a's key goes first, zero for the same key.
+   */
+  #order(a: number, b: number): number {
+    const d = compareEntries(this.cursors[a]!, this.cursors[b]!);
+    return this.reverse ? -d : d;
   }
 
   /** Whether cursor a's entry goes before cursor b's. */
   #before(a: number, b: number): boolean {
-    const d = compareEntries(this.cursors[a]!, this.cursors[b]!);
-    if (d === 0) return a < b;
-    return this.reverse ? d > 0 : d < 0;
+    const d = this.#order(a, b);
+    return d === 0 ? a < b : d < 0;
   }
 
   #siftDown(i: number): void {
@@ -261,15 +287,49 @@ export class MergeCursor<C extends EntryCursor = EntryCursor> {
     heap[i] = id;
   }
 
+  /**
+   * A new cursor is at the root: forgets its smaller child, and finds
+   * whether a child (the rest's smallest is one) has the root's key.
+   */
+  #rootMoved(): void {
+    const heap = this.#heap!;
+    this.#child = 0;
+    const root = heap[0]!;
+    this.#tied = (heap.length > 1 && this.#order(root, heap[1]!) === 0) ||
+      (heap.length > 2 && this.#order(root, heap[2]!) === 0);
+  }
+
   /** Moves the cursor at the top of the heap to its next entry. */
   #advanceTop(): void {
     const heap = this.#heap!;
-    if (!this.cursors[heap[0]!]!.next()) {
+    const root = heap[0]!;
+    if (!this.cursors[root]!.next()) {
       const last = heap.pop()!;
-      if (heap.length === 0) return;
+      if (heap.length === 0) {
+        this.#tied = false;
+        return;
+      }
       heap[0] = last;
+      this.#siftDown(0);
+      return this.#rootMoved();
+    }
+    const n = heap.length;
+    if (n === 1) return;
+    // The root's smaller child is the smallest of the rest: one comparison
+    // with it tells whether the root stays, and whether a tie is left.
+    let c = this.#child;
+    if (c === 0) {
+      c = n > 2 && this.#before(heap[2]!, heap[1]!) ? 2 : 1;
+      this.#child = c;
+    }
+    const child = heap[c]!;
+    const d = this.#order(root, child);
+    if (d < 0 || (d === 0 && root < child)) {
+      this.#tied = d === 0;
+      return;
     }
     this.#siftDown(0);
+    this.#rootMoved();
   }
 }
 
