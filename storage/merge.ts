@@ -199,8 +199,11 @@ export class MergeCursor<C extends EntryCursor = EntryCursor> {
    * Children move only when the root changes, which forgets it.
    */
   #child = 0;
-  /** The current key, kept while its sources move past it. */
-  #key = bufferPool.alloc(KEY_BUFFER_BYTES);
+  /**
+   * The current key, kept while its sources move past it (made at the
+   * first tie).
+   */
+  #key: Uint8Array | undefined;
 
   constructor(
     protected readonly cursors: readonly C[],
@@ -229,8 +232,10 @@ export class MergeCursor<C extends EntryCursor = EntryCursor> {
       } else {
         const top = this.top;
         const n = top.keyLength;
-        if (n > this.#key.length) this.#key = bufferPool.alloc(n * 2);
-        const key = this.#key;
+        let key = this.#key;
+        if (key === undefined || n > key.length) {
+          key = this.#key = bufferPool.alloc(Math.max(n * 2, KEY_BUFFER_BYTES));
+        }
         const from = top.key;
         for (let i = 0; i < n; i++) key[i] = from[i]!;
         this.#advanceTop();

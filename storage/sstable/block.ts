@@ -750,8 +750,17 @@ export class ByteCursor extends ByteEntry {
   #at = 0;
   /** Whether the current block has had an entry yet (else shared is 0). */
   #inBlock = false;
-  #bad: (why: string) => Error = blockError("", 0);
-  #badEntry: (why: string) => Error = entryError("", 0);
+  /** The current block's file and offset, for errors. */
+  #file = "";
+  #offset = 0;
+  /**
+   * Its errors, made once per cursor (not per block entered: a scan
+   * enters several).
+   */
+  readonly #bad = (why: string): Error =>
+    blockError(this.#file, this.#offset)(why);
+  readonly #badEntry = (why: string): Error =>
+    entryError(this.#file, this.#offset)(why);
   readonly #field: DataField = {
     seq: 0,
     expiry: 0,
@@ -761,8 +770,8 @@ export class ByteCursor extends ByteEntry {
 
   /** Moves to the start of `contents`, the block at `offset` of `file`. */
   enter(contents: Uint8Array, file: string, offset: number): void {
-    this.#bad = blockError(file, offset);
-    this.#badEntry = entryError(file, offset);
+    this.#file = file;
+    this.#offset = offset;
     this.#limit = entriesEnd(contents, this.#bad);
     this.block = contents;
     this.#at = 0;
