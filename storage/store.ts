@@ -1756,11 +1756,26 @@ class ScanIterator<T extends Entry | Uint8Array> implements AsyncGenerator<T> {
       return Promise.reject(new StoreClosedError());
     }
     if (this.#entries === undefined) {
-      this.#starting ??= this.#start();
-      return this.#starting.then(() => this.next(), (error) => {
+      const pinned = this.pinned;
+      if (
+        this.#starting !== undefined || !(pinned instanceof View) ||
+        pinned.settled !== undefined
+      ) {
+        this.#starting ??= this.#start();
+        return this.#starting.then(() => this.next(), (error) => {
+          this.#finish();
+          throw error;
+        });
+      }
+      // Pinned already, with no write to wait for: the first entry comes
+      // in this turn, without the two promise turns of #start.
+      try {
+        this.#takeHold(pinned);
+        this.#open(pinned);
+      } catch (error) {
         this.#finish();
-        throw error;
-      });
+        return Promise.reject(error);
+      }
     }
     try {
       const result = this.#step();
@@ -1772,8 +1787,21 @@ class ScanIterator<T extends Entry | Uint8Array> implements AsyncGenerator<T> {
     }
   }
 
+  /** Takes the view once pinned, waits for the writes before the scan. */
   async #start(): Promise<void> {
     const view = await this.pinned;
+    this.#takeHold(view);
+    if (view.settled) await view.settled.catch(() => {});
+    this.#open(view);
+  }
+
+  /** Starts the merge of the view's sources, unless the scan has ended. */
+  #open(view: View): void {
+    if (!this.#done) this.#entries = mergedEntries(view, view.seq, this.range);
+  }
+
+  /** Takes the scan's hold of `view` (see HoldBox). */
+  #takeHold(view: View): void {
     if (!this.own) {
       // A snapshot's view: hold it, so that releasing the snapshot while
       // this scan goes on unpins nothing the scan still reads.
@@ -1786,9 +1814,6 @@ class ScanIterator<T extends Entry | Uint8Array> implements AsyncGenerator<T> {
       // Pinned now: released at once when the scan ends.
       this.#hold.letGo = () => view.release();
     }
-    if (view.settled) await view.settled.catch(() => {});
-    if (this.#done) return;
-    this.#entries = mergedEntries(view, view.seq, this.range);
   }
 
   #step(): IteratorResult<T, undefined> {

@@ -930,6 +930,26 @@ Deno.test("a snapshot keeps reading its memtables after they are flushed and the
   await store.close();
 });
 
+Deno.test("a snapshot's scan first read after the snapshot's release fails with a RangeError, and one started before reads on", async () => {
+  await using tmp = await tempDir();
+  const store = await openStore(tmp.path);
+  await store.put("a", "1");
+  await store.put("b", "2");
+  const snap = store.snapshot();
+  // Made, not started: it takes its hold of the view at its first read.
+  const late = snap.scan()[Symbol.asyncIterator]();
+  const early = snap.scan()[Symbol.asyncIterator]();
+  assert.equal(text((await early.next()).value?.key), "a");
+  snap.release();
+  await assert.rejects(late.next(), RangeError, "Snapshot was released");
+  assert.deepEqual(await late.next(), { done: true, value: undefined });
+  await store.put("b", "3");
+  const e = await early.next();
+  assert.equal(`${text(e.value?.key)}=${text(e.value?.value)}`, "b=2");
+  assert.equal((await early.next()).done, true);
+  await store.close();
+});
+
 Deno.test("a snapshot's scan goes on reading its own view after the snapshot is released", async () => {
   await using tmp = await tempDir();
   const store = await openStore(tmp.path, {
