@@ -747,7 +747,10 @@ export class ByteEntry {
  */
 export class ByteCursor extends ByteEntry {
   #limit = 0;
+  /** Where the next entry starts (the current one's field ends). */
   #at = 0;
+  /** Where the current entry's value field starts. */
+  #fieldAt = 0;
   /** Whether the current block has had an entry yet (else shared is 0). */
   #inBlock = false;
   /** The current block's file and offset, for errors. */
@@ -781,15 +784,17 @@ export class ByteCursor extends ByteEntry {
   /**
    * Moves to the first entry of the current block (just entered) with a
    * key >= binary string `target`; false when none. Scans from the last
-   * restart below the target, checking the entries it passes as next()
-   * does.
+   * restart below the target, checking the entries it passes over as
+   * next() does as far as their keys (their value fields are not read).
    */
   seek(target: string): boolean {
     this.#at = scanStart(this.block, this.#limit, target, false, this.#bad);
     this.#inBlock = false;
     this.keyLength = -1;
-    while (this.next()) {
+    // The entries passed over are read as far as their keys.
+    while (this.#nextKey()) {
       if (compareKeyBytes(target, this.key, 0, this.keyLength) <= 0) {
+        this.#readField();
         return true;
       }
     }
@@ -798,6 +803,17 @@ export class ByteCursor extends ByteEntry {
 
   /** Moves to the block's next entry; false at its end. */
   next(): boolean {
+    if (!this.#nextKey()) return false;
+    this.#readField();
+    return true;
+  }
+
+  /**
+   * Moves to the block's next entry as far as its key (rebuilt in `key`,
+   * its order checked); its value field is read by {@linkcode #readField}.
+   * False at the block's end.
+   */
+  #nextKey(): boolean {
     const contents = this.block;
     const limit = this.#limit;
     let at = this.#at;
@@ -842,15 +858,20 @@ export class ByteCursor extends ByteEntry {
     if (last >= 0 && order < 0) throw this.#bad("keys out of order");
     this.keyLength = n;
     at += unshared;
+    this.#fieldAt = at;
+    this.#at = at + fieldLength;
+    this.#inBlock = true;
+    return true;
+  }
+
+  /** Reads the current entry's value field (see {@linkcode #nextKey}). */
+  #readField(): void {
     const f = this.#field;
-    parseFieldInto(contents, at, at + fieldLength, this.#badEntry, f);
+    parseFieldInto(this.block, this.#fieldAt, this.#at, this.#badEntry, f);
     this.seq = f.seq;
     this.expiry = f.expiry;
     this.valueAt = f.valueAt;
     this.valueLength = f.valueLength;
-    this.#at = at + fieldLength;
-    this.#inBlock = true;
-    return true;
   }
 }
 
