@@ -791,7 +791,6 @@ export class ByteCursor extends ByteEntry {
     this.#at = scanStart(this.block, this.#limit, target, false, this.#bad);
     this.#inBlock = false;
     this.keyLength = -1;
-    // The entries passed over are read as far as their keys.
     while (this.#nextKey()) {
       if (compareKeyBytes(target, this.key, 0, this.keyLength) <= 0) {
         this.#readField();
