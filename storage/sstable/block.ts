@@ -712,6 +712,19 @@ export class ByteEntry {
   valueAt = 0;
   /** -1 for a tombstone. */
   valueLength = -1;
+  /**
+   * A scan's copy of `block` from offset `blockCopyAt` to its end (values
+   * further on are taken later: a ByteCursor moves forward); dropped when
+   * the cursor enters another block.
+   */
+  blockCopy: Uint8Array | undefined = undefined;
+  blockCopyAt = 0;
+  /**
+   * Values a scan has taken from `block` so far; -1 unless `block` is a
+   * table block read in place, whose bytes stay as they are while the
+   * cursor is in it (a ByteCursor's), which a scan may copy whole.
+   */
+  blockUses = -1;
 
   /** Done early: lets go of what the cursor holds. */
   close(): void {}
@@ -777,6 +790,8 @@ export class ByteCursor extends ByteEntry {
     this.#offset = offset;
     this.#limit = entriesEnd(contents, this.#bad);
     this.block = contents;
+    this.blockCopy = undefined;
+    this.blockUses = 0;
     this.#at = 0;
     this.#inBlock = false;
   }

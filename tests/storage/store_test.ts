@@ -283,6 +283,8 @@ Deno.test("a scan goes on to its end bound when the caller transfers the buffer 
   await store.settle(); // most of the keys are in tables
   let n = 0;
   for await (const e of store.scan({ end: "k200" })) {
+    // The values after it come from a copy outside the detached chunk.
+    assert.equal(text(e.value), `value-${n}`);
     // Detaches the chunk the value is a view of.
     if (n === 10) {
       structuredClone(e.value, { transfer: [e.value.buffer as ArrayBuffer] });
