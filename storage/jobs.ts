@@ -28,6 +28,7 @@ import {
   putFixed64,
   putVarint32,
   sortedOrder,
+  SortScratch,
   Spares,
   type VarintResult,
 } from "../util/mod.ts";
@@ -326,7 +327,7 @@ class FlushScratch {
     length: new Uint32Array(0),
   };
   order = new Uint32Array(0);
-  packed = new Float64Array(0);
+  sort = new SortScratch();
 
   /** Room for `n` entries. */
   reserve(n: number): void {
@@ -341,7 +342,7 @@ class FlushScratch {
     this.keys.at = grow(this.keys.at);
     this.keys.length = grow(this.keys.length);
     this.order = new Uint32Array(size);
-    this.packed = new Float64Array(size);
+    this.sort.reserve(size);
   }
 }
 
@@ -403,7 +404,7 @@ export class FlushCursor extends Cursor implements TableSource {
     }
     this.#n = n;
     this.#sorted = !inOrder;
-    if (!inOrder) sortedOrder(keys, n, scratch.order, scratch.packed);
+    if (!inOrder) sortedOrder(keys, n, scratch.order, scratch.sort);
   }
 
   next(): boolean {

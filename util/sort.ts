@@ -1,8 +1,6 @@
 /**
- * Sorting keys (bytewise order) by radix: a typed-array sort of numbers,
- * each packing the next three bytes of a key with its index, puts keys in
- * order by those bytes natively, without a comparison callback per step;
- * only keys that tie go on to the next three bytes. With it, a flush
+ * Sorting keys (bytewise order) by radix, without a comparison callback
+ * per step: see {@linkcode sortedOrder}. With a radix sort, a flush
  * cursor's set-up for 16k random keys (reading them and sorting) went from
  * 0.41-0.44 to 0.28-0.29 µs per key against a typed-array sort comparing
  * strings.
@@ -21,30 +19,52 @@ export interface KeyRanges {
 
 /** Runs this short are sorted by insertion. */
 const SMALL_RUN = 16;
-/** Index part of a packed number: sorts of up to 2^21 keys use radix. */
-const INDEX_SCALE = 2 ** 21;
-/** Bytes per pass; each takes 9 bits, 0 meaning past the key's end. */
-const PASS_BYTES = 3;
-/** Passes after which a run is sorted by insertion. */
+/** Levels of ties after which a run is sorted by comparing keys. */
 const MAX_PASSES = 32;
+/** Bytes of a key each level sorts by: one 32-bit word. */
+const WORD_BYTES = 4;
+
+/**
+ * Working arrays of {@linkcode sortedOrder}, reusable across sorts: the
+ * words of a pass and the second buffers of its scatter, for `n` keys.
+ */
+export class SortScratch {
+  words = new Uint32Array(0);
+  otherOrder = new Uint32Array(0);
+  otherWords = new Uint32Array(0);
+  readonly counts = new Uint32Array(256);
+
+  /** Room for `n` keys. */
+  reserve(n: number): void {
+    if (this.words.length >= n) return;
+    this.words = new Uint32Array(n);
+    this.otherOrder = new Uint32Array(n);
+    this.otherWords = new Uint32Array(n);
+  }
+}
 
 /**
  * Indexes of the first `n` keys of `keys`, in bytewise key order, in
- * `order` (and returned). `order` and `packed` (scratch) may be passed in,
- * at least `n` long, to be reused.
+ * `order` (and returned). `order` and `scratch` may be passed in, at least
+ * `n` long, to be reused.
+ *
+ * An MSD radix sort by words: each level takes the next four bytes of
+ * every key of a run (past the bytes the whole run shares) as one 32-bit
+ * number and sorts the run by it with four 8-bit counting passes (a pass
+ * where every key has the same byte is skipped); runs of keys with equal
+ * words go on to the next four bytes. A sort of 20k keys of 16 digits took
+ * 1.0 ms where one packing three bytes and an index into a double for the
+ * typed-array sort (100 ns per double here) took 4-5 ms.
  */
 export function sortedOrder(
   keys: KeyRanges,
   n: number,
   order: Uint32Array = new Uint32Array(n),
-  packed: Float64Array = new Float64Array(n),
+  scratch: SortScratch = new SortScratch(),
 ): Uint32Array {
   for (let i = 0; i < n; i++) order[i] = i;
-  if (n > INDEX_SCALE) {
-    const sorted = order.subarray(0, n).sort((a, b) => compareKeys(keys, a, b));
-    return sorted;
-  }
-  radixRun(keys, order, packed, 0, n, 0, 0);
+  scratch.reserve(n);
+  radixRun(keys, order, scratch, 0, n, 0, 0);
   return order.subarray(0, n);
 }
 
@@ -83,59 +103,123 @@ export function compareKeys(keys: KeyRanges, a: number, b: number): number {
   return na - nb;
 }
 
-/** The 9-bit digits of key e's bytes [skip, skip + 3) as one number. */
-function digits(keys: KeyRanges, e: number, skip: number): number {
+/**
+ * Key e's bytes [skip, skip + 4) as a big-endian 32-bit number, with
+ * zeros past the key's end.
+ */
+function wordOf(keys: KeyRanges, e: number, skip: number): number {
   const { buf } = keys;
   const at = keys.at[e]! + skip;
   const left = keys.length[e]! - skip;
-  let d = 0;
-  for (let i = 0; i < PASS_BYTES; i++) {
-    d = d * 512 + (i < left ? buf[at + i]! + 1 : 0);
+  if (left >= WORD_BYTES) {
+    return ((buf[at]! << 24) | (buf[at + 1]! << 16) | (buf[at + 2]! << 8) |
+      buf[at + 3]!) >>> 0;
   }
-  return d;
+  let w = 0;
+  for (let i = 0; i < WORD_BYTES; i++) {
+    w = w * 256 + (i < left ? buf[at + i]! : 0);
+  }
+  return w;
 }
 
 /**
- * Sorts `order[lo, hi)`, whose keys share their first `skip` bytes.
- * `packed` is scratch space as long as `order`.
+ * Sorts `order[lo, hi)`, whose keys share their first `skip` bytes, after
+ * `passes` levels of ties.
  */
 function radixRun(
   keys: KeyRanges,
   order: Uint32Array,
-  packed: Float64Array,
+  scratch: SortScratch,
   lo: number,
   hi: number,
   skip: number,
   passes: number,
 ): void {
-  if (hi - lo <= SMALL_RUN || passes >= MAX_PASSES) {
+  if (hi - lo <= SMALL_RUN) {
     insertionSort(keys, order, lo, hi);
     return;
   }
-  skip = sharedBytes(keys, order, lo, hi, skip);
-  for (let i = lo; i < hi; i++) {
-    const e = order[i]!;
-    packed[i] = digits(keys, e, skip) * INDEX_SCALE + e;
+  if (passes >= MAX_PASSES) {
+    order.subarray(lo, hi).sort((a, b) => compareKeys(keys, a, b));
+    return;
   }
-  packed.subarray(lo, hi).sort();
-  let start = lo;
-  let word = -1;
-  for (let i = lo; i <= hi; i++) {
-    let w = -1;
-    if (i < hi) {
-      const p = packed[i]!;
-      const e = p % INDEX_SCALE;
-      order[i] = e;
-      w = (p - e) / INDEX_SCALE;
+  skip = sharedBytes(keys, order, lo, hi, skip);
+  const words = scratch.words;
+  for (let i = lo; i < hi; i++) words[i] = wordOf(keys, order[i]!, skip);
+  sortByWords(order, scratch, lo, hi);
+  const next = skip + WORD_BYTES;
+  const length = keys.length;
+  for (let start = lo; start < hi;) {
+    const w = words[start]!;
+    let end = start + 1;
+    while (end < hi && words[end] === w) end++;
+    if (end - start > 1) {
+      // Keys that end within the word are prefixes of the others of the
+      // run (their missing bytes read as zeros, the same as theirs): the
+      // shorter first, then the rest, by their next bytes.
+      let rest = start;
+      for (let left = 0; left <= WORD_BYTES; left++) {
+        for (let i = rest; i < end; i++) {
+          const e = order[i]!;
+          if (length[e]! - skip === left) {
+            order[i] = order[rest]!;
+            order[rest++] = e;
+          }
+        }
+      }
+      // Sorting the ended keys by length left the rest out of their word
+      // order, which they all share anyway.
+      if (end - rest > 1) {
+        radixRun(keys, order, scratch, rest, end, next, passes + 1);
+      }
     }
-    if (w === word) continue;
-    // Keys tied on all three bytes, the last of them present, may differ
-    // further on; ties that ended inside the three are equal keys.
-    if (i - start > 1 && word % 512 !== 0) {
-      radixRun(keys, order, packed, start, i, skip + PASS_BYTES, passes + 1);
+    start = end;
+  }
+}
+
+/**
+ * Sorts `order[lo, hi)` by `scratch.words[lo, hi)` (moved along), stably,
+ * one byte of the words per pass, least significant first.
+ */
+function sortByWords(
+  order: Uint32Array,
+  scratch: SortScratch,
+  lo: number,
+  hi: number,
+): void {
+  const counts = scratch.counts;
+  let fromOrder: Uint32Array = order;
+  let fromWords = scratch.words;
+  let toOrder: Uint32Array = scratch.otherOrder;
+  let toWords = scratch.otherWords;
+  for (let shift = 0; shift < 32; shift += 8) {
+    counts.fill(0);
+    for (let i = lo; i < hi; i++) {
+      const b = (fromWords[i]! >>> shift) & 255;
+      counts[b] = counts[b]! + 1;
     }
-    start = i;
-    word = w;
+    if (counts[(fromWords[lo]! >>> shift) & 255] === hi - lo) continue;
+    let sum = lo;
+    for (let b = 0; b < 256; b++) {
+      const c = counts[b]!;
+      counts[b] = sum;
+      sum += c;
+    }
+    for (let i = lo; i < hi; i++) {
+      const w = fromWords[i]!;
+      const b = (w >>> shift) & 255;
+      const to = counts[b]!;
+      counts[b] = to + 1;
+      toOrder[to] = fromOrder[i]!;
+      toWords[to] = w;
+    }
+    [fromOrder, toOrder] = [toOrder, fromOrder];
+    [fromWords, toWords] = [toWords, fromWords];
+  }
+  if (fromOrder !== order) {
+    // An odd number of passes: the sorted order is in the other buffers.
+    order.set(fromOrder.subarray(lo, hi), lo);
+    scratch.words.set(fromWords.subarray(lo, hi), lo);
   }
 }
 
