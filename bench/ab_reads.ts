@@ -4,7 +4,7 @@
  *   deno run -A --v8-flags=--max-semi-space-size=4,--heap-growing-percent=60 \
  *     bench/ab_reads.ts --base ../kv-base [--op get|seek] [--keys 1000000]
  *     [--reads 200000] [--scan 100] [--rounds 7] [--cache-size 64M]
- *     [--fill seq|random] [--seed 12345]
+ *     [--fill seq|random] [--seed 12345] [--shared] [--slices 1]
  *
  * `--base` is another checkout (say `git worktree add ../kv-base HEAD~1`):
  * side A runs its code, side B this one. Each side writes its own store of
@@ -21,6 +21,15 @@
  * a random key on, as `kv bench`'s seekrandom does (`--op seek`). The
  * report gives each round's ops/s and the B/A ratio of every round after
  * the first (the first fills the caches), with their median.
+ *
+ * With `--shared` one store is written, with the base's code, and copied
+ * for this checkout: both sides read the same tree (for changes to the read
+ * path that keep the format), where two stores written separately by a
+ * random fill differ in shape (which side's store had more level-0 tables
+ * or memtable entries favoured it by up to 1.7x in scans of 1). With
+ * `--slices N` each round's reads are cut into N slices, and the sides take
+ * turns slice by slice (A then B, then B then A): drift within a round
+ * cancels too, and the report adds the quartiles of the slices' B/A ratios.
  *
  * Why one process: on these shared machines the speed of a whole process
  * drifts by a third from one run to the next (both sides of a pair of
@@ -47,6 +56,8 @@ const { values: flags } = parseArgs({
     "cache-size": { type: "string", default: "64M" },
     seed: { type: "string", default: "12345" },
     fill: { type: "string", default: "seq" },
+    shared: { type: "boolean", default: false },
+    slices: { type: "string", default: "1" },
   },
 });
 if (flags.base === undefined) {
@@ -56,6 +67,7 @@ const keys = Number(flags.keys);
 const reads = Number(flags.reads);
 const rounds = Number(flags.rounds);
 const scan = Number(flags.scan);
+const slices = Number(flags.slices);
 if (flags.op !== "get" && flags.op !== "seek") {
   throw new Error(`--op must be get or seek, not ${flags.op}`);
 }
@@ -73,6 +85,9 @@ if (![keys, reads, rounds].every((n) => Number.isInteger(n) && n > 1)) {
 }
 if (!Number.isInteger(scan) || scan < 1) {
   throw new Error("--scan must be an integer above 0");
+}
+if (!Number.isInteger(slices) || slices < 1) {
+  throw new Error("--slices must be an integer above 0");
 }
 
 const theirs = await import(
@@ -108,7 +123,15 @@ async function build(open: Open, dir: string): Promise<void> {
   await store.close();
 }
 
-/** Ops/s of one pass over `order` (every key present). */
+/** Copies the files of store directory `from` into a new `to`. */
+async function copyStore(from: string, to: string): Promise<void> {
+  await Deno.mkdir(to);
+  for await (const e of Deno.readDir(from)) {
+    if (e.isFile) await Deno.copyFile(`${from}/${e.name}`, `${to}/${e.name}`);
+  }
+}
+
+/** Milliseconds of one pass over `order` (every key present). */
 async function pass(store: Store, order: string[]): Promise<number> {
   const t = performance.now();
   if (op === "get") {
@@ -126,14 +149,20 @@ async function pass(store: Store, order: string[]): Promise<number> {
       }
     }
   }
-  return order.length / ((performance.now() - t) / 1000);
+  return performance.now() - t;
 }
 
 const tmp = await Deno.makeTempDir({ prefix: "kv-ab-" });
 try {
-  console.error(`building ${keys} keys with each side's code in ${tmp}`);
-  await build(theirs.openStore, `${tmp}/a`);
-  await build(ours.openStore, `${tmp}/b`);
+  if (flags.shared) {
+    console.error(`building ${keys} keys with the base's code in ${tmp}`);
+    await build(theirs.openStore, `${tmp}/a`);
+    await copyStore(`${tmp}/a`, `${tmp}/b`);
+  } else {
+    console.error(`building ${keys} keys with each side's code in ${tmp}`);
+    await build(theirs.openStore, `${tmp}/a`);
+    await build(ours.openStore, `${tmp}/b`);
+  }
   const a = await theirs.openStore(`${tmp}/a`, {
     sync: "none",
     blockCacheBytes: cacheBytes,
@@ -151,14 +180,29 @@ try {
   });
   const ra: number[] = [];
   const rb: number[] = [];
+  /** B/A of each slice after the first round. */
+  const sliceRatios: number[] = [];
+  const step = Math.ceil(order.length / slices);
   for (let r = 0; r < rounds; r++) {
-    if (r % 2 === 0) {
-      ra.push(await pass(a, order));
-      rb.push(await pass(b, order));
-    } else {
-      rb.push(await pass(b, order));
-      ra.push(await pass(a, order));
+    let msA = 0;
+    let msB = 0;
+    for (let j = 0, at = 0; at < order.length; j++, at += step) {
+      const slice = order.slice(at, at + step);
+      let sa: number;
+      let sb: number;
+      if ((r + j) % 2 === 0) {
+        sa = await pass(a, slice);
+        sb = await pass(b, slice);
+      } else {
+        sb = await pass(b, slice);
+        sa = await pass(a, slice);
+      }
+      msA += sa;
+      msB += sb;
+      if (r > 0) sliceRatios.push(sa / sb);
     }
+    ra.push(order.length / (msA / 1000));
+    rb.push(order.length / (msB / 1000));
   }
   await a.close();
   await b.close();
@@ -172,6 +216,15 @@ try {
       ratios.map((v) => v.toFixed(3)).join(" ")
     }; median ${ratios[ratios.length >> 1]!.toFixed(3)}`,
   );
+  if (slices > 1) {
+    sliceRatios.sort((p, q) => p - q);
+    const q = (f: number) =>
+      sliceRatios[Math.floor(f * (sliceRatios.length - 1))]!.toFixed(3);
+    console.log(
+      `B/A of ${sliceRatios.length} slices after the first round: ` +
+        `quartiles ${q(0.25)} ${q(0.5)} ${q(0.75)}`,
+    );
+  }
 } finally {
   await Deno.remove(tmp, { recursive: true });
 }
