@@ -8,6 +8,7 @@ export {
   type Bytes,
   type Entry,
   type LevelStats,
+  type Scan,
   type ScanOptions,
   type Snapshot,
   Store,

@@ -148,6 +148,25 @@ export interface Entry {
   value: Uint8Array;
 }
 
+/**
+ * What {@linkcode Store.scan}, {@linkcode Store.keys} and a snapshot's
+ * scan return: an async iterator, which can also hand over entries many at
+ * a time, as classic-level's iterators do (one call and one await for
+ * many entries, where `for await` costs one of each per entry).
+ */
+export interface Scan<T> extends AsyncGenerator<T, undefined> {
+  /**
+   * Up to `size` next entries (fewer only at the scan's end; none once it
+   * has ended). `size` must be a positive integer.
+   */
+  nextv(size: number): Promise<T[]>;
+  /**
+   * Every entry left, up to the scan's limit, as one array; the scan has
+   * then ended and let go of its view.
+   */
+  all(): Promise<T[]>;
+}
+
 /** Tables and bytes in one level. */
 export interface LevelStats {
   tables: number;
@@ -201,7 +220,7 @@ export interface Snapshot {
   readonly sequence: number;
   get(key: Bytes): Promise<Uint8Array | undefined>;
   getMany(keys: readonly Bytes[]): Promise<(Uint8Array | undefined)[]>;
-  scan(options?: ScanOptions): AsyncGenerator<Entry>;
+  scan(options?: ScanOptions): Scan<Entry>;
   /** Frees what the snapshot pins (memtable versions, table files). */
   release(): void;
 }
@@ -919,7 +938,7 @@ export class Store {
    * Flushes and merges during the scan change nothing it returns. Read it
    * to the end or break out of the loop to release the view.
    */
-  scan(options: ScanOptions = {}): AsyncGenerator<Entry> {
+  scan(options: ScanOptions = {}): Scan<Entry> {
     if (this.#closed) throw new StoreClosedError();
     const { range, limit } = scanRange(options);
     const { view } = this.#pinAtIssue();
@@ -935,7 +954,7 @@ export class Store {
   }
 
   /** Keys only, in the same order and view as {@linkcode scan}. */
-  keys(options: ScanOptions = {}): AsyncGenerator<Uint8Array> {
+  keys(options: ScanOptions = {}): Scan<Uint8Array> {
     if (this.#closed) throw new StoreClosedError();
     const { range, limit } = scanRange(options);
     const { view } = this.#pinAtIssue();
@@ -1749,7 +1768,7 @@ function valueCopy(c: EntryCursor): Uint8Array {
  * is one already-resolved promise, without a generator's suspend and resume
  * (which cost more than the entry itself on a scan served from memory).
  */
-class ScanIterator<T extends Entry | Uint8Array> implements AsyncGenerator<T> {
+class ScanIterator<T extends Entry | Uint8Array> implements Scan<T> {
   #entries: MergeCursor | undefined;
   /** What the scan lets go of as it ends (see HoldBox). */
   readonly #hold: HoldBox = { letGo: undefined };
@@ -1779,40 +1798,88 @@ class ScanIterator<T extends Entry | Uint8Array> implements AsyncGenerator<T> {
 
   next(): Promise<IteratorResult<T, undefined>> {
     if (this.#done) return Promise.resolve({ done: true, value: undefined });
+    let result: IteratorResult<T, undefined> | undefined;
+    try {
+      result = this.#advance();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (result === undefined) {
+      return this.#starting!.then(() => this.next(), (error) => {
+        this.#finish();
+        throw error;
+      });
+    }
+    const turn = this.turn();
+    return turn ? turn.then(() => result) : Promise.resolve(result);
+  }
+
+  nextv(size: number): Promise<T[]> {
+    if (!Number.isSafeInteger(size) || size < 1) {
+      return Promise.reject(
+        new RangeError(`nextv() needs a positive integer size, got ${size}`),
+      );
+    }
+    return this.#collect(size);
+  }
+
+  all(): Promise<T[]> {
+    return this.#collect(Number.POSITIVE_INFINITY);
+  }
+
+  /** Up to `max` next entries, read as next() reads them, one await each turn. */
+  async #collect(max: number): Promise<T[]> {
+    const out: T[] = [];
+    while (out.length < max) {
+      const result = this.#advance();
+      if (result === undefined) {
+        try {
+          await this.#starting;
+        } catch (error) {
+          this.#finish();
+          throw error;
+        }
+        continue;
+      }
+      if (result.done) break;
+      out.push(result.value);
+      const turn = this.turn();
+      if (turn) await turn;
+    }
+    return out;
+  }
+
+  /**
+   * The next result, read in this turn; undefined when the scan must first
+   * wait for #starting (its view, or the writes issued before it). Throws,
+   * having ended the scan, what next() rejects with.
+   */
+  #advance(): IteratorResult<T, undefined> | undefined {
+    if (this.#done) return { done: true, value: undefined };
     if (this.closed()) {
       // Its tables are closed, or about to be.
       this.#finish();
-      return Promise.reject(new StoreClosedError());
-    }
-    if (this.#entries === undefined) {
-      const pinned = this.pinned;
-      if (
-        this.#starting !== undefined || !(pinned instanceof View) ||
-        pinned.settled !== undefined
-      ) {
-        this.#starting ??= this.#start();
-        return this.#starting.then(() => this.next(), (error) => {
-          this.#finish();
-          throw error;
-        });
-      }
-      // Pinned already, with no write to wait for: the first entry comes
-      // in this turn, without the two promise turns of #start.
-      try {
-        this.#takeHold(pinned);
-        this.#open(pinned);
-      } catch (error) {
-        this.#finish();
-        return Promise.reject(error);
-      }
+      throw new StoreClosedError();
     }
     try {
-      const result = this.#step();
-      const turn = this.turn();
-      return turn ? turn.then(() => result) : Promise.resolve(result);
+      if (this.#entries === undefined) {
+        const pinned = this.pinned;
+        if (
+          this.#starting !== undefined || !(pinned instanceof View) ||
+          pinned.settled !== undefined
+        ) {
+          this.#starting ??= this.#start();
+          return undefined;
+        }
+        // Pinned already, with no write to wait for: the first entry comes
+        // in this turn, without the two promise turns of #start.
+        this.#takeHold(pinned);
+        this.#open(pinned);
+      }
+      return this.#step();
     } catch (error) {
       this.#finish();
-      return Promise.reject(error);
+      throw error;
     }
   }
 

@@ -8,9 +8,12 @@
 import assert from "node:assert/strict";
 import {
   CorruptionError,
+  type Entry,
   openStore,
+  type ScanOptions,
   type Snapshot,
   type Store,
+  StoreClosedError,
   type StoreOptions,
 } from "../../storage/mod.ts";
 import { checkStore } from "../../storage/check.ts";
@@ -1028,4 +1031,85 @@ Deno.test("a snapshot's scan goes on reading its own view after the snapshot is 
     "m=snapshot-value",
   ]);
   await store.close();
+});
+
+Deno.test("nextv() and all() hand over what for await reads, over memtables and tables, forward and reverse", async () => {
+  await using tmp = await tempDir();
+  const store = await openStore(tmp.path, {
+    sync: "none",
+    memtableBytes: 16 * 1024,
+  });
+  const key = (i: number) => `key${String(i).padStart(5, "0")}`;
+  for (let i = 0; i < 3000; i++) await store.put(key(i), `value ${i}`);
+  for (let i = 0; i < 3000; i += 7) await store.delete(key(i));
+  // Some keys in tables, some rewritten in the memtable.
+  await store.settle();
+  for (let i = 0; i < 3000; i += 5) await store.put(key(i), `again ${i}`);
+  const pairs = (es: Entry[]) =>
+    es.map((e) => `${text(e.key)}=${text(e.value)}`);
+  const cases: ScanOptions[] = [
+    {},
+    { start: key(100), end: key(2900) },
+    { prefix: "key01" },
+    { start: key(10), limit: 123 },
+    { reverse: true, limit: 500 },
+    { start: key(2999), end: key(3000) },
+    { prefix: "nothing" },
+  ];
+  for (const options of cases) {
+    const what = JSON.stringify(options);
+    const want = pairs(await Array.fromAsync(store.scan(options)));
+    assert.deepEqual(pairs(await store.scan(options).all()), want, what);
+    const chunks: Entry[] = [];
+    const scan = store.scan(options);
+    for (;;) {
+      const got = await scan.nextv(7);
+      assert.ok(got.length <= 7, what);
+      chunks.push(...got);
+      if (got.length < 7) break;
+    }
+    assert.deepEqual(await scan.nextv(7), [], `${what}: ended`);
+    assert.deepEqual(pairs(chunks), want, `${what} by nextv`);
+    const keys = (await store.keys(options).all()).map((k) => text(k));
+    assert.deepEqual(keys, want.map((p) => p.slice(0, p.indexOf("="))));
+  }
+  // all() after next(): the rest; the scan has ended after it.
+  const scan = store.scan({ start: key(1000), limit: 50 });
+  const first = await scan.next();
+  assert.equal(text(first.value!.key), key(1000));
+  const rest = await scan.all();
+  assert.equal(rest.length, 49);
+  // key(1001) was deleted.
+  assert.equal(text(rest[0]!.key), key(1002));
+  assert.deepEqual(await scan.next(), { done: true, value: undefined });
+  for (const size of [0, -1, 1.5, Number.NaN]) {
+    await assert.rejects(store.scan().nextv(size), RangeError, String(size));
+  }
+  await store.close();
+});
+
+Deno.test("all() waits for the writes issued before the scan, reads a snapshot's view, and fails once the store is closed", async () => {
+  await using tmp = await tempDir();
+  const store = await openStore(tmp.path);
+  const writes = [store.put("a", "1"), store.put("b", "2")];
+  // Issued after the puts, read before they are durable: still sees them.
+  const pending = store.scan().all();
+  const later = store.put("c", "3");
+  assert.deepEqual(
+    (await pending).map((e) => text(e.key)),
+    ["a", "b"],
+  );
+  await Promise.all([...writes, later]);
+  const snapshot = store.snapshot();
+  await store.put("d", "4");
+  assert.deepEqual(
+    (await snapshot.scan().all()).map((e) => text(e.key)),
+    ["a", "b", "c"],
+  );
+  snapshot.release();
+  const open = store.scan();
+  await store.close();
+  await assert.rejects(open.all(), StoreClosedError);
+  // The failure ended the scan.
+  assert.deepEqual(await open.nextv(2), []);
 });
