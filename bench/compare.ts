@@ -104,6 +104,19 @@ function denoKvOpener(dir: string): EngineOpener {
     if (fresh) await Deno.remove(dir, { recursive: true }).catch(() => {});
     await Deno.mkdir(dir, { recursive: true });
     const kv = await Deno.openKv(`${dir}/kv.sqlite`);
+    const scan = async (start: string, limit: number) => {
+      let n = 0;
+      const selector = start === ""
+        ? { prefix: ["k"] }
+        : { prefix: ["k"], start: ["k", start] };
+      for await (
+        const _ of kv.list(selector, {
+          limit,
+          batchSize: Math.min(limit, 500),
+        })
+      ) n++;
+      return n;
+    };
     return {
       name: "Deno KV",
       put: async (key, value) => {
@@ -118,19 +131,10 @@ function denoKvOpener(dir: string): EngineOpener {
         const r = await kv.get<Uint8Array>(["k", key]);
         return r.value ?? undefined;
       },
-      scan: async (start, limit) => {
-        let n = 0;
-        const selector = start === ""
-          ? { prefix: ["k"] }
-          : { prefix: ["k"], start: ["k", start] };
-        for await (
-          const _ of kv.list(selector, {
-            limit,
-            batchSize: Math.min(limit, 500),
-          })
-        ) n++;
-        return n;
-      },
+      scan: (start, limit) => scan(start, limit),
+      // Deno KV has no call that reads many entries at once: its list
+      // fetches them in batches (batchSize) behind the iterator.
+      scanBatch: (start, limit) => scan(start, limit),
       close: () => Promise.resolve(kv.close()),
     };
   };
@@ -179,6 +183,10 @@ function sqliteOpener(dir: string): EngineOpener {
         ) n++;
         return Promise.resolve(n);
       },
+      scanBatch: (start, limit) =>
+        Promise.resolve(
+          scan.all(start, Math.min(limit, Number.MAX_SAFE_INTEGER)).length,
+        ),
       close: () => {
         db.close();
         return Promise.resolve();
@@ -222,6 +230,9 @@ function levelOpener(dir: string): EngineOpener {
         ) n++;
         return n;
       },
+      scanBatch: async (start, limit) =>
+        (await db.iterator({ gte: start, limit: Math.min(limit, 1e15) }).all())
+          .length,
       close: () => db.close(),
     };
   };

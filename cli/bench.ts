@@ -9,7 +9,11 @@
  * present after fillseq; fillrandom and overwrite leave some unwritten, and
  * such reads are counted, the same for every store); readmissing reads
  * absent keys; readseq scans the whole store;
- * seekrandom seeks to a random key and reads the next 100 entries.
+ * seekrandom seeks to a random key and reads the next 100 entries, one at a
+ * time (kv's `for await`); seekrandom-batch does the same with each store's
+ * call that reads them all at once (kv's `scan().all()`, LevelDB's
+ * `iterator().all()`, SQLite's `all()`; Deno KV has none and lists them as
+ * for seekrandom).
  *
  * Every put writes a different value: a window of `valueSize` bytes moving
  * through a megabyte of seeded random bytes (db_bench's values come from a
@@ -27,6 +31,8 @@ export interface BenchEngine {
   get(key: string): Promise<Uint8Array | undefined>;
   /** Reads up to `limit` entries from the first key >= start; the count. */
   scan(start: string, limit: number): Promise<number>;
+  /** The same, with the store's call that reads many entries at once. */
+  scanBatch(start: string, limit: number): Promise<number>;
   /**
    * Waits for background work (kv's flushes and merges) to finish; absent
    * for stores with none to wait for.
@@ -73,6 +79,7 @@ export const BENCHMARKS = [
   "readmissing",
   "readseq",
   "seekrandom",
+  "seekrandom-batch",
 ] as const;
 
 /**
@@ -261,14 +268,19 @@ export async function runBench(
         r = timer.result(name, 1, 0);
         break;
       }
-      case "seekrandom": {
-        if (!loaded) throw new RangeError("seekrandom needs a fill before it");
+      case "seekrandom":
+      case "seekrandom-batch": {
+        if (!loaded) throw new RangeError(`${name} needs a fill before it`);
         const e = await ensure(false);
         const seeks = Math.max(1, Math.floor(config.reads / 10));
         const timer = new Timer(seeks);
+        const batch = name === "seekrandom-batch";
         for (let i = 0; i < seeks; i++) {
           const t = performance.now();
-          await e.scan(benchKey(rng.int(config.num)), SEEK_NEXT);
+          const start = benchKey(rng.int(config.num));
+          await (batch
+            ? e.scanBatch(start, SEEK_NEXT)
+            : e.scan(start, SEEK_NEXT));
           timer.record(t);
         }
         r = timer.result(name, seeks, 0);

@@ -29,6 +29,8 @@ export function kvOpener(dir: string, options: StoreOptions): EngineOpener {
         for await (const _ of store.scan({ start, limit })) n++;
         return n;
       },
+      scanBatch: async (start, limit) =>
+        (await store.scan({ start, limit }).all()).length,
       settle: () => store.settle(),
       close: () => store.close(),
     };

@@ -92,7 +92,8 @@ prints ops/s and latency percentiles as a markdown table.
                       (its p50 is the wait)
   --num N             keys a fill writes (default 1000000)
   --reads N           gets per read workload; seekrandom does N/10 seeks of
-                      ${SEEK_NEXT} entries (default 200000)
+                      ${SEEK_NEXT} entries (default 200000), read one at a
+                      time; seekrandom-batch reads them with scan().all()
   --value-size N      bytes per value (default 100)
   --batch N           puts per write call in fills (default 1000; 1 = single puts)
   --sync MODE         always, interval or none (default always)

@@ -368,7 +368,7 @@ Deno.test("kv bench runs every db_bench workload and reports a row for each", as
   ]);
   assert.equal(r.code, 0, r.stderr);
   const rows = r.stdout.split("\n").filter((l) =>
-    /^\| [a-z]+ \| kv \|/.test(l)
+    /^\| [a-z-]+ \| kv \|/.test(l)
   );
   assert.deepEqual(rows.map((l) => l.split("|")[1]!.trim()), [
     "fillseq",
@@ -378,6 +378,7 @@ Deno.test("kv bench runs every db_bench workload and reports a row for each", as
     "readmissing",
     "readseq",
     "seekrandom",
+    "seekrandom-batch",
   ]);
   for (const row of rows) {
     const opsPerSec = Number(row.split("|")[3]!.trim().replaceAll(",", ""));
