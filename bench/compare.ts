@@ -131,10 +131,10 @@ function denoKvOpener(dir: string): EngineOpener {
         const r = await kv.get<Uint8Array>(["k", key]);
         return r.value ?? undefined;
       },
-      scan: (start, limit) => scan(start, limit),
+      scan,
       // Deno KV has no call that reads many entries at once: its list
       // fetches them in batches (batchSize) behind the iterator.
-      scanBatch: (start, limit) => scan(start, limit),
+      scanBatch: scan,
       close: () => Promise.resolve(kv.close()),
     };
   };

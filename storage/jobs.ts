@@ -278,6 +278,29 @@ function malformed(at: number): CorruptionError {
 }
 
 /**
+ * Where the entry at `at` of an {@linkcode encodeEntries} buffer has its key
+ * (`out.keyAt`, `out.keyLength`) and its value (`out.valueAt`,
+ * `out.valueLength`, -1 for a tombstone), every length checked against the
+ * buffer; returns the offset of the next entry. Its other fields are read
+ * by {@linkcode readEntry}.
+ */
+function skipEntry(buf: Uint8Array, at: number, out: ReadEntry): number {
+  const v = varint;
+  if (!getVarint32(buf, at, buf.length, v)) throw malformed(at);
+  const keyEnd = v.offset + v.value;
+  if (keyEnd + 17 > buf.length) throw malformed(at);
+  out.keyAt = v.offset;
+  out.keyLength = v.value;
+  out.valueLength = -1;
+  if (buf[keyEnd + 16] !== FLAG_VALUE) return keyEnd + 17;
+  if (!getVarint32(buf, keyEnd + 17, buf.length, v)) throw malformed(at);
+  if (v.offset + v.value > buf.length) throw malformed(at);
+  out.valueAt = v.offset;
+  out.valueLength = v.value;
+  return v.offset + v.value;
+}
+
+/**
  * Reads the entry at `at` of an {@linkcode encodeEntries} buffer into `out`
  * (its value as a view of the buffer, unless `withValue` is false; its key
  * as `key` when the caller made it already); returns the offset of the
@@ -290,46 +313,16 @@ function readEntry(
   withValue: boolean,
   key?: string,
 ): number {
-  const v = varint;
-  if (!getVarint32(buf, at, buf.length, v)) throw malformed(at);
-  const keyEnd = v.offset + v.value;
-  if (keyEnd + 17 > buf.length) throw malformed(at);
-  out.keyAt = v.offset;
-  out.keyLength = v.value;
-  out.key = key ?? bytesToBinary(buf, v.offset, keyEnd);
+  const next = skipEntry(buf, at, out);
+  const keyEnd = out.keyAt + out.keyLength;
+  out.key = key ?? bytesToBinary(buf, out.keyAt, keyEnd);
   out.seq = getFixed64(buf, keyEnd);
   out.expiry = getFixed64(buf, keyEnd + 8);
-  out.value = undefined;
-  out.valueLength = -1;
-  let next = keyEnd + 17;
-  if (buf[keyEnd + 16] === FLAG_VALUE) {
-    if (!getVarint32(buf, next, buf.length, v)) throw malformed(at);
-    if (v.offset + v.value > buf.length) throw malformed(at);
-    out.valueAt = v.offset;
-    out.valueLength = v.value;
-    // A view, not a string: the table writer copies the bytes as they are.
-    if (withValue) out.value = buf.subarray(v.offset, v.offset + v.value);
-    next = v.offset + v.value;
-  }
+  // A view, not a string: the table writer copies the bytes as they are.
+  out.value = withValue && out.valueLength >= 0
+    ? buf.subarray(out.valueAt, out.valueAt + out.valueLength)
+    : undefined;
   return next;
-}
-
-/**
- * Where the entry at `at` of an {@linkcode encodeEntries} buffer has its key
- * (`out.keyAt`, `out.keyLength`); returns the offset of the next entry. The
- * other fields are checked for room only, as readEntry reads them later.
- */
-function skipEntry(buf: Uint8Array, at: number, out: ReadEntry): number {
-  const v = varint;
-  if (!getVarint32(buf, at, buf.length, v)) throw malformed(at);
-  const keyEnd = v.offset + v.value;
-  if (keyEnd + 17 > buf.length) throw malformed(at);
-  out.keyAt = v.offset;
-  out.keyLength = v.value;
-  if (buf[keyEnd + 16] !== FLAG_VALUE) return keyEnd + 17;
-  if (!getVarint32(buf, keyEnd + 17, buf.length, v)) throw malformed(at);
-  if (v.offset + v.value > buf.length) throw malformed(at);
-  return v.offset + v.value;
 }
 
 /**
