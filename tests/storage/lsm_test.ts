@@ -731,6 +731,7 @@ Deno.test("values a scan returns are its own: overwriting each as it comes chang
   }
   await store.close();
 });
+
 Deno.test("a burst of unawaited durable writes still freezes and flushes memtables at their size", async () => {
   await using tmp = await tempDir();
   const store = await openStore(tmp.path, { memtableBytes: 2048 });
