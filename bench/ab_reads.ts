@@ -2,7 +2,7 @@
  * A/B of random reads between two checkouts of kv, in one process.
  *
  *   deno run -A --v8-flags=--max-semi-space-size=4,--heap-growing-percent=60 \
- *     bench/ab_reads.ts --base ../kv-base [--op get|seek] [--keys 1000000]
+ *     bench/ab_reads.ts --base ../kv-base [--op get|seek|seekall] [--keys 1000000]
  *     [--reads 200000] [--scan 100] [--rounds 7] [--cache-size 64M]
  *     [--fill seq|random] [--seed 12345] [--shared] [--slices 1]
  *
@@ -18,7 +18,8 @@
  * present or not, and only a seq fill checks what they find. Rounds of the same random reads then
  * alternate between the sides (A then B, B then A, ...): `reads` gets of
  * present keys (`--op get`), or `reads / 10` scans of `scan` entries from
- * a random key on, as `kv bench`'s seekrandom does (`--op seek`). The
+ * a random key on, as `kv bench`'s seekrandom does (`--op seek`; read with
+ * `all()`, as its seekrandom-batch does, with `--op seekall`). The
  * report gives each round's ops/s and the B/A ratio of every round after
  * the first (the first fills the caches), with their median.
  *
@@ -68,8 +69,8 @@ const reads = Number(flags.reads);
 const rounds = Number(flags.rounds);
 const scan = Number(flags.scan);
 const slices = Number(flags.slices);
-if (flags.op !== "get" && flags.op !== "seek") {
-  throw new Error(`--op must be get or seek, not ${flags.op}`);
+if (flags.op !== "get" && flags.op !== "seek" && flags.op !== "seekall") {
+  throw new Error(`--op must be get, seek or seekall, not ${flags.op}`);
 }
 const op = flags.op;
 if (flags.fill !== "seq" && flags.fill !== "random") {
@@ -142,7 +143,11 @@ async function pass(store: Store, order: string[]): Promise<number> {
   } else {
     for (const start of order) {
       let n = 0;
-      for await (const _ of store.scan({ start, limit: scan })) n++;
+      if (op === "seekall") {
+        n = (await store.scan({ start, limit: scan }).all()).length;
+      } else {
+        for await (const _ of store.scan({ start, limit: scan })) n++;
+      }
       // Keys are dense from 0: a scan is short only near the end.
       if (!randomFill && n < Math.min(scan, keys - Number(start))) {
         throw new Error(`a scan from ${start} read ${n} entries`);

@@ -1827,10 +1827,29 @@ class ScanIterator<T extends Entry | Uint8Array> implements Scan<T> {
     return this.#collect(Number.POSITIVE_INFINITY);
   }
 
-  /** Up to `max` next entries, read as next() reads them, one await each turn. */
+  /**
+   * Up to `max` next entries, read as next() reads them, one await each
+   * turn. Once the merge is open, a turn's entries come straight from it
+   * (#fill), without a result object or the checks of next() per entry.
+   */
   async #collect(max: number): Promise<T[]> {
     const out: T[] = [];
-    while (out.length < max) {
+    while (out.length < max && !this.#done) {
+      if (this.#entries !== undefined) {
+        if (this.closed()) {
+          this.#finish();
+          throw new StoreClosedError();
+        }
+        let turn: Promise<void> | undefined;
+        try {
+          turn = this.#fill(out, max);
+        } catch (error) {
+          this.#finish();
+          throw error;
+        }
+        if (turn) await turn;
+        continue;
+      }
       const result = this.#advance();
       if (result === undefined) {
         try {
@@ -1847,6 +1866,25 @@ class ScanIterator<T extends Entry | Uint8Array> implements Scan<T> {
       if (turn) await turn;
     }
     return out;
+  }
+
+  /**
+   * Adds the next entries to `out`, up to `max` of them, until the scan
+   * ends or a turn of the event loop is due (returned, to be awaited).
+   * REQUIRES: the merge is open and the scan not done.
+   */
+  #fill(out: T[], max: number): Promise<void> | undefined {
+    const e = this.#entries!;
+    while (out.length < max) {
+      if (this.#n >= this.limit || !this.#nextLive(e)) {
+        this.#finish();
+        return undefined;
+      }
+      out.push(this.#entryOf(e.top));
+      const turn = this.turn();
+      if (turn) return turn;
+    }
+    return undefined;
   }
 
   /**
@@ -1913,17 +1951,26 @@ class ScanIterator<T extends Entry | Uint8Array> implements Scan<T> {
   }
 
   #step(): IteratorResult<T, undefined> {
-    if (this.#n >= this.limit) return this.#finish();
     const e = this.#entries!;
+    if (this.#n >= this.limit || !this.#nextLive(e)) return this.#finish();
+    return { done: false, value: this.#entryOf(e.top) };
+  }
+
+  /** Moves `e` to its next entry that is not a tombstone, counting it. */
+  #nextLive(e: MergeCursor): boolean {
     while (e.next()) {
-      const c = e.top;
-      if (c.valueLength < 0) continue;
-      this.#n++;
-      const key = resultPool.copy(c.key, 0, c.keyLength);
-      const value = this.keysOnly ? key : { key, value: valueCopy(c) };
-      return { done: false, value: value as T };
+      if (e.top.valueLength >= 0) {
+        this.#n++;
+        return true;
+      }
     }
-    return this.#finish();
+    return false;
+  }
+
+  /** What the scan returns for `c`'s entry: copies of its key (and value). */
+  #entryOf(c: EntryCursor): T {
+    const key = resultPool.copy(c.key, 0, c.keyLength);
+    return (this.keysOnly ? key : { key, value: valueCopy(c) }) as T;
   }
 
   #finish(): IteratorResult<T, undefined> {

@@ -923,6 +923,18 @@ Deno.test("a loop of reads resolved at once still lets background flushes commit
       for await (const _ of store.keys()) entries++;
     }
     assert.equal(frozen(), 0, `flush not committed after ${entries} entries`);
+    // And for scans read many entries per call, each complete.
+    while (frozen() === 0) {
+      await store.put(`key${i % 300}`, `value ${i} ${"x".repeat(40)}`);
+      assert.ok(++i < 300_000, "no memtable froze");
+    }
+    let batched = 0;
+    while (frozen() > 0 && batched < 4_000_000) {
+      const keys = await store.keys().all();
+      assert.equal(keys.length, 300);
+      batched += keys.length;
+    }
+    assert.equal(frozen(), 0, `flush not committed after ${batched} entries`);
   } finally {
     await store.close();
   }
