@@ -313,3 +313,39 @@ export const BENCH_HEADER = [
   "| benchmark | store | ops/s | p50 µs | p99 µs | ops |",
   "| --- | --- | ---: | ---: | ---: | ---: |",
 ];
+
+/** Most rounds `kv bench --rounds` runs. */
+export const BENCH_ROUNDS_MAX = 100;
+
+/** The median of `xs` (the mean of the middle two for an even count). */
+export function median(xs: readonly number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+}
+
+/**
+ * One workload's results over rounds as one row: the medians of its ops/s,
+ * p50 and p99, then the range of its ops/s. REQUIRES: rounds.length >= 1,
+ * all of the same workload.
+ */
+export function medianRow(engine: string, rounds: BenchResult[]): string {
+  const fmt = (n: number) => Math.round(n).toLocaleString("en-US");
+  const rates = rounds.map((r) => r.opsPerSec);
+  const settle = rounds[0]!.name === "settle";
+  const rate = settle ? "—" : fmt(median(rates));
+  const range = settle
+    ? "—"
+    : `${fmt(Math.min(...rates))}–${fmt(Math.max(...rates))}`;
+  return `| ${rounds[0]!.name} | ${engine} | ${rate} | ${
+    median(rounds.map((r) => r.p50Us)).toFixed(1)
+  } | ${median(rounds.map((r) => r.p99Us)).toFixed(1)} | ${
+    fmt(rounds[0]!.ops)
+  } | ${range} |`;
+}
+
+/** Header of the table medianRow() rows go under. */
+export const MEDIAN_HEADER = [
+  "| benchmark | store | ops/s (median) | p50 µs | p99 µs | ops | ops/s range |",
+  "| --- | --- | ---: | ---: | ---: | ---: | ---: |",
+];

@@ -21,6 +21,7 @@ import {
   runOneShot,
 } from "./oneshot.ts";
 import {
+  BENCH_ROUNDS_MAX,
   type BenchConfig,
   BENCHMARK_NAMES,
   BENCHMARKS,
@@ -100,7 +101,10 @@ prints ops/s and latency percentiles as a markdown table.
   --memtable-size N   as for the store (default 4M)
   --cache-size N      block cache size (default 64M)
   --seed N            PRNG seed for keys and values (default 301)
-  --bench-dir DIR     where the temporary store goes (default the system temp dir)`;
+  --bench-dir DIR     where the temporary store goes (default the system temp dir)
+  --rounds N          run the workloads N times, each round from a fresh
+                      store, then print each one's medians and range of
+                      ops/s (default 1; at most ${BENCH_ROUNDS_MAX})`;
 
 function positiveInt(
   text: string | undefined,
@@ -120,7 +124,14 @@ async function bench(
   memtableBytes: number | undefined,
 ): Promise<number> {
   let config: BenchConfig;
+  let rounds: number;
   try {
+    rounds = positiveInt(values.rounds as string | undefined, 1, "--rounds");
+    if (rounds > BENCH_ROUNDS_MAX) {
+      throw new RangeError(
+        `--rounds is at most ${BENCH_ROUNDS_MAX} (BENCH_ROUNDS_MAX), got ${rounds}`,
+      );
+    }
     config = {
       num: positiveInt(values.num as string | undefined, 1_000_000, "--num"),
       reads: positiveInt(
@@ -170,6 +181,7 @@ async function bench(
       options,
       values["bench-dir"] as string | undefined,
       (line) => writeOut(line + "\n"),
+      rounds,
     );
   } catch (error) {
     if (error instanceof Deno.errors.BrokenPipe) throw error;
@@ -258,6 +270,7 @@ async function run(args: string[]): Promise<number> {
         seed: { type: "string" },
         "bench-dir": { type: "string" },
         "cache-size": { type: "string" },
+        rounds: { type: "string" },
         help: { type: "boolean", short: "h", default: false },
         version: { type: "boolean", short: "V", default: false },
       },
@@ -464,6 +477,7 @@ const BENCH_FLAGS = [
   "seed",
   "bench-dir",
   "cache-size",
+  "rounds",
 ] as const;
 
 /** Exit status when stdout's reader has gone: 128 + SIGPIPE. */

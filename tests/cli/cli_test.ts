@@ -412,6 +412,64 @@ Deno.test("kv bench runs every db_bench workload and reports a row for each", as
   assert.match(badCache.stderr, /--cache-size needs a size/);
 });
 
+Deno.test("kv bench --rounds runs the workloads that many times, then their medians and ranges", async () => {
+  const r = await runKv([
+    "bench",
+    "--num",
+    "2000",
+    "--reads",
+    "500",
+    "--sync",
+    "none",
+    "--memtable-size",
+    "16K",
+    "--benchmarks",
+    "fillrandom,settle,readrandom",
+    "--rounds",
+    "3",
+  ]);
+  assert.equal(r.code, 0, r.stderr);
+  const lines = r.stdout.split("\n");
+  const medians = lines.indexOf("Medians of 3 rounds:");
+  assert.ok(medians > 0, r.stdout);
+  for (let round = 1; round <= 3; round++) {
+    assert.ok(lines.includes(`Round ${round} of 3:`), r.stdout);
+  }
+  const cells = (l: string) => l.split("|").slice(1, -1).map((c) => c.trim());
+  const rate = (c: string) => Number(c.replaceAll(",", ""));
+  for (const name of ["fillrandom", "readrandom"]) {
+    const rounds = lines.slice(0, medians).filter((l) =>
+      l.startsWith(`| ${name} | kv |`)
+    ).map((l) => rate(cells(l)[2]!));
+    assert.equal(rounds.length, 3);
+    const row = lines.slice(medians).find((l) =>
+      l.startsWith(`| ${name} | kv |`)
+    );
+    assert.ok(row, `no median row for ${name}`);
+    const c = cells(row);
+    const sorted = [...rounds].sort((a, b) => a - b);
+    assert.equal(rate(c[2]!), sorted[1], row);
+    assert.equal(c[6], `${rateText(sorted[0]!)}–${rateText(sorted[2]!)}`, row);
+  }
+  assert.match(
+    r.stdout,
+    /^\| settle \| kv \| — \| [\d.]+ \| [\d.]+ \| 1 \| — \|$/m,
+  );
+  for (const bad of ["0", "101", "two"]) {
+    const refused = await runKv(["bench", "--rounds", bad]);
+    assert.equal(refused.code, 2, bad);
+    assert.match(refused.stderr, /--rounds/);
+  }
+  const elsewhere = await runKv(["stats", "--rounds", "2"]);
+  assert.equal(elsewhere.code, 2);
+  assert.match(elsewhere.stderr, /--rounds applies to kv bench only/);
+});
+
+/** `n` as kv bench prints a rate: whole, with thousands separators. */
+function rateText(n: number): string {
+  return n.toLocaleString("en-US");
+}
+
 Deno.test("a line that is not valid UTF-8 gets an error and stores nothing; the session goes on", async () => {
   await using tmp = await tempDir();
   const enc = new TextEncoder();
