@@ -1747,15 +1747,17 @@ function valueCopy(c: EntryCursor): Uint8Array {
   const n = c.valueLength;
   const uses = c.blockUses;
   if (uses > 0) {
-    let copy = c.blockCopy;
+    const copy = c.blockCopy;
     // Empty: the caller detached its buffer, transferring a value taken from
     // it (never empty otherwise: the block's restart array is in it too).
     if (copy === undefined || copy.length === 0) {
       const block = c.block;
-      copy = c.blockCopy = resultPool.copy(block, at, block.length);
-      c.blockCopyAt = at;
+      const fresh = c.blockCopy = resultPool.copy(block, at, block.length);
+      c.blockCopyBuffer = fresh.buffer;
+      c.blockCopyBase = fresh.byteOffset - at;
     }
-    return resultPool.view(copy, at - c.blockCopyAt, n);
+    // A view of the scan's own copy is as much the caller's as the copy.
+    return new Uint8Array(c.blockCopyBuffer, c.blockCopyBase + at, n);
   }
   if (uses === 0) c.blockUses = 1;
   return resultPool.copy(c.block, at, at + n);

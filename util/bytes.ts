@@ -150,15 +150,6 @@ export class BytePool {
   }
 
   /**
-   * A view of `bytes[start, start + n)`, which this pool made (a view of
-   * one of its copies is as much the caller's as the copy). REQUIRES:
-   * 0 <= start, start + n <= bytes.length.
-   */
-  view(bytes: Uint8Array, start: number, n: number): Uint8Array {
-    return new Uint8Array(bytes.buffer, bytes.byteOffset + start, n);
-  }
-
-  /**
    * A copy of `bytes[start, end)` in the pool. REQUIRES:
    * 0 <= start <= end <= bytes.length (not clamped, as subarray() would).
    */

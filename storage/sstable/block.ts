@@ -713,12 +713,15 @@ export class ByteEntry {
   /** -1 for a tombstone. */
   valueLength = -1;
   /**
-   * A scan's copy of `block` from offset `blockCopyAt` to its end (values
+   * A scan's copy of `block` from some value's offset to its end (values
    * further on are taken later: a ByteCursor moves forward); dropped when
-   * the cursor enters another block.
+   * the cursor enters another block. The value at `at` of `block` is at
+   * `blockCopyBase + at` of `blockCopyBuffer`, the copy's buffer (kept, so
+   * that a view of it reads neither `.buffer` nor `.byteOffset`).
    */
   blockCopy: Uint8Array | undefined = undefined;
-  blockCopyAt = 0;
+  blockCopyBuffer: ArrayBufferLike = NO_BYTES.buffer;
+  blockCopyBase = 0;
   /**
    * Values a scan has taken from `block` so far; -1 unless `block` is a
    * table block read in place, whose bytes stay as they are while the
