@@ -78,6 +78,48 @@ Deno.test("values are copies: mutating an input or a result changes nothing stor
   await store.close();
 });
 
+Deno.test("a write's values are the store's own once the call returns, under every sync mode and when it waits for a flush", async () => {
+  // A write is kept for later when it waits for its fsync or for a flush:
+  // it must have copied the caller's array before the call returned.
+  for (const sync of ["always", "interval", "none"] as const) {
+    await using tmp = await tempDir();
+    const store = await openStore(tmp.path, { sync, memtableBytes: 4096 });
+    const pending: Promise<void>[] = [];
+    const want = new Map<string, string>();
+    for (let i = 0; i < 400; i++) {
+      const key = `k${i}`;
+      const v = enc.encode(`value ${i} ${"x".repeat(60)}`);
+      want.set(key, text(v)!);
+      if (i % 3 === 0) {
+        pending.push(store.put(key, v));
+      } else if (i % 3 === 1) {
+        pending.push(store.batch([{ type: "put", key, value: v }]));
+      } else {
+        // One array for two puts of a batch, changed after the call.
+        pending.push(store.batch([
+          { type: "put", key, value: v },
+          { type: "put", key: `${key}-again`, value: v },
+        ]));
+        want.set(`${key}-again`, text(v)!);
+      }
+      v.fill(0x21);
+    }
+    await Promise.all(pending);
+    if (sync === "none") {
+      assert.ok(store.stats().writeStalls > 0, "no write waited for a flush");
+    }
+    for (const [k, v] of want) {
+      assert.equal(text(await store.get(k)), v, `${sync}: ${k}`);
+    }
+    await store.close();
+    const reopened = await openStore(tmp.path);
+    for (const [k, v] of want) {
+      assert.equal(text(await reopened.get(k)), v, `${sync}, reopened: ${k}`);
+    }
+    await reopened.close();
+  }
+});
+
 Deno.test("binary keys and values, empty values and maximal keys round trip", async () => {
   await using tmp = await tempDir();
   let store = await openStore(tmp.path);
