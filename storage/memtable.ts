@@ -144,6 +144,8 @@ export interface EntryBytes {
   key: Uint8Array;
   keyLength: number;
   block: Uint8Array;
+  /** `block` as words, when its values lie 4-byte aligned (see copyWords). */
+  blockWords: Int32Array | undefined;
   valueAt: number;
   valueLength: number;
   seq: number;
@@ -395,8 +397,9 @@ export class Memtable {
     meta[r + ROW_HASH] = hash;
     const valueBytes = value === undefined ? 0 : value.length;
     if (record === -1) {
-      // The key's header, its bytes, then the value's, side by side.
-      const at = this.#reserveRecord(key.length + valueBytes);
+      // The key's header, its bytes, then the value's, side by side (the
+      // value 4-byte aligned: see copyNewest).
+      const at = this.#reserveRecord(roundUp4(key.length) + valueBytes);
       const keyAt = at + HEADER_BYTES;
       const arena = this.#arena;
       for (let i = 0; i < key.length; i++) {
@@ -410,7 +413,7 @@ export class Memtable {
       meta[r + ROW_KEY_LENGTH] = key.length;
       meta[r + ROW_OLDER] = -1;
       meta[r + ROW_SUPERSEDED] = 0;
-      this.#setValue(v, value, keyAt + key.length, q);
+      this.#setValue(v, value, keyAt + roundUp4(key.length), q);
       this.#slots[slot] = at;
       this.#unsorted.push(v);
       this.#keys++;
@@ -430,7 +433,7 @@ export class Memtable {
     this.#setValue(
       v,
       value,
-      value === undefined ? 0 : this.#reserve(valueBytes),
+      value === undefined ? 0 : this.#reserveValue(valueBytes),
       record >>> 2,
     );
     this.#bytes += VERSION_ROW_BYTES + valueBytes;
@@ -496,10 +499,10 @@ export class Memtable {
    * stay valid (it is left as it is).
    */
   #compact(): void {
-    // Live bytes, headers included; each record may need 3 more bytes to
-    // stay aligned in its new place.
+    // Live bytes, headers included; each record, and each value, may need
+    // 3 more bytes to stay aligned in its new place.
     const live = this.#arenaUsed - this.#deadBytes;
-    const need = live + 3 * this.#keys;
+    const need = live + 3 * (this.#keys + this.#rows - this.#deadRows);
     // Within 2 GiB or not at all (compacting only saves memory).
     if (need > ARENA_BYTES_MAX) return;
     this.#order();
@@ -551,6 +554,7 @@ export class Memtable {
         meta[r + ROW_KEY_LENGTH] = keyLength;
         const valueLength = oldMeta[o + ROW_VALUE_LENGTH]!;
         const valueFrom = oldMeta[o + ROW_VALUE_AT]!;
+        if (valueLength >= 0) used = roundUp4(used);
         meta[r + ROW_VALUE_AT] = valueLength < 0 ? 0 : used;
         meta[r + ROW_VALUE_LENGTH] = valueLength;
         if (valueLength > 0) {
@@ -689,6 +693,12 @@ export class Memtable {
     return this.#reserve(HEADER_BYTES + n);
   }
 
+  /** Room for `n` bytes of a value, 4-byte aligned; returns where. */
+  #reserveValue(n: number): number {
+    this.#arenaUsed = roundUp4(this.#arenaUsed);
+    return this.#reserve(n);
+  }
+
   /** Doubles the hash table, placing every key's record again. */
   #rehash(): void {
     const old = this.#slots;
@@ -765,19 +775,17 @@ export class Memtable {
     const n = this.#arena32[q + HEADER_VALUE_LENGTH]!;
     if (n < 0) return undefined;
     const at = this.#arena32[q + HEADER_VALUE_AT]!;
-    const out = pool.alloc(n);
-    copyInto(out, 0, this.#arena, at, at + n);
-    return out;
+    // Values lie 4-byte aligned: copied a word at a time, without a view of
+    // the arena (a get of 100 bytes copied 60-90 ns sooner).
+    return pool.copyWords(this.#arena, this.#arena32, at, n);
   }
 
   /** A copy of version row `v`'s value from `pool`; undefined: tombstone. */
   copyValue(v: number, pool: BytePool): Uint8Array | undefined {
     const n = this.#meta[v * ROW_INTS + ROW_VALUE_LENGTH]!;
     if (n < 0) return undefined;
-    const out = pool.alloc(n);
     const at = this.#meta[v * ROW_INTS + ROW_VALUE_AT]!;
-    copyInto(out, 0, this.#arena, at, at + n);
-    return out;
+    return pool.copyWords(this.#arena, this.#arena32, at, n);
   }
 
   /** Version row `v` as a Version (its value a view of the arena). */
@@ -895,6 +903,7 @@ export class Memtable {
       key: new Uint8Array(0),
       keyLength: 0,
       block: this.#arena,
+      blockWords: undefined,
       valueAt: 0,
       valueLength: -1,
       seq: 0,
@@ -973,6 +982,7 @@ export class Memtable {
     out.keyLength = n;
     const r = v * ROW_INTS;
     out.block = arena;
+    out.blockWords = this.#arena32;
     out.valueAt = this.#meta[r + ROW_VALUE_AT]!;
     out.valueLength = this.#meta[r + ROW_VALUE_LENGTH]!;
     out.seq = this.#seqs[2 * v]!;

@@ -1760,6 +1760,8 @@ function valueCopy(c: EntryCursor): Uint8Array {
     return new Uint8Array(c.blockCopyBuffer, c.blockCopyBase + at, n);
   }
   if (uses === 0) c.blockUses = 1;
+  const words = c.blockWords;
+  if (words !== undefined) return resultPool.copyWords(c.block, words, at, n);
   return resultPool.copy(c.block, at, at + n);
 }
 

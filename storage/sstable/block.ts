@@ -706,6 +706,11 @@ export class ByteEntry {
   keyLength = -1;
   /** The bytes holding the value (a block's contents, for a ByteCursor). */
   block: Uint8Array = NO_BYTES;
+  /**
+   * `block` as words, when every value in it starts 4-byte aligned (a
+   * memtable's arena): a copy of a value then goes a word at a time.
+   */
+  blockWords: Int32Array | undefined = undefined;
   seq = 0;
   expiry = 0;
   /** The value is `block[valueAt, valueAt + valueLength)`. */
@@ -747,6 +752,7 @@ export class ByteEntry {
       this.valueLength = -1;
     } else {
       this.block = value;
+      this.blockWords = undefined;
       this.valueAt = 0;
       this.valueLength = value.length;
     }

@@ -277,6 +277,35 @@ Deno.test("a byte pool replaces a chunk a caller detached, even one it took noth
   }
 });
 
+Deno.test("a byte pool's word copies equal byte copies, whatever the length, past the pooled size and after a detach", () => {
+  const src = new Uint8Array(12_000);
+  for (let i = 0; i < src.length; i++) src[i] = (i * 131 + 7) & 0xff;
+  const words = new Int32Array(src.buffer);
+  const pool = new BytePool();
+  for (const start of [0, 4, 8, 1000]) {
+    for (
+      const n of [0, 1, 2, 3, 4, 5, 7, 8, 13, 100, 101, 4095, 4096, 4097, 9000]
+    ) {
+      const copy = pool.copyWords(src, words, start, n);
+      assert.equal(copy.length, n, `copyWords(${start}, ${n})`);
+      assert.deepEqual(copy, src.slice(start, start + n), `${start}, ${n}`);
+      if (n > 0 && n <= 4096) {
+        assert.equal(copy.byteOffset % 8, 0, "pooled copies start aligned");
+      }
+      // A later copy leaves this one alone.
+      pool.copyWords(src, words, 8, 64).fill(0);
+      assert.deepEqual(
+        copy,
+        src.slice(start, start + n),
+        `${start}, ${n} kept`,
+      );
+    }
+  }
+  const taken = pool.copyWords(src, words, 16, 12);
+  structuredClone(taken, { transfer: [taken.buffer as ArrayBuffer] });
+  assert.deepEqual(pool.copyWords(src, words, 20, 10), src.slice(20, 30));
+});
+
 Deno.test("a search through key words agrees with lowerBound", () => {
   const rng = new Prng(37);
   for (const prefix of ["", "k:0042:"]) {
