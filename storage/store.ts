@@ -17,7 +17,13 @@
  * - After a failed write, fsync, flush or manifest edit the store rejects
  *   writes (fail-stop); reads keep working.
  */
-import { dropAllSpares, prefixSuccessor, resultPool } from "../util/mod.ts";
+import {
+  bufferPool,
+  bytesToBinary,
+  dropAllSpares,
+  prefixSuccessor,
+  resultPool,
+} from "../util/mod.ts";
 import {
   type Compaction,
   type CompactionPolicy,
@@ -110,6 +116,9 @@ const EVENT_LOOP_TURN_BYTES = 256 * 1024;
  * stayed at 5 tables through the whole seek and read loops of `kv bench`).
  */
 const READS_PER_TURN = 1024;
+
+/** Most entries a scan's next() reads ahead at once. */
+const READ_AHEAD_MAX = 32;
 
 /**
  * Ops written with no read using the index of pending writes, after which
@@ -1779,6 +1788,28 @@ class ScanIterator<T extends Entry | Uint8Array> implements Scan<T> {
   #starting: Promise<void> | undefined;
   #n = 0;
   #done = false;
+  /** Entries next() read ahead; those from #aheadAt on are still to come. */
+  readonly #ahead: T[] = [];
+  #aheadAt = 0;
+  /** How many entries next() read ahead last time. */
+  #aheadSize = 2;
+  /** Reading ahead failed with #aheadError, still to be thrown. */
+  #aheadFailed = false;
+  #aheadError: unknown = undefined;
+  /** Reading ahead reached the scan's end: it ends once #ahead is drained. */
+  #aheadEnded = false;
+  /**
+   * Value lengths of the entries read ahead (see #detached). (Not a typed
+   * array, nor #aheadAfter one made with the scan: a fresh typed array
+   * costs about 0.7 µs here, a tenth of a scan of one entry.)
+   */
+  readonly #aheadLengths: number[] = [];
+  /** The key the batch read ahead comes after, and #n then. */
+  #aheadAfter: Uint8Array | undefined;
+  #aheadAfterLength = 0;
+  #aheadN0 = 0;
+  /** The view the merge reads, once open. */
+  #view: View | undefined;
 
   constructor(
     private readonly pinned: View | Promise<View>,
@@ -1801,7 +1832,13 @@ class ScanIterator<T extends Entry | Uint8Array> implements Scan<T> {
   }
 
   next(): Promise<IteratorResult<T, undefined>> {
+    if (this.#aheadAt < this.#ahead.length) return this.#nextAhead();
+    if (this.#aheadFailed) return Promise.reject(this.#failAhead());
+    if (this.#aheadEnded) return Promise.resolve(this.#finish());
     if (this.#done) return Promise.resolve({ done: true, value: undefined });
+    // Once the merge has handed out an entry (the first comes one at a
+    // time: see #readAhead), the next ones are read ahead.
+    if (this.#entries !== undefined && this.#n > 0) return this.#readAhead();
     let result: IteratorResult<T, undefined> | undefined;
     try {
       result = this.#advance();
@@ -1816,6 +1853,160 @@ class ScanIterator<T extends Entry | Uint8Array> implements Scan<T> {
     }
     const turn = this.turn();
     return turn ? turn.then(() => result) : Promise.resolve(result);
+  }
+
+  /** The next entry read ahead (see #readAhead). */
+  #nextAhead(): Promise<IteratorResult<T, undefined>> {
+    if (this.closed()) {
+      // As for an entry not read yet: the scan fails once the store closes.
+      this.#drop();
+      return Promise.reject(new StoreClosedError());
+    }
+    const value = this.#ahead[this.#aheadAt]!;
+    if (this.#detached(value, this.#aheadAt)) {
+      try {
+        this.#reread();
+      } catch (error) {
+        this.#drop();
+        return Promise.reject(error);
+      }
+      return this.next();
+    }
+    this.#aheadAt++;
+    return Promise.resolve({ done: false, value });
+  }
+
+  /**
+   * Whether entry `i` read ahead lost its bytes: the caller transferred the
+   * buffer of an entry handed out before it, which its copies share (keys
+   * are never empty; a value's length was noted when it was read).
+   */
+  #detached(entry: T, i: number): boolean {
+    if (this.keysOnly) return (entry as Uint8Array).length === 0;
+    const e = entry as Entry;
+    return e.key.length === 0 || e.value.length !== this.#aheadLengths[i];
+  }
+
+  /**
+   * Reads again, into fresh copies, the entries read ahead that were not
+   * handed out yet: a new merge over the scan's view (the same entries)
+   * from just past the entry before them, the ones of the batch handed out
+   * already passed over.
+   */
+  #reread(): void {
+    const view = this.#view!;
+    const handedOut = this.#aheadAt;
+    this.#entries!.close();
+    const range = { ...this.range };
+    const after = bytesToBinary(this.#aheadAfter!, 0, this.#aheadAfterLength);
+    if (range.reverse) range.end = after;
+    else range.start = after + "\u0000";
+    const entries = this.#entries = mergedEntries(view, view.seq, range);
+    this.#n = this.#aheadN0;
+    for (let i = 0; i < handedOut; i++) this.#nextLive(entries);
+    this.#ahead.length = 0;
+    this.#aheadAt = 0;
+    this.#aheadSize = 2;
+    this.#aheadEnded = false;
+    this.#aheadFailed = false;
+    this.#aheadError = undefined;
+  }
+
+  /**
+   * next() once the merge is open: reads the next few entries in one go
+   * (4, then twice as many each time, up to READ_AHEAD_MAX) and hands out
+   * the first, the rest at the next calls: entries read in a tight loop
+   * cost less than one per call (seeks of 100 read with `for await`
+   * 1.2x). A scan broken off early has copied at most READ_AHEAD_MAX - 1
+   * entries for nothing. An error reading ahead comes once the entries
+   * read before it have been handed out, as it would without reading ahead.
+   * The scan ends (lets go of its view) once they all have been; until
+   * then they can be read again, should a caller detach their copies (see
+   * #reread).
+   */
+  #readAhead(): Promise<IteratorResult<T, undefined>> {
+    if (this.closed()) {
+      this.#drop();
+      return Promise.reject(new StoreClosedError());
+    }
+    const ahead = this.#ahead;
+    ahead.length = 0;
+    this.#aheadAt = 0;
+    if (this.#n >= this.limit) {
+      return Promise.resolve(this.#finish());
+    }
+    // Where the batch starts from: just past the merge's current entry,
+    // the last one handed out (its key kept as bytes, made a string only
+    // if the batch must be read again).
+    const top = this.#entries!.top;
+    const n = top.keyLength;
+    let after = this.#aheadAfter;
+    if (after === undefined || after.length < n) {
+      after = this.#aheadAfter = bufferPool.alloc(Math.max(2 * n, 32));
+    }
+    const key = top.key;
+    for (let i = 0; i < n; i++) after[i] = key[i]!;
+    this.#aheadAfterLength = n;
+    this.#aheadN0 = this.#n;
+    this.#aheadSize = Math.min(READ_AHEAD_MAX, 2 * this.#aheadSize);
+    let turn: Promise<void> | undefined;
+    try {
+      turn = this.#fill(ahead, this.#aheadSize, true);
+    } catch (error) {
+      if (ahead.length === 0) {
+        this.#finish();
+        return Promise.reject(error);
+      }
+      this.#aheadFailed = true;
+      this.#aheadError = error;
+    }
+    // Nothing more: the scan ends now.
+    if (ahead.length === 0 && this.#aheadEnded) this.#finish();
+    if (!this.keysOnly) {
+      const lengths = this.#aheadLengths;
+      for (let i = 0; i < ahead.length; i++) {
+        lengths[i] = (ahead[i] as Entry).value.length;
+      }
+    }
+    const result: IteratorResult<T, undefined> = ahead.length > 0
+      ? { done: false, value: ahead[this.#aheadAt++]! }
+      : { done: true, value: undefined };
+    return turn ? turn.then(() => result) : Promise.resolve(result);
+  }
+
+  /**
+   * Moves entries next() read ahead into `out`, up to `max` of them; throws
+   * (ending the scan) if the store closed meanwhile.
+   */
+  #takeAhead(out: T[], max: number): void {
+    if (this.#aheadAt >= this.#ahead.length) return;
+    if (this.closed()) {
+      this.#drop();
+      throw new StoreClosedError();
+    }
+    while (out.length < max && this.#aheadAt < this.#ahead.length) {
+      const entry = this.#ahead[this.#aheadAt]!;
+      if (this.#detached(entry, this.#aheadAt)) {
+        try {
+          this.#reread();
+        } catch (error) {
+          this.#drop();
+          throw error;
+        }
+        return;
+      }
+      out.push(entry);
+      this.#aheadAt++;
+    }
+  }
+
+  /** Ends the scan; returns the error met reading ahead, to throw now. */
+  #failAhead(): unknown {
+    const error = this.#aheadError;
+    this.#aheadFailed = false;
+    this.#aheadError = undefined;
+    this.#finish();
+    return error;
   }
 
   nextv(size: number): Promise<T[]> {
@@ -1838,6 +2029,18 @@ class ScanIterator<T extends Entry | Uint8Array> implements Scan<T> {
    */
   async #collect(max: number): Promise<T[]> {
     const out: T[] = [];
+    // What next() read ahead comes first, then what it failed on, or the
+    // end it reached.
+    this.#takeAhead(out, max);
+    if (this.#aheadAt < this.#ahead.length) return out;
+    if (this.#aheadFailed) {
+      if (out.length > 0) return out;
+      throw this.#failAhead();
+    }
+    if (this.#aheadEnded) {
+      this.#finish();
+      return out;
+    }
     while (out.length < max && !this.#done) {
       if (this.#entries !== undefined) {
         if (this.closed()) {
@@ -1877,11 +2080,16 @@ class ScanIterator<T extends Entry | Uint8Array> implements Scan<T> {
    * ends or a turn of the event loop is due (returned, to be awaited).
    * REQUIRES: the merge is open and the scan not done.
    */
-  #fill(out: T[], max: number): Promise<void> | undefined {
+  #fill(
+    out: T[],
+    max: number,
+    endLater = false,
+  ): Promise<void> | undefined {
     const e = this.#entries!;
     while (out.length < max) {
       if (this.#n >= this.limit || !this.#nextLive(e)) {
-        this.#finish();
+        if (endLater) this.#aheadEnded = true;
+        else this.#finish();
         return undefined;
       }
       out.push(this.#entryOf(e.top));
@@ -1935,7 +2143,9 @@ class ScanIterator<T extends Entry | Uint8Array> implements Scan<T> {
 
   /** Starts the merge of the view's sources, unless the scan has ended. */
   #open(view: View): void {
-    if (!this.#done) this.#entries = mergedEntries(view, view.seq, this.range);
+    if (this.#done) return;
+    this.#view = view;
+    this.#entries = mergedEntries(view, view.seq, this.range);
   }
 
   /** Takes the scan's hold of `view` (see HoldBox). */
@@ -1977,6 +2187,20 @@ class ScanIterator<T extends Entry | Uint8Array> implements Scan<T> {
     return (this.keysOnly ? key : { key, value: valueCopy(c) }) as T;
   }
 
+  /**
+   * Ends the scan and drops what next() read ahead: broken off, failed, or
+   * its store closed. (A scan that reaches its end or its limit while
+   * reading ahead still hands out what it read: see #finish.)
+   */
+  #drop(): IteratorResult<T, undefined> {
+    this.#ahead.length = 0;
+    this.#aheadAt = 0;
+    this.#aheadFailed = false;
+    this.#aheadError = undefined;
+    this.#aheadEnded = false;
+    return this.#finish();
+  }
+
   #finish(): IteratorResult<T, undefined> {
     if (!this.#done) {
       this.#done = true;
@@ -1990,11 +2214,11 @@ class ScanIterator<T extends Entry | Uint8Array> implements Scan<T> {
   }
 
   return(): Promise<IteratorResult<T, undefined>> {
-    return Promise.resolve(this.#finish());
+    return Promise.resolve(this.#drop());
   }
 
   throw(error: unknown): Promise<IteratorResult<T, undefined>> {
-    this.#finish();
+    this.#drop();
     return Promise.reject(error);
   }
 
@@ -2003,7 +2227,7 @@ class ScanIterator<T extends Entry | Uint8Array> implements Scan<T> {
   }
 
   [Symbol.asyncDispose](): Promise<void> {
-    this.#finish();
+    this.#drop();
     return Promise.resolve();
   }
 }

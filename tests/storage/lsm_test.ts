@@ -1046,6 +1046,124 @@ Deno.test("a snapshot's scan goes on reading its own view after the snapshot is 
   await store.close();
 });
 
+Deno.test("next() reads ahead: next(), nextv() and all() mixed in one scan skip and repeat nothing", async () => {
+  await using tmp = await tempDir();
+  const store = await openStore(tmp.path, {
+    sync: "none",
+    memtableBytes: 16 * 1024,
+  });
+  const key = (i: number) => `key${String(i).padStart(5, "0")}`;
+  for (let i = 0; i < 2000; i++) await store.put(key(i), `value ${i}`);
+  await store.settle();
+  for (let i = 0; i < 2000; i += 3) await store.put(key(i), `again ${i}`);
+  const pairs = (es: Entry[]) =>
+    es.map((e) => `${text(e.key)}=${text(e.value)}`);
+  const seed = testSeed("mixed scan calls");
+  const rng = new Prng(seed);
+  for (let round = 0; round < 40; round++) {
+    const options: ScanOptions = rng.chance(0.5)
+      ? { start: key(rng.int(2000)), limit: 1 + rng.int(400) }
+      : { reverse: true, start: key(rng.int(1000)) };
+    const want = pairs(await store.scan(options).all());
+    const scan = store.scan(options);
+    const got: Entry[] = [];
+    for (let done = false; !done;) {
+      const pick = rng.int(3);
+      if (pick === 0) {
+        for (let n = rng.int(40); n > 0 && !done; n--) {
+          const r = await scan.next();
+          if (r.done) done = true;
+          else got.push(r.value);
+        }
+      } else if (pick === 1) {
+        const size = 1 + rng.int(20);
+        const chunk = await scan.nextv(size);
+        got.push(...chunk);
+        done = chunk.length < size;
+      } else if (rng.chance(0.2)) {
+        got.push(...await scan.all());
+        done = true;
+      }
+    }
+    assert.deepEqual(
+      pairs(got),
+      want,
+      `round ${round}: ${JSON.stringify(options)}`,
+    );
+    assert.equal((await scan.next()).done, true);
+  }
+  // Entries read ahead are not handed out once the scan is broken off.
+  const scan = store.scan({ start: key(0) });
+  let taken = 0;
+  for await (const _ of scan) if (++taken === 2) break;
+  assert.equal((await scan.next()).done, true);
+  assert.deepEqual(await scan.all(), []);
+  // Nor once the store is closed: the scan fails, as one not read ahead.
+  const open = store.scan({ start: key(0) });
+  await open.next();
+  await open.next();
+  await store.close();
+  await assert.rejects(open.next(), StoreClosedError);
+  assert.equal((await open.next()).done, true);
+});
+
+Deno.test("a scan meeting a corrupt block hands out every entry before it, then the error, however it is read", async () => {
+  await using tmp = await tempDir();
+  let store = await openStore(tmp.path, {
+    sync: "none",
+    memtableBytes: 64 * 1024,
+  });
+  const key = (i: number) => `key${String(i).padStart(5, "0")}`;
+  for (let i = 0; i < 5000; i++) {
+    await store.put(key(i), `value ${i} ${"x".repeat(60)}`);
+  }
+  await store.settle();
+  await store.close();
+  // A byte in the middle of the biggest table: inside some data block.
+  let table = "";
+  let size = 0;
+  for (const name of await names(tmp.path)) {
+    if (!name.endsWith(".sst")) continue;
+    const s = (await Deno.stat(`${tmp.path}/${name}`)).size;
+    if (s > size) [table, size] = [name, s];
+  }
+  const bytes = await Deno.readFile(`${tmp.path}/${table}`);
+  bytes[Math.floor(size / 2)]! ^= 0x20;
+  await Deno.writeFile(`${tmp.path}/${table}`, bytes);
+  store = await openStore(tmp.path);
+  try {
+    const read = async (how: "for await" | "nextv") => {
+      const got: string[] = [];
+      const scan = store.scan();
+      const error = await (async () => {
+        try {
+          if (how === "for await") {
+            for await (const e of scan) got.push(text(e.key)!);
+          } else {
+            for (;;) {
+              const [e] = await scan.nextv(1);
+              if (e === undefined) break;
+              got.push(text(e.key)!);
+            }
+          }
+        } catch (error) {
+          return error;
+        }
+        return undefined;
+      })();
+      assert.ok(error instanceof CorruptionError, `${how}: ${error}`);
+      assert.match(error.message, new RegExp(table));
+      return got;
+    };
+    const one = await read("nextv");
+    assert.ok(one.length > 0, "entries before the corrupt block");
+    assert.deepEqual(await read("for await"), one);
+    assert.deepEqual(one, one.map((_, i) => key(i)));
+  } finally {
+    await store.close();
+  }
+});
+
 Deno.test("nextv() and all() hand over what for await reads, over memtables and tables, forward and reverse", async () => {
   await using tmp = await tempDir();
   const store = await openStore(tmp.path, {
