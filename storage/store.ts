@@ -18,6 +18,7 @@
  *   writes (fail-stop); reads keep working.
  */
 import {
+  assert,
   bufferPool,
   bytesToBinary,
   dropAllSpares,
@@ -1833,8 +1834,12 @@ class ScanIterator<T extends Entry | Uint8Array> implements Scan<T> {
 
   next(): Promise<IteratorResult<T, undefined>> {
     if (this.#aheadAt < this.#ahead.length) return this.#nextAhead();
-    if (this.#aheadFailed) return Promise.reject(this.#failAhead());
-    if (this.#aheadEnded) return Promise.resolve(this.#finish());
+    try {
+      const settled = this.#settleAhead();
+      if (settled !== undefined) return Promise.resolve(settled);
+    } catch (error) {
+      return Promise.reject(error);
+    }
     if (this.#done) return Promise.resolve({ done: true, value: undefined });
     // Once the merge has handed out an entry (the first comes one at a
     // time: see #readAhead), the next ones are read ahead.
@@ -1873,6 +1878,11 @@ class ScanIterator<T extends Entry | Uint8Array> implements Scan<T> {
       return this.next();
     }
     this.#aheadAt++;
+    // The last entry of a scan read ahead to its end: nothing more can need
+    // reading again, so the view goes now, not at the next call.
+    if (this.#aheadEnded && this.#aheadAt === this.#ahead.length) {
+      this.#finish();
+    }
     return Promise.resolve({ done: false, value });
   }
 
@@ -1884,7 +1894,10 @@ class ScanIterator<T extends Entry | Uint8Array> implements Scan<T> {
   #detached(entry: T, i: number): boolean {
     if (this.keysOnly) return (entry as Uint8Array).length === 0;
     const e = entry as Entry;
-    return e.key.length === 0 || e.value.length !== this.#aheadLengths[i];
+    const n = this.#aheadLengths[i];
+    // An empty value detached still has length 0: its buffer has none.
+    return e.key.length === 0 || e.value.length !== n ||
+      (n === 0 && e.value.buffer.byteLength === 0);
   }
 
   /**
@@ -1894,7 +1907,10 @@ class ScanIterator<T extends Entry | Uint8Array> implements Scan<T> {
    * already passed over.
    */
   #reread(): void {
-    const view = this.#view!;
+    // Entries are read ahead only while the scan holds its view (it ends
+    // once they are handed out).
+    assert(!this.#done && this.#view !== undefined, "re-read of an ended scan");
+    const view = this.#view;
     const handedOut = this.#aheadAt;
     this.#entries!.close();
     const range = { ...this.range };
@@ -1960,8 +1976,6 @@ class ScanIterator<T extends Entry | Uint8Array> implements Scan<T> {
       this.#aheadFailed = true;
       this.#aheadError = error;
     }
-    // Nothing more: the scan ends now.
-    if (ahead.length === 0 && this.#aheadEnded) this.#finish();
     if (!this.keysOnly) {
       const lengths = this.#aheadLengths;
       for (let i = 0; i < ahead.length; i++) {
@@ -1971,6 +1985,8 @@ class ScanIterator<T extends Entry | Uint8Array> implements Scan<T> {
     const result: IteratorResult<T, undefined> = ahead.length > 0
       ? { done: false, value: ahead[this.#aheadAt++]! }
       : { done: true, value: undefined };
+    // Its only entry was the scan's last: see #nextAhead.
+    if (this.#aheadEnded && this.#aheadAt === ahead.length) this.#finish();
     return turn ? turn.then(() => result) : Promise.resolve(result);
   }
 
@@ -2000,13 +2016,24 @@ class ScanIterator<T extends Entry | Uint8Array> implements Scan<T> {
     }
   }
 
-  /** Ends the scan; returns the error met reading ahead, to throw now. */
-  #failAhead(): unknown {
-    const error = this.#aheadError;
-    this.#aheadFailed = false;
-    this.#aheadError = undefined;
-    this.#finish();
-    return error;
+  /**
+   * Once what next() read ahead is all handed out: ends the scan if reading
+   * ahead reached its end (returning the end) or an error (thrown), or
+   * the store closed meanwhile (StoreClosedError, as for a scan that had
+   * not read ahead); undefined otherwise.
+   */
+  #settleAhead(): IteratorResult<T, undefined> | undefined {
+    if (!this.#aheadFailed && !this.#aheadEnded) return undefined;
+    if (this.closed()) {
+      this.#drop();
+      throw new StoreClosedError();
+    }
+    if (this.#aheadFailed) {
+      const error = this.#aheadError;
+      this.#drop();
+      throw error;
+    }
+    return this.#finish();
   }
 
   nextv(size: number): Promise<T[]> {
@@ -2029,19 +2056,15 @@ class ScanIterator<T extends Entry | Uint8Array> implements Scan<T> {
    */
   async #collect(max: number): Promise<T[]> {
     const out: T[] = [];
-    // What next() read ahead comes first, then what it failed on, or the
-    // end it reached.
-    this.#takeAhead(out, max);
-    if (this.#aheadAt < this.#ahead.length) return out;
-    if (this.#aheadFailed) {
-      if (out.length > 0) return out;
-      throw this.#failAhead();
-    }
-    if (this.#aheadEnded) {
-      this.#finish();
-      return out;
-    }
-    while (out.length < max && !this.#done) {
+    for (;;) {
+      // What next() read ahead comes first (at each step: a next() made
+      // meanwhile, while this call awaited, may have read some), then what
+      // it failed on, or the end it reached.
+      this.#takeAhead(out, max);
+      if (out.length >= max) return out;
+      const settled = this.#settleAhead();
+      if (settled !== undefined) return out;
+      if (this.#done) return out;
       if (this.#entries !== undefined) {
         if (this.closed()) {
           this.#finish();
@@ -2067,12 +2090,11 @@ class ScanIterator<T extends Entry | Uint8Array> implements Scan<T> {
         }
         continue;
       }
-      if (result.done) break;
+      if (result.done) return out;
       out.push(result.value);
       const turn = this.turn();
       if (turn) await turn;
     }
-    return out;
   }
 
   /**

@@ -1098,13 +1098,38 @@ Deno.test("next() reads ahead: next(), nextv() and all() mixed in one scan skip 
   for await (const _ of scan) if (++taken === 2) break;
   assert.equal((await scan.next()).done, true);
   assert.deepEqual(await scan.all(), []);
-  // Nor once the store is closed: the scan fails, as one not read ahead.
+  // Calls made without awaiting the one before, on a scan that starts
+  // later (a snapshot's): each entry once, in order.
+  const snapshot = store.snapshot();
+  const want = pairs(await snapshot.scan({ limit: 40 }).all());
+  const overlapping = snapshot.scan({ limit: 40 });
+  const [a, b, rest, c] = await Promise.all([
+    overlapping.next(),
+    overlapping.next(),
+    overlapping.nextv(30),
+    overlapping.next(),
+  ]);
+  const tail = await overlapping.all();
+  assert.deepEqual(
+    pairs([a.value!, b.value!, ...rest, ...(c.done ? [] : [c.value]), ...tail]),
+    want,
+  );
+  snapshot.release();
+  // Nor once the store is closed: the scan fails, as one not read ahead,
+  // whether it read ahead to its end or not.
   const open = store.scan({ start: key(0) });
   await open.next();
   await open.next();
+  const ended = store.scan({ start: key(0), limit: 3 });
+  for (let i = 0; i < 3; i++) assert.equal((await ended.next()).done, false);
+  const endedAll = store.scan({ start: key(0), limit: 3 });
+  await endedAll.next();
+  await endedAll.next();
   await store.close();
   await assert.rejects(open.next(), StoreClosedError);
   assert.equal((await open.next()).done, true);
+  await assert.rejects(ended.next(), StoreClosedError);
+  await assert.rejects(endedAll.all(), StoreClosedError);
 });
 
 Deno.test("a scan meeting a corrupt block hands out every entry before it, then the error, however it is read", async () => {
@@ -1159,6 +1184,18 @@ Deno.test("a scan meeting a corrupt block hands out every entry before it, then 
     assert.ok(one.length > 0, "entries before the corrupt block");
     assert.deepEqual(await read("for await"), one);
     assert.deepEqual(one, one.map((_, i) => key(i)));
+    // next() up to just before the last good entry (reading ahead, it has
+    // met the error by then), then all() or nextv(): the error, not the
+    // rest as if the scan had ended there.
+    for (const rest of ["all", "nextv"] as const) {
+      const scan = store.scan();
+      for (let i = 0; i < one.length - 1; i++) await scan.next();
+      await assert.rejects(
+        rest === "all" ? scan.all() : scan.nextv(100),
+        CorruptionError,
+        rest,
+      );
+    }
   } finally {
     await store.close();
   }

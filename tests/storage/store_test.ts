@@ -396,6 +396,23 @@ Deno.test("entries a scan read ahead are read again when the caller transfers th
       }
     }
   }
+  // Empty values, whose keys (too long for the pool) have buffers of their
+  // own: a value read ahead into memory a transfer detached is told by its
+  // buffer, not its length.
+  const long = (i: number) => `${"x".repeat(5000)}${i}`;
+  for (let i = 0; i < 20; i++) await store.put(long(i), "");
+  let seen = 0;
+  for await (const e of store.scan({ prefix: "xxxx" })) {
+    assert.equal(e.value.length, 0);
+    assert.ok(e.value.buffer.byteLength > 0, `value ${seen} is detached`);
+    if (seen++ === 1) {
+      structuredClone(e.value.buffer, {
+        transfer: [e.value.buffer as ArrayBuffer],
+      });
+    }
+  }
+  assert.equal(seen, 20);
+  for (let i = 0; i < 20; i++) await store.delete(long(i));
   // The same through all() after next() read ahead. (Transferring empties
   // what was handed out from that memory, the first key too: kept as text.)
   const scan = store.scan({});
