@@ -19,6 +19,7 @@ import { parseArgs } from "node:util";
 import { openStore, type Store } from "../storage/mod.ts";
 import { WAL_PREALLOCATE_BYTES } from "../storage/limits.ts";
 import { copyBytes } from "../util/mod.ts";
+import { median } from "../cli/bench.ts";
 import {
   DURABLE_VALUE_BYTES,
   KEY_SPACE,
@@ -661,12 +662,6 @@ const BASELINE_NAMES: Record<string, string> = {
   mapSet: "Map.set",
   mapGet: "Map.get",
 };
-
-function median(xs: readonly number[]): number {
-  const s = xs.slice().sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  return s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-}
 
 function percentile(sorted: readonly number[], p: number): number {
   const rank = Math.ceil((p / 100) * sorted.length);
