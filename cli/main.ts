@@ -430,10 +430,13 @@ async function run(args: string[]): Promise<number> {
     Deno.stdin.isTerminal() && Deno.stdout.isTerminal();
   const r = store.recovery;
   if (
-    !interactive && (r.repaired.length > 0 || r.missingSegments.length > 0)
+    !interactive && (r.repaired.length > 0 || r.missingSegments.length > 0 ||
+      r.truncated.some((c) => c.lost !== undefined))
   ) {
-    // What --repair dropped, where a script's output does not mix with it
-    // (the terminal REPL prints it in its banner).
+    // What --repair dropped, or a torn tail cut (copied to lost/), where a
+    // script's output does not mix with it (the terminal REPL prints it in
+    // its banner). The zero-filled space after the last record that a
+    // crash leaves is cut without a word.
     printErr(`Recovery: ${describeRecovery(store.stats())}`);
   }
   let code: number;

@@ -6,6 +6,7 @@ import {
   CorruptionError,
   type Store,
   type StoreStats,
+  ZERO_FILLED,
 } from "../storage/mod.ts";
 import { USAGE } from "./command.ts";
 
@@ -197,11 +198,13 @@ export function describeRecovery(stats: StoreStats): string {
   ];
   for (const c of r.truncated) {
     parts.push(
-      c.reason === "zero-filled space"
+      c.reason === ZERO_FILLED
         // What a crash, or a failed write or fsync (after which close cuts
         // nothing), leaves: the active segment's preallocated space.
         ? `cut ${c.bytes} bytes of zero-filled space after the last record of ${c.file} (the log's preallocated space, left by a crash or a failed write: the store did not close cleanly)`
-        : `cut a torn tail of ${c.bytes} bytes at offset ${c.offset} of ${c.file} (${c.reason})`,
+        : `cut a torn tail of ${c.bytes} bytes at offset ${c.offset} of ${c.file} (${c.reason})${
+          c.lost === undefined ? "" : `; copy in lost/${c.lost}`
+        }`,
     );
   }
   for (const c of r.repaired) {

@@ -32,5 +32,6 @@ export {
 export { denoEnv } from "./env_deno.ts";
 export { SYNC_MODES, type SyncMode } from "./log_writer.ts";
 export { type RecoveryCut, type RecoveryReport } from "./recovery.ts";
+export { ZERO_FILLED } from "./wal.ts";
 export * as limits from "./limits.ts";
 export { type CheckReport, checkStore } from "./check.ts";

@@ -4,7 +4,9 @@
  *
  * - Damage after which no valid record follows (in that segment or a later
  *   one) is a torn tail from a crash mid-append: it was never acknowledged,
- *   so it is cut off and reported.
+ *   so it is cut off and reported, a copy going to `lost/` (a bit flipped
+ *   in the last record reads the same way) unless it is only zero-filled
+ *   space.
  * - Damage with valid records after it, or a record whose checksum is good
  *   but whose contents are wrong or whose sequence number does not follow
  *   the previous one (or, first, the manifest's last sequence), is
@@ -24,6 +26,11 @@ export interface RecoveryCut {
   offset: number;
   bytes: number;
   reason: string;
+  /**
+   * The name under `lost/` of a copy of the bytes cut (a torn tail's
+   * other than zero-filled space, and what --repair drops).
+   */
+  lost?: string;
 }
 
 /** What the last open found and did. */
@@ -260,23 +267,26 @@ async function cut(
   }
   const file = await env.openReadable(path);
   const bytes = file.size - damage.offset;
+  // Nothing is cut without a copy in lost/: what --repair drops, and a torn
+  // tail too (never acknowledged if it is one, but a bit flipped in the
+  // last record reads the same way), unless it is all zeros (the space a
+  // crash leaves after the last record).
   let dropped: Uint8Array | undefined;
-  if (damage.certain && bytes > 0) {
+  if (bytes > 0) {
     dropped = new Uint8Array(bytes);
     await file.read(damage.offset, dropped);
+    if (!damage.certain && dropped.every((b) => b === 0)) dropped = undefined;
   }
   file.close();
+  let lost: string | undefined;
+  if (dropped) {
+    lost = `${name}.${damage.offset}.${env.now()}`;
+    await env.mkdirAll(joinPath(dir, "lost"));
+    await writeLost(env, dir, lost, dropped);
+  }
   const later = found.slice(damage.segment + 1).map((s) => s.name);
   if (damage.certain) {
     await env.mkdirAll(joinPath(dir, "lost"));
-    if (dropped) {
-      await writeLost(
-        env,
-        dir,
-        `${name}.${damage.offset}.${env.now()}`,
-        dropped,
-      );
-    }
     for (const l of later) await moveToLost(env, dir, l);
     await env.syncDir(joinPath(dir, "lost"));
     await env.syncDir(dir);
@@ -285,15 +295,21 @@ async function cut(
       offset: damage.offset,
       bytes,
       reason: damage.reason,
+      ...(lost === undefined ? {} : { lost }),
     });
   } else {
     // A torn tail is the last segment's (see recoverWal): nothing after it.
+    if (lost !== undefined) {
+      await env.syncDir(joinPath(dir, "lost"));
+      await env.syncDir(dir);
+    }
     if (bytes > 0) {
       report.truncated.push({
         file: name,
         offset: damage.offset,
         bytes,
         reason: damage.reason,
+        ...(lost === undefined ? {} : { lost }),
       });
     }
   }

@@ -136,6 +136,12 @@ export function encodeRecord(
   return p;
 }
 
+/**
+ * The reason a segment's records end at zeros: the space preallocated past
+ * the last record, which any stop short of a clean close leaves.
+ */
+export const ZERO_FILLED = "zero-filled space";
+
 const scratch: VarintResult = { value: 0, offset: 0 };
 
 /**
@@ -332,7 +338,7 @@ export class SegmentReader {
     if (
       type === WalRecordType.ZERO && rawLength === 0 && getFixed32(buf, h) === 0
     ) {
-      return { kind: "damaged", offset: at, reason: "zero-filled space" };
+      return { kind: "damaged", offset: at, reason: ZERO_FILLED };
     }
     const length = plausibleHeader(buf, h, left);
     if (length < 0) {

@@ -332,6 +332,33 @@ Deno.test("a corrupt log fails to open with the file and offset, and --repair op
   assert.match(repaired.stdout, /recovery_repaired_bytes: \d+/);
 });
 
+Deno.test("a last record cut as a torn tail is told on stderr, with its copy in lost/, by one-shot commands and piped sessions", async () => {
+  await using tmp = await tempDir();
+  for (const piped of [false, true]) {
+    const dir = `${tmp.path}/${piped ? "piped" : "one-shot"}`;
+    const d = ["--data", dir];
+    await runKv(d, "PUT a 1\nPUT b 2\n");
+    const path = `${dir}/000001.log`;
+    const bytes = await Deno.readFile(path);
+    bytes[bytes.length - 3]! ^= 1; // in the last record, b's
+    await Deno.writeFile(path, bytes);
+    const r = piped
+      ? await runKv(d, "GET a\n")
+      : await runKv([...d, "get", "a"]);
+    assert.equal(r.code, 0, r.stderr);
+    assert.equal(r.stdout, "1\n");
+    const m =
+      /^Recovery: .*cut a torn tail of \d+ bytes at offset \d+ of 000001\.log \(checksum mismatch\); copy in lost\/([^;\s]+)/m
+        .exec(r.stderr);
+    assert.ok(m, r.stderr);
+    assert.deepEqual(await names(`${dir}/lost`), [m[1]]);
+    // The next open finds nothing to cut, and says nothing.
+    const again = await runKv(d, "GET b\n");
+    assert.equal(again.stdout, "Error: key not found\n");
+    assert.equal(again.stderr, "");
+  }
+});
+
 Deno.test("a deleted log fails to open, naming it, and --repair says what it opened without", async () => {
   await using tmp = await tempDir();
   const d = ["--data", tmp.path];

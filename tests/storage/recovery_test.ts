@@ -123,11 +123,45 @@ Deno.test("zeros or random garbage after the last record are cut as a torn tail"
     const store = await openStore(tmp.path);
     assert.equal(store.recovery.records, ends.length);
     assert.equal(store.recovery.truncated.length, 1);
-    assert.equal(store.recovery.truncated[0]!.bytes, tail.length);
+    const cut = store.recovery.truncated[0]!;
+    assert.equal(cut.bytes, tail.length);
     assert.equal(text(await store.get("k3")), "value-3");
     await store.close();
     assert.equal((await Deno.stat(`${tmp.path}/${SEGMENT}`)).size, full.length);
+    // Nothing but zeros is cut without a copy in lost/.
+    if (tail.every((b) => b === 0)) {
+      assert.equal(cut.lost, undefined);
+    } else {
+      assert.ok(cut.lost, `a copy of the ${tail.length} bytes cut`);
+      assert.deepEqual(
+        await Deno.readFile(`${tmp.path}/lost/${cut.lost}`),
+        tail,
+      );
+    }
   }
+});
+
+Deno.test("a flipped bit in the last record cuts it as a torn tail, keeping a copy in lost/", async () => {
+  await using tmp = await tempDir();
+  const ends = await writeRecords(tmp.path, 8);
+  const path = `${tmp.path}/${SEGMENT}`;
+  const damaged = await Deno.readFile(path);
+  const last = ends[7]!; // the last record (the batch) starts here
+  damaged[last + 12]! ^= 0x10;
+  await Deno.writeFile(path, damaged);
+  const store = await openStore(tmp.path);
+  assert.equal(store.recovery.records, 8);
+  const [cut] = store.recovery.truncated;
+  assert.ok(cut?.lost, JSON.stringify(store.recovery.truncated));
+  assert.equal(cut.offset, last);
+  assert.equal(await store.get("b1"), undefined);
+  assert.equal(text(await store.get("k7")), "value-7value-7");
+  await store.close();
+  assert.deepEqual(await names(`${tmp.path}/lost`), [cut.lost]);
+  assert.deepEqual(
+    await Deno.readFile(`${tmp.path}/lost/${cut.lost}`),
+    damaged.subarray(last),
+  );
 });
 
 Deno.test("a flipped bit in a middle record refuses to open, naming file and offset", async () => {
