@@ -70,7 +70,12 @@ const CHECK_FLAGS = `Options:
 
 function commandUsage(name: string): string {
   const flags = name === "check" ? CHECK_FLAGS : GLOBAL_FLAGS;
-  return `Usage: ${ONESHOT_USAGE[name]}\n\n${flags}\n\n${USAGE_FOOTER}`;
+  // check takes a directory, not a key or value.
+  const footer = name === "check"
+    ? 'Put "--" before a directory that starts with "-" (kv check -- -dir).' +
+      USAGE_FOOTER.slice(USAGE_FOOTER.indexOf("\n"))
+    : USAGE_FOOTER;
+  return `Usage: ${ONESHOT_USAGE[name]}\n\n${flags}\n\n${footer}`;
 }
 
 function printErr(line: string): void {
@@ -247,11 +252,59 @@ export async function main(args: string[]): Promise<number> {
   }
 }
 
+/**
+ * `args` with a value flag and a negative number after it (`--limit -1`)
+ * joined as `--limit=-1`, which parseArgs reads as the value (refused then
+ * with the flag's own message), where it would call the pair ambiguous.
+ * Nothing after a `--` changes.
+ */
+function joinDashValues(args: readonly string[]): string[] {
+  const out: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]!;
+    if (arg === "--") {
+      out.push(...args.slice(i));
+      break;
+    }
+    const next = args[i + 1];
+    if (
+      arg.startsWith("--") && takesValue(arg.slice(2)) &&
+      next !== undefined && /^-\d/.test(next)
+    ) {
+      out.push(`${arg}=${next}`);
+      i++;
+    } else {
+      out.push(arg);
+    }
+  }
+  return out;
+}
+
+/** What parseArgs refused, in kv's words. */
+function parseArgsProblem(error: Error): string {
+  const code = (error as { code?: string }).code;
+  const option = /'(-[^' ]*)/.exec(error.message)?.[1];
+  if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && option !== undefined) {
+    return `unknown option "${option}" (a key or value that starts with "-" goes after "--": kv put n -- -5)`;
+  }
+  if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && option !== undefined) {
+    if (/ambiguous/.test(error.message)) {
+      return `${option} needs a value (one that starts with "-" goes as ${option}=-x)`;
+    }
+    return `${option} ${
+      /argument missing/.test(error.message)
+        ? "needs a value"
+        : "takes no value"
+    }`;
+  }
+  return error.message;
+}
+
 async function run(args: string[]): Promise<number> {
   let parsed;
   try {
     parsed = parseArgs({
-      args,
+      args: joinDashValues(args),
       allowPositionals: true,
       strict: true,
       // Which options were given, not defaulted (bench refuses --data).
@@ -276,7 +329,7 @@ async function run(args: string[]): Promise<number> {
       },
     });
   } catch (error) {
-    printErr(`Error: ${(error as Error).message}`);
+    printErr(`Error: ${parseArgsProblem(error as Error)}`);
     printErr('Run "kv --help" for usage');
     return 2;
   }
@@ -328,6 +381,7 @@ async function run(args: string[]): Promise<number> {
     printErr(
       `Error: unknown sync mode "${values.sync}"; use ${SYNC_MODES.join(", ")}`,
     );
+    printErr('Run "kv --help" for usage');
     return 2;
   }
   let limit: number | undefined;
@@ -482,6 +536,12 @@ const BENCH_FLAGS = [
   "cache-size",
   "rounds",
 ] as const;
+
+/** Whether flag `--name` takes a value (`--name VALUE`). */
+function takesValue(name: string): boolean {
+  return ["data", "sync", "memtable-size", "limit"].includes(name) ||
+    (BENCH_FLAGS as readonly string[]).includes(name);
+}
 
 /** Exit status when stdout's reader has gone: 128 + SIGPIPE. */
 const EXIT_BROKEN_PIPE = 141;

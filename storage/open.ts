@@ -177,10 +177,29 @@ function checkOptions(options: StoreOptions): void {
  * await store.close();
  * ```
  */
+/**
+ * A table that fails to open (its footer, index, filter or properties
+ * damaged) keeps the store from opening: `error` with what to do about it.
+ */
+function tableAdvice(error: CorruptionError): CorruptionError {
+  return new CorruptionError(
+    `${error.message}. The store cannot open without this table: restore the file from a backup if there is one ("kv check" lists every damaged file; --repair mends logs and manifests, not tables)`,
+    error.file,
+    error.offset,
+  );
+}
+
 export async function openStore(
   dir: string,
   options: StoreOptions = {},
 ): Promise<Store> {
+  if (typeof dir !== "string" || dir === "") {
+    throw new TypeError(
+      `openStore needs the data directory's path, got ${
+        typeof dir === "string" ? "an empty string" : typeof dir
+      }`,
+    );
+  }
   checkOptions(options);
   const env = options.env ?? denoEnv;
   const background = options.background ??
@@ -398,7 +417,9 @@ export async function openStore(
       listed.map(({ meta }) => meta.fileNumber),
       cache,
       filterStats,
-    );
+    ).catch((error) => {
+      throw error instanceof CorruptionError ? tableAdvice(error) : error;
+    });
     opened.push(...readers);
     if (missing >= 0) {
       const path = joinPath(dir, tableName(wanted[missing]!.meta.fileNumber));

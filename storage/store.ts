@@ -984,7 +984,7 @@ export class Store {
     options: Omit<ScanOptions, "limit" | "reverse"> = {},
   ): Promise<number> {
     if (this.#closed) throw new StoreClosedError();
-    const { range } = scanRange(options);
+    const { range } = scanRange(options, "count");
     for (const name of ["limit", "reverse"] as const) {
       // A count capped by a limit would be a different answer, not a
       // faster one: refused rather than ignored.
@@ -1665,18 +1665,29 @@ const SCAN_OPTION_NAMES: readonly string[] = [
 ];
 
 /** Validates scan options into a binary-string range and a limit. */
-function scanRange(options: ScanOptions): {
+function scanRange(
+  options: ScanOptions,
+  /** The call the options are for, as errors name it. */
+  call: "scan" | "count" = "scan",
+): {
   range: { start?: string; end?: string; reverse: boolean };
   limit: number;
 } {
   if (options === null || typeof options !== "object") {
-    throw new TypeError("Scan options must be an object");
+    throw new TypeError(
+      `${call === "scan" ? "Scan" : "Count"} options must be an object`,
+    );
   }
   for (const name of Object.keys(options)) {
     // A misspelled option (`lmit`) ignored would scan everything.
     if (!SCAN_OPTION_NAMES.includes(name)) {
       throw new TypeError(
-        `Unknown scan option "${name}"; known: ${SCAN_OPTION_NAMES.join(", ")}`,
+        `Unknown ${call} option "${name}"; known: ${
+          (call === "scan"
+            ? SCAN_OPTION_NAMES
+            : SCAN_OPTION_NAMES.filter((n) => n !== "limit" && n !== "reverse"))
+            .join(", ")
+        }`,
       );
     }
   }

@@ -156,13 +156,37 @@ Deno.test("one-shot commands print results and use exit codes", async () => {
   assert.match(unknown.stderr, /unknown command "frob"/);
   const flag = await runKv([...d, "--bogus"]);
   assert.equal(flag.code, 2);
-  assert.match(flag.stderr, /Unknown option '--bogus'/);
+  assert.equal(
+    flag.stderr,
+    'Error: unknown option "--bogus" (a key or value that starts with "-" goes after "--": kv put n -- -5)\nRun "kv --help" for usage\n',
+  );
   const sync = await runKv([...d, "--sync", "sometimes", "stats"]);
   assert.equal(sync.code, 2);
-  assert.match(
+  assert.equal(
     sync.stderr,
-    /unknown sync mode "sometimes"; use always, interval, none/,
+    'Error: unknown sync mode "sometimes"; use always, interval, none\nRun "kv --help" for usage\n',
   );
+  // A negative number after a flag is the flag's value, refused in the
+  // flag's own words (parseArgs alone calls it ambiguous).
+  const negative = await runKv([...d, "scan", "--limit", "-1"]);
+  assert.equal(negative.code, 2);
+  assert.equal(
+    negative.stderr,
+    'Error: --limit needs a non-negative integer of at most 15 digits, got "-1"\n',
+  );
+  const size = await runKv([...d, "--memtable-size", "-5", "stats"]);
+  assert.equal(size.code, 2);
+  assert.match(
+    size.stderr,
+    /^Error: --memtable-size needs a size .* got "-5"\n$/,
+  );
+  // A value flag followed by another flag is missing its value.
+  const missing = await runKv(["scan", "--data", "--limit", "5"]);
+  assert.equal(missing.code, 2);
+  assert.match(missing.stderr, /^Error: --data needs a value/);
+  const boolean = await runKv([...d, "--repair=yes", "stats"]);
+  assert.equal(boolean.code, 2);
+  assert.match(boolean.stderr, /^Error: --repair takes no value\n/);
 });
 
 Deno.test("reading commands on a missing directory say so and create nothing; a bad --data is named", async () => {
@@ -722,10 +746,16 @@ Deno.test("each command's help lists the options it takes, once, and says how to
   for (const flag of ["--repair", "--memtable-size", "--limit", "--sync"]) {
     assert.ok(!check.stdout.includes(flag), `check --help lists ${flag}`);
   }
+  assert.match(
+    check.stdout,
+    /Put "--" before a directory that starts with "-" \(kv check -- -dir\)/,
+  );
   for (const r of [scan, check, await runKv(["--help"])]) {
     assert.match(
       r.stdout,
-      /Put "--" before a key or value that starts with "-"/,
+      r === check
+        ? /^(?!.*key or value)/s
+        : /Put "--" before a key or value that starts with "-"/,
     );
     assert.match(
       r.stdout,

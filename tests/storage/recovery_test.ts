@@ -363,6 +363,33 @@ Deno.test("--repair keeps in lost/ a table the manifest no longer names (its las
   );
 });
 
+Deno.test("a table whose footer is damaged keeps the store from opening, naming the table and saying what to do", async () => {
+  await using tmp = await tempDir();
+  const store = await openStore(tmp.path, { memtableBytes: 4096 });
+  for (let i = 0; i < 400; i++) await store.put(`key${i}`, `value-${i}`);
+  await store.settle();
+  await store.close();
+  const table = (await names(tmp.path)).find((n) => n.endsWith(".sst"))!;
+  const path = `${tmp.path}/${table}`;
+  const bytes = await Deno.readFile(path);
+  bytes[bytes.length - 20]! ^= 0x40; // in the footer
+  await Deno.writeFile(path, bytes);
+  await assert.rejects(openStore(tmp.path), (error: unknown) => {
+    assert.ok(error instanceof CorruptionError, String(error));
+    assert.ok(error.file.endsWith(table), error.file);
+    assert.match(
+      error.message,
+      /^Corrupt table .*\. The store cannot open without this table: restore the file from a backup if there is one \("kv check" lists every damaged file; --repair mends logs and manifests, not tables\)$/,
+    );
+    return true;
+  });
+  assert.deepEqual(
+    await Deno.readFile(path),
+    bytes,
+    "refusing touched nothing",
+  );
+});
+
 Deno.test("a table swapped for another of the same size is refused at open, not read", async () => {
   await using tmp = await tempDir();
   const options = { memtableBytes: 4096, l0MergeTrigger: 1000, idleMergeMs: 0 };

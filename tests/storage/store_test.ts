@@ -516,7 +516,10 @@ Deno.test("limits reject bad input with clear errors and store nothing", async (
     /^TypeError: Unknown scan option "lmit"; known: start, end, prefix, limit, reverse$/,
   );
   assert.throws(() => store.keys({ prefx: "a" } as never), /"prefx"/);
-  await assert.rejects(store.count({ star: "a" } as never), /"star"/);
+  await assert.rejects(
+    store.count({ star: "a" } as never),
+    /^TypeError: Unknown count option "star"; known: start, end, prefix$/,
+  );
   await assert.rejects(store.count(null as never), /options must be an object/);
   await assert.rejects(
     store.count({ limit: 5 } as never),
@@ -1254,6 +1257,12 @@ Deno.test("random operations with reopens match a sorted model", async () => {
 Deno.test("options that are not an object of known names are refused before anything is touched", async () => {
   await using tmp = await tempDir();
   const dir = `${tmp.path}/db`;
+  for (const bad of ["", undefined]) {
+    await assert.rejects(
+      openStore(bad as never),
+      /^TypeError: openStore needs the data directory's path, got (an empty string|undefined)$/,
+    );
+  }
   const cases: Array<[unknown, RegExp]> = [
     [null, /^Store options must be an object$/],
     [[], /^Store options must be an object$/],
