@@ -253,10 +253,12 @@ export async function main(args: string[]): Promise<number> {
 }
 
 /**
- * `args` with a value flag and a negative number after it (`--limit -1`)
- * joined as `--limit=-1`, which parseArgs reads as the value (refused then
- * with the flag's own message), where it would call the pair ambiguous.
- * Nothing after a `--` changes.
+ * `args` with a flag that takes a number and a negative number after it
+ * (`--limit -1`) joined as `--limit=-1`, which parseArgs reads as the value
+ * (refused then with the flag's own message), where it would call the pair
+ * ambiguous. Flags taking a path or a name are left alone (`--data -1`
+ * stays an error: such a directory is given as `--data=-1`). Nothing after
+ * a `--` changes.
  */
 function joinDashValues(args: readonly string[]): string[] {
   const out: string[] = [];
@@ -268,7 +270,7 @@ function joinDashValues(args: readonly string[]): string[] {
     }
     const next = args[i + 1];
     if (
-      arg.startsWith("--") && takesValue(arg.slice(2)) &&
+      arg.startsWith("--") && takesNumber(arg.slice(2)) &&
       next !== undefined && /^-\d/.test(next)
     ) {
       out.push(`${arg}=${next}`);
@@ -283,9 +285,11 @@ function joinDashValues(args: readonly string[]): string[] {
 /** What parseArgs refused, in kv's words. */
 function parseArgsProblem(error: Error): string {
   const code = (error as { code?: string }).code;
-  const option = /'(-[^' ]*)/.exec(error.message)?.[1];
+  // parseArgs names an option as '--limit', '--limit <value>' or, with a
+  // short form, '-h, --help': the long name.
+  const option = /'(?:-\w, )?(--?[^' ]+)/.exec(error.message)?.[1];
   if (code === "ERR_PARSE_ARGS_UNKNOWN_OPTION" && option !== undefined) {
-    return `unknown option "${option}" (a key or value that starts with "-" goes after "--": kv put n -- -5)`;
+    return `unknown option "${option}" (an argument that starts with "-" goes after "--": kv put n -- -5)`;
   }
   if (code === "ERR_PARSE_ARGS_INVALID_OPTION_VALUE" && option !== undefined) {
     if (/ambiguous/.test(error.message)) {
@@ -537,10 +541,11 @@ const BENCH_FLAGS = [
   "rounds",
 ] as const;
 
-/** Whether flag `--name` takes a value (`--name VALUE`). */
-function takesValue(name: string): boolean {
-  return ["data", "sync", "memtable-size", "limit"].includes(name) ||
-    (BENCH_FLAGS as readonly string[]).includes(name);
+/** Whether flag `--name` takes a number (`--limit N`, `--memtable-size 4M`). */
+function takesNumber(name: string): boolean {
+  return name === "memtable-size" || name === "limit" ||
+    (name !== "benchmarks" && name !== "bench-dir" &&
+      (BENCH_FLAGS as readonly string[]).includes(name));
 }
 
 /** Exit status when stdout's reader has gone: 128 + SIGPIPE. */

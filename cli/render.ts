@@ -197,14 +197,17 @@ export function describeRecovery(stats: StoreStats): string {
     `replayed ${r.records} records (${r.ops} ops) from ${r.segments} WAL segment(s)`,
   ];
   for (const c of r.truncated) {
+    const copy = c.lost === undefined
+      ? ""
+      : c.lostBytes === undefined
+      ? `; copy in lost/${c.lost}`
+      : `; its first ${c.lostBytes} bytes (the rest zeros) copied to lost/${c.lost}`;
     parts.push(
-      c.reason === ZERO_FILLED
+      c.reason === ZERO_FILLED && c.lost === undefined
         // What a crash, or a failed write or fsync (after which close cuts
         // nothing), leaves: the active segment's preallocated space.
         ? `cut ${c.bytes} bytes of zero-filled space after the last record of ${c.file} (the log's preallocated space, left by a crash or a failed write: the store did not close cleanly)`
-        : `cut a torn tail of ${c.bytes} bytes at offset ${c.offset} of ${c.file} (${c.reason})${
-          c.lost === undefined ? "" : `; copy in lost/${c.lost}`
-        }`,
+        : `cut a torn tail of ${c.bytes} bytes at offset ${c.offset} of ${c.file} (${c.reason})${copy}`,
     );
   }
   for (const c of r.repaired) {

@@ -418,7 +418,12 @@ export async function openStore(
       cache,
       filterStats,
     ).catch((error) => {
-      throw error instanceof CorruptionError ? tableAdvice(error) : error;
+      // A table of an unknown format version is not damaged: a newer kv
+      // wrote it, and its message says so.
+      throw error instanceof CorruptionError &&
+          !/unknown format version/.test(error.message)
+        ? tableAdvice(error)
+        : error;
     });
     opened.push(...readers);
     if (missing >= 0) {

@@ -15,7 +15,7 @@
  *   is set, in which case the longest valid prefix is kept, the dropped
  *   bytes are copied to `lost/`, and the report says what went.
  */
-import { type Env, joinPath } from "./env.ts";
+import { type Env, joinPath, type ReadableFile } from "./env.ts";
 import { CorruptionError } from "./errors.ts";
 import { WAL_SEGMENT_SUFFIX } from "./format.ts";
 import { decodePayload, SegmentReader, type WalRecord } from "./wal.ts";
@@ -31,6 +31,12 @@ export interface RecoveryCut {
    * other than zero-filled space, and what --repair drops).
    */
   lost?: string;
+  /**
+   * How many of the bytes cut the copy holds, from the first: a torn
+   * tail's are copied up to the 4 KiB block of its last non-zero byte
+   * (zeros after it are the log's preallocated space).
+   */
+  lostBytes?: number;
 }
 
 /** What the last open found and did. */
@@ -265,70 +271,122 @@ async function cut(
       damage.offset,
     );
   }
+  const later = found.slice(damage.segment + 1).map((s) => s.name);
   const file = await env.openReadable(path);
   const bytes = file.size - damage.offset;
-  // Nothing is cut without a copy in lost/: what --repair drops, and a torn
-  // tail too (never acknowledged if it is one, but a bit flipped in the
-  // last record reads the same way), unless it is all zeros (the space a
-  // crash leaves after the last record).
-  let dropped: Uint8Array | undefined;
-  if (bytes > 0) {
-    dropped = new Uint8Array(bytes);
-    await file.read(damage.offset, dropped);
-    if (!damage.certain && dropped.every((b) => b === 0)) dropped = undefined;
-  }
-  file.close();
+  // Nothing is cut without a copy in lost/, durable before the cut: what
+  // --repair drops, and a torn tail too (never acknowledged if it is one,
+  // but a bit flipped in the last record reads the same way) up to its
+  // last non-zero byte (the zeros of preallocated space after a crash are
+  // left out; a tail of nothing else is not copied).
+  let copied = 0;
   let lost: string | undefined;
-  if (dropped) {
-    lost = `${name}.${damage.offset}.${env.now()}`;
-    await env.mkdirAll(joinPath(dir, "lost"));
-    await writeLost(env, dir, lost, dropped);
-  }
-  const later = found.slice(damage.segment + 1).map((s) => s.name);
-  if (damage.certain) {
-    await env.mkdirAll(joinPath(dir, "lost"));
+  try {
+    copied = damage.certain
+      ? bytes
+      : await nonZeroExtent(file, damage.offset, bytes);
+    if (copied > 0 || later.length > 0) {
+      await env.mkdirAll(joinPath(dir, "lost"));
+    }
+    if (copied > 0) {
+      lost = `${name}.${damage.offset}.${env.now()}`;
+      await copyToLost(env, dir, lost, file, damage.offset, copied);
+    }
     for (const l of later) await moveToLost(env, dir, l);
-    await env.syncDir(joinPath(dir, "lost"));
-    await env.syncDir(dir);
+    if (copied > 0 || later.length > 0) {
+      await env.syncDir(joinPath(dir, "lost"));
+      await env.syncDir(dir);
+    }
+  } catch (error) {
+    const lostDir = joinPath(dir, "lost");
+    throw new Error(
+      `Cannot set aside in "${lostDir}" what recovery cuts from "${path}" at offset ${damage.offset} (${damage.reason}): ${
+        (error as Error).message
+      }. Nothing was cut: make "${lostDir}" a directory kv can write (move aside whatever is there) and open again`,
+      { cause: error },
+    );
+  } finally {
+    file.close();
+  }
+  const copy = lost === undefined
+    ? {}
+    : copied < bytes
+    ? { lost, lostBytes: copied }
+    : { lost };
+  if (damage.certain) {
     report.repaired.push({
       file: name,
       offset: damage.offset,
       bytes,
       reason: damage.reason,
-      ...(lost === undefined ? {} : { lost }),
+      ...copy,
     });
-  } else {
+  } else if (bytes > 0) {
     // A torn tail is the last segment's (see recoverWal): nothing after it.
-    if (lost !== undefined) {
-      await env.syncDir(joinPath(dir, "lost"));
-      await env.syncDir(dir);
-    }
-    if (bytes > 0) {
-      report.truncated.push({
-        file: name,
-        offset: damage.offset,
-        bytes,
-        reason: damage.reason,
-        ...(lost === undefined ? {} : { lost }),
-      });
-    }
+    report.truncated.push({
+      file: name,
+      offset: damage.offset,
+      bytes,
+      reason: damage.reason,
+      ...copy,
+    });
   }
   report.removedSegments.push(...later);
   if (bytes > 0) await env.truncate(path, damage.offset);
   if (later.length > 0) await env.syncDir(dir);
 }
 
-async function writeLost(
+/** Bytes a copy to lost/ reads at a time. */
+const LOST_CHUNK_BYTES = 1 << 20;
+
+/**
+ * How many of `file`'s `n` bytes from `from` a torn tail's copy keeps: up
+ * to the end of the 4 KiB block (counted from `from`) of the last non-zero
+ * byte, or 0 when all are zeros. Read backwards a chunk at a time, so the
+ * preallocated zeros at a segment's end cost one chunk.
+ */
+async function nonZeroExtent(
+  file: ReadableFile,
+  from: number,
+  n: number,
+): Promise<number> {
+  const buf = new Uint8Array(Math.min(n, LOST_CHUNK_BYTES));
+  for (let end = n; end > 0;) {
+    const start = Math.max(0, end - buf.length);
+    const chunk = buf.subarray(0, end - start);
+    await file.read(from + start, chunk);
+    for (let i = chunk.length - 1; i >= 0; i--) {
+      if (chunk[i] !== 0) {
+        return Math.min(n, Math.ceil((start + i + 1) / 4096) * 4096);
+      }
+    }
+    end = start;
+  }
+  return 0;
+}
+
+/**
+ * Copies `n` bytes of `file` from `from` to `lost/<name>` of `dir`, a chunk
+ * at a time, and syncs the copy. The caller syncs the directories.
+ */
+async function copyToLost(
   env: Env,
   dir: string,
   name: string,
-  bytes: Uint8Array,
+  file: ReadableFile,
+  from: number,
+  n: number,
 ): Promise<void> {
-  const file = await env.openWritable(joinPath(joinPath(dir, "lost"), name));
+  const out = await env.openWritable(joinPath(joinPath(dir, "lost"), name));
   try {
-    file.append(bytes);
-    await file.syncData();
+    const buf = new Uint8Array(Math.min(n, LOST_CHUNK_BYTES));
+    for (let at = 0; at < n; at += buf.length) {
+      const chunk = buf.subarray(0, Math.min(buf.length, n - at));
+      await file.read(from + at, chunk);
+      out.append(chunk); // synchronous: the chunk is free again after it
+    }
+    await out.syncData();
   } finally {
-    file.close();
+    out.close();
   }
 }

@@ -256,7 +256,10 @@ export class TableReader {
         ? crc32c
         : undefined;
       if (checksum === undefined) {
-        throw bad(footerAt, `unknown format version ${version}`);
+        throw bad(
+          footerAt,
+          `unknown format version ${version}: this kv reads versions ${TABLE_FORMAT_VERSION_CRC32C} and ${TABLE_FORMAT_VERSION} (a newer kv wrote it, or its footer is damaged)`,
+        );
       }
       const blocks: Uint8Array[] = [];
       // The filter, properties and index blocks lie end to end before the

@@ -158,7 +158,7 @@ Deno.test("one-shot commands print results and use exit codes", async () => {
   assert.equal(flag.code, 2);
   assert.equal(
     flag.stderr,
-    'Error: unknown option "--bogus" (a key or value that starts with "-" goes after "--": kv put n -- -5)\nRun "kv --help" for usage\n',
+    'Error: unknown option "--bogus" (an argument that starts with "-" goes after "--": kv put n -- -5)\nRun "kv --help" for usage\n',
   );
   const sync = await runKv([...d, "--sync", "sometimes", "stats"]);
   assert.equal(sync.code, 2);
@@ -187,6 +187,16 @@ Deno.test("one-shot commands print results and use exit codes", async () => {
   const boolean = await runKv([...d, "--repair=yes", "stats"]);
   assert.equal(boolean.code, 2);
   assert.match(boolean.stderr, /^Error: --repair takes no value\n/);
+  const help = await runKv(["--help=x"]);
+  assert.match(help.stderr, /^Error: --help takes no value\n/);
+  // A directory is not a number: "--data -1" stays refused as a missing
+  // value, and "--data=-1" is the way to name such a directory.
+  const dashDir = await runKv(["--data", "-1", "stats"]);
+  assert.equal(dashDir.code, 2);
+  assert.match(
+    dashDir.stderr,
+    /^Error: --data needs a value \(one that starts with "-" goes as --data=-x\)\n/,
+  );
 });
 
 Deno.test("reading commands on a missing directory say so and create nothing; a bad --data is named", async () => {

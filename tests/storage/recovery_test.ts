@@ -164,6 +164,71 @@ Deno.test("a flipped bit in the last record cuts it as a torn tail, keeping a co
   );
 });
 
+Deno.test("a torn tail's copy in lost/ leaves out the zeros after its last block and is durable before the cut: a power cut right after the open keeps it", async () => {
+  const mem = new MemEnv();
+  const options = { env: mem, background: "inline" as const, idleMergeMs: 0 };
+  const store = await openStore("/db", options);
+  for (let i = 0; i < 5; i++) await store.put(`k${i}`, `value-${i}`);
+  await store.close();
+  const segment = (await mem.list("/db")).find((n) => n.endsWith(".log"))!;
+  // A torn record and then preallocated zeros, as a crash leaves them.
+  const garbage = new Prng(7).bytes(300);
+  garbage[299] = 0xff;
+  const tail = new Uint8Array(300 + 64 * 1024);
+  tail.set(garbage);
+  const f = await mem.openWritable(`/db/${segment}`);
+  f.append(tail);
+  await f.syncData();
+  f.close();
+  const opened = await openStore("/db", options);
+  const [cut] = opened.recovery.truncated;
+  assert.ok(cut?.lost, JSON.stringify(opened.recovery));
+  assert.equal(cut.bytes, tail.length);
+  assert.equal(
+    cut.lostBytes,
+    4096,
+    "the copy ends with the 4 KiB block of the last non-zero byte",
+  );
+  assert.match(
+    describeRecovery(opened.stats()),
+    new RegExp(
+      `its first 4096 bytes \\(the rest zeros\\) copied to lost/${cut.lost}`,
+    ),
+  );
+  // No close: the power goes now. Whatever the disk kept of unsynced
+  // writes, the copy and its name in lost/ are there, the log cut.
+  for (let seed = 1; seed <= 20; seed++) {
+    const after = mem.powerCut(new Prng(seed));
+    assert.deepEqual(await after.list("/db/lost"), [cut.lost], `seed ${seed}`);
+    const r = await after.openReadable(`/db/lost/${cut.lost}`);
+    const copy = new Uint8Array(r.size);
+    await r.read(0, copy);
+    r.close();
+    assert.deepEqual(copy, tail.subarray(0, 4096), `seed ${seed}`);
+  }
+  await opened.close();
+});
+
+Deno.test("a lost/ that is not a directory stops the open before anything is cut, saying what to do", async () => {
+  await using tmp = await tempDir();
+  await writeRecords(tmp.path, 3);
+  const path = `${tmp.path}/${SEGMENT}`;
+  const full = await Deno.readFile(path);
+  const torn = new Uint8Array(full.length + 40).fill(0x5a);
+  torn.set(full);
+  await Deno.writeFile(path, torn);
+  await Deno.writeTextFile(`${tmp.path}/lost`, "someone's notes");
+  await assert.rejects(
+    openStore(tmp.path),
+    /^Error: Cannot set aside in ".*lost" what recovery cuts from ".*000001\.log" at offset \d+ \(.*\): .*\. Nothing was cut: make ".*lost" a directory kv can write \(move aside whatever is there\) and open again$/,
+  );
+  assert.deepEqual(await Deno.readFile(path), torn, "nothing was cut");
+  await Deno.remove(`${tmp.path}/lost`);
+  const store = await openStore(tmp.path);
+  assert.ok(store.recovery.truncated[0]?.lost);
+  await store.close();
+});
+
 Deno.test("a flipped bit in a middle record refuses to open, naming file and offset", async () => {
   await using tmp = await tempDir();
   const ends = await writeRecords(tmp.path, 8);
