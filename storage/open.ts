@@ -51,6 +51,7 @@ import {
   type TableMeta,
   tableName,
   type TableReader,
+  UNKNOWN_TABLE_VERSION,
 } from "./sstable/mod.ts";
 import { InlineRunner } from "./jobs.ts";
 import { Store } from "./store.ts";
@@ -166,18 +167,6 @@ function checkOptions(options: StoreOptions): void {
 }
 
 /**
- * Opens (creating if needed) the store in `dir`: takes its lock, reads its
- * manifest and tables, and replays its write-ahead log.
- *
- * @example
- * ```ts
- * const store = await openStore("./data");
- * await store.put("greeting", "hello");
- * new TextDecoder().decode(await store.get("greeting")); // "hello"
- * await store.close();
- * ```
- */
-/**
  * A table that fails to open (its footer, index, filter or properties
  * damaged) keeps the store from opening: `error` with what to do about it.
  */
@@ -189,6 +178,18 @@ function tableAdvice(error: CorruptionError): CorruptionError {
   );
 }
 
+/**
+ * Opens (creating if needed) the store in `dir`: takes its lock, reads its
+ * manifest and tables, and replays its write-ahead log.
+ *
+ * @example
+ * ```ts
+ * const store = await openStore("./data");
+ * await store.put("greeting", "hello");
+ * new TextDecoder().decode(await store.get("greeting")); // "hello"
+ * await store.close();
+ * ```
+ */
 export async function openStore(
   dir: string,
   options: StoreOptions = {},
@@ -421,7 +422,7 @@ export async function openStore(
       // A table of an unknown format version is not damaged: a newer kv
       // wrote it, and its message says so.
       throw error instanceof CorruptionError &&
-          !/unknown format version/.test(error.message)
+          !error.message.includes(UNKNOWN_TABLE_VERSION)
         ? tableAdvice(error)
         : error;
     });

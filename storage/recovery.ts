@@ -279,32 +279,31 @@ async function cut(
   // but a bit flipped in the last record reads the same way) up to its
   // last non-zero byte (the zeros of preallocated space after a crash are
   // left out; a tail of nothing else is not copied).
-  let copied = 0;
   let lost: string | undefined;
+  let copied: number;
   try {
     copied = damage.certain
       ? bytes
       : await nonZeroExtent(file, damage.offset, bytes);
-    if (copied > 0 || later.length > 0) {
-      await env.mkdirAll(joinPath(dir, "lost"));
+    try {
+      if (copied > 0) {
+        lost = `${name}.${damage.offset}.${env.now()}`;
+        await copyToLost(env, dir, lost, file, damage.offset, copied);
+      }
+      for (const l of later) await moveToLost(env, dir, l);
+      if (copied > 0 || later.length > 0) {
+        await env.syncDir(joinPath(dir, "lost"));
+        await env.syncDir(dir);
+      }
+    } catch (error) {
+      const lostDir = joinPath(dir, "lost");
+      throw new Error(
+        `Cannot set aside in "${lostDir}" what recovery cuts from "${path}" at offset ${damage.offset} (${damage.reason}): ${
+          (error as Error).message
+        }. Nothing was cut: make "${lostDir}" a directory kv can write (move aside whatever is there) and open again`,
+        { cause: error },
+      );
     }
-    if (copied > 0) {
-      lost = `${name}.${damage.offset}.${env.now()}`;
-      await copyToLost(env, dir, lost, file, damage.offset, copied);
-    }
-    for (const l of later) await moveToLost(env, dir, l);
-    if (copied > 0 || later.length > 0) {
-      await env.syncDir(joinPath(dir, "lost"));
-      await env.syncDir(dir);
-    }
-  } catch (error) {
-    const lostDir = joinPath(dir, "lost");
-    throw new Error(
-      `Cannot set aside in "${lostDir}" what recovery cuts from "${path}" at offset ${damage.offset} (${damage.reason}): ${
-        (error as Error).message
-      }. Nothing was cut: make "${lostDir}" a directory kv can write (move aside whatever is there) and open again`,
-      { cause: error },
-    );
   } finally {
     file.close();
   }
@@ -366,8 +365,9 @@ async function nonZeroExtent(
 }
 
 /**
- * Copies `n` bytes of `file` from `from` to `lost/<name>` of `dir`, a chunk
- * at a time, and syncs the copy. The caller syncs the directories.
+ * Copies `n` bytes of `file` from `from` to `lost/<name>` of `dir` (made if
+ * missing), a chunk at a time, and syncs the copy. The caller syncs the
+ * directories.
  */
 async function copyToLost(
   env: Env,
@@ -377,6 +377,7 @@ async function copyToLost(
   from: number,
   n: number,
 ): Promise<void> {
+  await env.mkdirAll(joinPath(dir, "lost"));
   const out = await env.openWritable(joinPath(joinPath(dir, "lost"), name));
   try {
     const buf = new Uint8Array(Math.min(n, LOST_CHUNK_BYTES));

@@ -985,7 +985,7 @@ export class Store {
   ): Promise<number> {
     if (this.#closed) throw new StoreClosedError();
     const { range } = scanRange(options, "count");
-    for (const name of ["limit", "reverse"] as const) {
+    for (const name of COUNT_REFUSED_OPTIONS) {
       // A count capped by a limit would be a different answer, not a
       // faster one: refused rather than ignored.
       if ((options as ScanOptions)[name] !== undefined) {
@@ -1664,6 +1664,9 @@ const SCAN_OPTION_NAMES: readonly string[] = [
   "reverse",
 ];
 
+/** Scan options that count() refuses (see Store.count). */
+const COUNT_REFUSED_OPTIONS = ["limit", "reverse"] as const;
+
 /** Validates scan options into a binary-string range and a limit. */
 function scanRange(
   options: ScanOptions,
@@ -1685,7 +1688,9 @@ function scanRange(
         `Unknown ${call} option "${name}"; known: ${
           (call === "scan"
             ? SCAN_OPTION_NAMES
-            : SCAN_OPTION_NAMES.filter((n) => n !== "limit" && n !== "reverse"))
+            : SCAN_OPTION_NAMES.filter((n) =>
+              !(COUNT_REFUSED_OPTIONS as readonly string[]).includes(n)
+            ))
             .join(", ")
         }`,
       );
@@ -1941,12 +1946,17 @@ class ScanIterator<T extends Entry | Uint8Array> implements Scan<T> {
     const entries = this.#entries = mergedEntries(view, view.seq, range);
     this.#n = this.#aheadN0;
     for (let i = 0; i < handedOut; i++) this.#nextLive(entries);
+    this.#clearAhead();
+    this.#aheadSize = 2;
+  }
+
+  /** Forgets what next() read ahead, and the error or end it met. */
+  #clearAhead(): void {
     this.#ahead.length = 0;
     this.#aheadAt = 0;
-    this.#aheadSize = 2;
-    this.#aheadEnded = false;
     this.#aheadFailed = false;
     this.#aheadError = undefined;
+    this.#aheadEnded = false;
   }
 
   /**
@@ -2222,11 +2232,7 @@ class ScanIterator<T extends Entry | Uint8Array> implements Scan<T> {
    * reading ahead still hands out what it read: see #finish.)
    */
   #drop(): IteratorResult<T, undefined> {
-    this.#ahead.length = 0;
-    this.#aheadAt = 0;
-    this.#aheadFailed = false;
-    this.#aheadError = undefined;
-    this.#aheadEnded = false;
+    this.#clearAhead();
     return this.#finish();
   }
 

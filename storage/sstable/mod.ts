@@ -28,4 +28,5 @@ export {
   tableHit,
   type TableProps,
   TableReader,
+  UNKNOWN_TABLE_VERSION,
 } from "./table_reader.ts";

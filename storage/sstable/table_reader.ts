@@ -151,6 +151,9 @@ const PAIR_READ_BYTES_MAX = 64 * 1024;
 /** Reused buffer into which TableReader.pinFirst reads two blocks. */
 let pairBuffer = new Uint8Array(0);
 
+/** What a table's error says when its footer names a version this kv cannot read. */
+export const UNKNOWN_TABLE_VERSION = "unknown format version";
+
 /**
  * Opens tables `fileNumbers` of `dir` side by side, at most
  * TABLE_OPENS_AT_ONCE at a time, in the same order. Each open is one
@@ -258,7 +261,7 @@ export class TableReader {
       if (checksum === undefined) {
         throw bad(
           footerAt,
-          `unknown format version ${version}: this kv reads versions ${TABLE_FORMAT_VERSION_CRC32C} and ${TABLE_FORMAT_VERSION} (a newer kv wrote it, or its footer is damaged)`,
+          `${UNKNOWN_TABLE_VERSION} ${version}: this kv reads versions ${TABLE_FORMAT_VERSION_CRC32C} and ${TABLE_FORMAT_VERSION} (a newer kv wrote it, or its footer is damaged)`,
         );
       }
       const blocks: Uint8Array[] = [];
